@@ -180,7 +180,10 @@ mod tests {
 
     #[test]
     fn usernames_normalise_like_jupyterhub() {
-        assert_eq!(UserName::normalize(" Bad Name ").unwrap().as_str(), "bad name");
+        assert_eq!(
+            UserName::normalize(" Bad Name ").unwrap().as_str(),
+            "bad name"
+        );
         assert_eq!(UserName::normalize("").unwrap_err(), NameError::Empty);
         assert_eq!(UserName::normalize("a/b").unwrap_err(), NameError::Slash);
         assert_eq!(UserName::normalize("..").unwrap_err(), NameError::OnlyDots);
@@ -210,7 +213,10 @@ mod tests {
         assert_eq!(u, NameError::Slash);
         let u = UserName::normalize("Ann Lee@x.org").unwrap();
         assert_eq!(u.escaped(), "ann%20lee@x.org");
-        assert_eq!(server_client_id(&u, &ServerName::default()), "jupyterhub-user-ann%20lee%40x.org");
+        assert_eq!(
+            server_client_id(&u, &ServerName::default()),
+            "jupyterhub-user-ann%20lee%40x.org"
+        );
         let nb = ServerName::parse("nb1").unwrap();
         assert_eq!(server_prefix("/", &u, &nb), "/user/ann%20lee@x.org/nb1/");
         assert_eq!(quote("é", b""), "%C3%A9");

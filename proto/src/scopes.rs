@@ -6,7 +6,12 @@ pub const SCOPES: &[(&str, &[&str])] = &[
     ("admin-ui", &[]),
     (
         "admin:users",
-        &["admin:auth_state", "users", "read:roles:users", "delete:users"],
+        &[
+            "admin:auth_state",
+            "users",
+            "read:roles:users",
+            "delete:users",
+        ],
     ),
     ("admin:auth_state", &[]),
     ("users", &["read:users", "list:users", "users:activity"]),
@@ -14,14 +19,22 @@ pub const SCOPES: &[(&str, &[&str])] = &[
     ("list:users", &["read:users:name"]),
     (
         "read:users",
-        &["read:users:name", "read:users:groups", "read:users:activity"],
+        &[
+            "read:users:name",
+            "read:users:groups",
+            "read:users:activity",
+        ],
     ),
     ("read:users:name", &[]),
     ("read:users:groups", &[]),
     ("read:users:activity", &[]),
     (
         "read:roles",
-        &["read:roles:users", "read:roles:services", "read:roles:groups"],
+        &[
+            "read:roles:users",
+            "read:roles:services",
+            "read:roles:groups",
+        ],
     ),
     ("read:roles:users", &[]),
     ("read:roles:services", &[]),
@@ -64,7 +77,12 @@ pub const SCOPES: &[(&str, &[&str])] = &[
     ("read:shares", &[]),
     (
         "shares",
-        &["access:servers", "read:shares", "users:shares", "groups:shares"],
+        &[
+            "access:servers",
+            "read:shares",
+            "users:shares",
+            "groups:shares",
+        ],
     ),
     ("proxy", &[]),
     ("shutdown", &[]),
@@ -126,7 +144,10 @@ pub const TOKEN_ROLE_SCOPES: &[&str] = &[INHERIT];
 
 /// Direct sub-scopes of `scope`, or `None` when it is not a known scope.
 pub fn subscopes(scope: &str) -> Option<&'static [&'static str]> {
-    SCOPES.iter().find(|(s, _)| *s == scope).map(|(_, sub)| *sub)
+    SCOPES
+        .iter()
+        .find(|(s, _)| *s == scope)
+        .map(|(_, sub)| *sub)
 }
 
 #[cfg(test)]

@@ -42,8 +42,13 @@ macro_rules! store_conformance {
                 tx.clear(b"k2");
                 tx.set(b"k25", b"new");
                 tx.clear_range(b"k4", b"k5");
-                let keys: Vec<Vec<u8>> =
-                    tx.get_range(b"k", b"l", 0, false).await.unwrap().into_iter().map(|(k, _)| k).collect();
+                let keys: Vec<Vec<u8>> = tx
+                    .get_range(b"k", b"l", 0, false)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
                 assert_eq!(keys, vec![b"k1".to_vec(), b"k25".to_vec(), b"k3".to_vec()]);
                 let rev = tx.get_range(b"k", b"l", 2, true).await.unwrap();
                 assert_eq!(rev[0].0, b"k3".to_vec());
@@ -95,10 +100,9 @@ macro_rules! store_conformance {
                         for _ in 0..10 {
                             transact(s.as_ref(), |tx| {
                                 Box::pin(async move {
-                                    let n = tx
-                                        .get(b"counter")
-                                        .await?
-                                        .map_or(0u64, |b| u64::from_be_bytes(b.try_into().unwrap()));
+                                    let n = tx.get(b"counter").await?.map_or(0u64, |b| {
+                                        u64::from_be_bytes(b.try_into().unwrap())
+                                    });
                                     tx.set(b"counter", &(n + 1).to_be_bytes());
                                     Ok(())
                                 })
@@ -112,7 +116,14 @@ macro_rules! store_conformance {
                     t.await.unwrap();
                 }
                 let mut tx = s.begin().await.unwrap();
-                let n = u64::from_be_bytes(tx.get(b"counter").await.unwrap().unwrap().try_into().unwrap());
+                let n = u64::from_be_bytes(
+                    tx.get(b"counter")
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .try_into()
+                        .unwrap(),
+                );
                 assert_eq!(n, 100);
             }
 
@@ -136,7 +147,13 @@ macro_rules! store_conformance {
                 for i in 0..3u8 {
                     let b = rx.recv().await.unwrap();
                     assert_eq!(b.version, v0 + u64::from(i) + 1);
-                    assert_eq!(b.mutations[0], Mutation::Set { key: vec![i], value: vec![i] });
+                    assert_eq!(
+                        b.mutations[0],
+                        Mutation::Set {
+                            key: vec![i],
+                            value: vec![i]
+                        }
+                    );
                 }
                 assert!(rx.try_recv().is_err());
             }
@@ -146,7 +163,10 @@ macro_rules! store_conformance {
                 let (s, _g) = store();
                 let mut tx = s.begin().await.unwrap();
                 tx.set(b"big", &vec![0u8; $crate::MAX_VALUE_BYTES + 1]);
-                assert_eq!(tx.commit().await.unwrap_err(), StoreError::TooLarge("value"));
+                assert_eq!(
+                    tx.commit().await.unwrap_err(),
+                    StoreError::TooLarge("value")
+                );
                 let before = s.counters().snapshot();
                 let mut tx = s.begin().await.unwrap();
                 tx.get(b"a").await.unwrap();

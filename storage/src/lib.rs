@@ -70,10 +70,18 @@ impl StoreError {
 /// One change in a committed transaction, in the order the transaction made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mutation {
-    Set { key: Vec<u8>, value: Vec<u8> },
-    Clear { key: Vec<u8> },
+    Set {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Clear {
+        key: Vec<u8>,
+    },
     /// Clears `[begin, end)`.
-    ClearRange { begin: Vec<u8>, end: Vec<u8> },
+    ClearRange {
+        begin: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 impl Mutation {

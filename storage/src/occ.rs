@@ -128,7 +128,10 @@ impl Engine {
                 return Err(StoreError::Conflict);
             }
             for c in g.log.iter().rev().take_while(|c| c.version > read_version) {
-                if c.writes.iter().any(|w| reads.iter().any(|r| overlaps(w, r))) {
+                if c.writes
+                    .iter()
+                    .any(|w| reads.iter().any(|r| overlaps(w, r)))
+                {
                     self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
                     return Err(StoreError::Conflict);
                 }
@@ -150,7 +153,10 @@ impl Engine {
                 }
                 Mutation::ClearRange { begin, end } => {
                     let doomed: Vec<Vec<u8>> = map
-                        .range::<[u8], _>((Bound::Included(begin.as_slice()), Bound::Excluded(end.as_slice())))
+                        .range::<[u8], _>((
+                            Bound::Included(begin.as_slice()),
+                            Bound::Excluded(end.as_slice()),
+                        ))
                         .map(|(k, _)| k.clone())
                         .collect();
                     for k in doomed {

@@ -62,13 +62,16 @@ impl RedbStore {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        let db = Database::create(path).map_err(|e| StoreError::Io(format!("opening {}: {e}", path.display())))?;
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Io(format!("opening {}: {e}", path.display())))?;
         Self::from_database(db)
     }
 
     /// Opens a store over a caller-supplied redb storage backend (tests).
     pub fn open_with_backend(backend: impl redb::StorageBackend) -> Result<RedbStore, StoreError> {
-        let db = Database::builder().create_with_backend(backend).map_err(io)?;
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(io)?;
         Self::from_database(db)
     }
 

@@ -102,7 +102,9 @@ pub fn unpack(key: &[u8]) -> Result<Vec<Element>, UnpackError> {
                 if tag == BYTES {
                     out.push(Element::Bytes(buf));
                 } else {
-                    out.push(Element::Str(String::from_utf8(buf).map_err(|_| UnpackError(i))?));
+                    out.push(Element::Str(
+                        String::from_utf8(buf).map_err(|_| UnpackError(i))?,
+                    ));
                 }
             }
             INT => {
@@ -148,7 +150,12 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let t = vec![s("u"), s("a\0b"), Element::Int(7), Element::Bytes(vec![0, 1, 0xff])];
+        let t = vec![
+            s("u"),
+            s("a\0b"),
+            Element::Int(7),
+            Element::Bytes(vec![0, 1, 0xff]),
+        ];
         assert_eq!(unpack(&pack(&t)).unwrap(), t);
         assert!(unpack(&[STRING, b'a']).is_err());
         assert!(unpack(&[0x99]).is_err());
@@ -187,6 +194,9 @@ mod tests {
     fn prefix_end_is_past_every_extension() {
         assert_eq!(prefix_end(b"ab"), b"ac".to_vec());
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
-        assert!(prefix_end(b"\xff").as_slice() > b"\xff\xff\xff".as_slice() || prefix_end(b"\xff") == vec![0xff, 0xff]);
+        assert!(
+            prefix_end(b"\xff").as_slice() > b"\xff\xff\xff".as_slice()
+                || prefix_end(b"\xff") == vec![0xff, 0xff]
+        );
     }
 }

@@ -1,0 +1,110 @@
+//! The keyspace: every record's key, as tuple-encoded prefixes.
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `("u", user)` | [`UserRecord`](galilean_proto::records::UserRecord) |
+//! | `("s", user, server)` | [`ServerRecord`](galilean_proto::records::ServerRecord) |
+//! | `("t", sha256 hex of the secret)` | [`TokenRecord`](galilean_proto::records::TokenRecord) |
+//! | `("c", client id)` | [`OAuthClientRecord`](galilean_proto::records::OAuthClientRecord) |
+//! | `("code", sha256 hex of the code)` | [`OAuthCodeRecord`](galilean_proto::records::OAuthCodeRecord) |
+//! | `("m", name)` | hub metadata: the cookie secret, id sequences |
+
+use galilean_storage::tuple::{self, Element};
+
+pub const USER: &str = "u";
+pub const SERVER: &str = "s";
+pub const TOKEN: &str = "t";
+pub const CLIENT: &str = "c";
+pub const CODE: &str = "code";
+pub const META: &str = "m";
+
+fn pack(parts: &[&str]) -> Vec<u8> {
+    let elems: Vec<Element> = parts.iter().map(|p| Element::from(*p)).collect();
+    tuple::pack(&elems)
+}
+
+pub fn user(name: &str) -> Vec<u8> {
+    pack(&[USER, name])
+}
+
+pub fn server(user: &str, server: &str) -> Vec<u8> {
+    pack(&[SERVER, user, server])
+}
+
+/// Every server of one user.
+pub fn servers_of(user: &str) -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[SERVER, user]))
+}
+
+pub fn token(hash_hex: &str) -> Vec<u8> {
+    pack(&[TOKEN, hash_hex])
+}
+
+pub fn client(client_id: &str) -> Vec<u8> {
+    pack(&[CLIENT, client_id])
+}
+
+pub fn code(hash_hex: &str) -> Vec<u8> {
+    pack(&[CODE, hash_hex])
+}
+
+pub fn meta(name: &str) -> Vec<u8> {
+    pack(&[META, name])
+}
+
+/// A decoded key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    User(String),
+    Server(String, String),
+    Token(String),
+    Client(String),
+    Code(String),
+    Meta(String),
+    Other,
+}
+
+/// Decodes a key of this keyspace.
+pub fn classify(key: &[u8]) -> KeyKind {
+    let Ok(elems) = tuple::unpack(key) else {
+        return KeyKind::Other;
+    };
+    let strs: Vec<&str> = elems.iter().filter_map(|e| e.as_str()).collect();
+    if strs.len() != elems.len() {
+        return KeyKind::Other;
+    }
+    match strs.as_slice() {
+        [USER, u] => KeyKind::User((*u).to_owned()),
+        [SERVER, u, s] => KeyKind::Server((*u).to_owned(), (*s).to_owned()),
+        [TOKEN, h] => KeyKind::Token((*h).to_owned()),
+        [CLIENT, c] => KeyKind::Client((*c).to_owned()),
+        [CODE, h] => KeyKind::Code((*h).to_owned()),
+        [META, m] => KeyKind::Meta((*m).to_owned()),
+        _ => KeyKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_classify_back() {
+        assert_eq!(classify(&user("alice")), KeyKind::User("alice".into()));
+        assert_eq!(
+            classify(&server("alice", "nb1")),
+            KeyKind::Server("alice".into(), "nb1".into())
+        );
+        assert_eq!(classify(&token("ab")), KeyKind::Token("ab".into()));
+        assert_eq!(classify(b"junk\xff"), KeyKind::Other);
+    }
+
+    #[test]
+    fn servers_of_one_user_do_not_include_a_longer_name() {
+        let (b, e) = servers_of("al");
+        let k = server("alice", "");
+        assert!(!(k.as_slice() >= b.as_slice() && k.as_slice() < e.as_slice()));
+        let k = server("al", "x");
+        assert!(k.as_slice() >= b.as_slice() && k.as_slice() < e.as_slice());
+    }
+}

@@ -1,0 +1,237 @@
+//! The node's local replica: every record of the store, decoded and held in memory,
+//! kept current from the store's change feed. Hot paths (token checks, route lookups,
+//! API reads) read here and never from the store. A writer that wants its own write to
+//! be visible waits with [`Replica::wait_for`] for the commit version it got.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use galilean_proto::codec::decode;
+use galilean_proto::records::{OAuthClientRecord, ServerRecord, TokenRecord, UserRecord};
+use galilean_storage::{ChangeBatch, Mutation, Store, StoreError, Version};
+use tokio::sync::{broadcast, watch};
+
+use crate::keys::{self, KeyKind};
+
+/// Everything the replica holds. Cheap to read under a short read lock; never held
+/// across an await.
+#[derive(Debug, Default)]
+pub struct State {
+    pub users: BTreeMap<String, Arc<UserRecord>>,
+    pub servers: BTreeMap<(String, String), Arc<ServerRecord>>,
+    /// Tokens by hex SHA-256 of their secret.
+    pub tokens: HashMap<String, Arc<TokenRecord>>,
+    /// Token id → hash.
+    pub token_ids: HashMap<u64, String>,
+    pub clients: HashMap<String, Arc<OAuthClientRecord>>,
+    pub meta: HashMap<String, Vec<u8>>,
+    /// Increases whenever a server record changes (the route table rebuilds on it).
+    pub servers_generation: u64,
+    pub version: Version,
+}
+
+impl State {
+    fn apply_set(&mut self, key: &[u8], value: &[u8]) {
+        match keys::classify(key) {
+            KeyKind::User(name) => {
+                if let Ok(rec) = decode::<UserRecord>(value) {
+                    self.users.insert(name, Arc::new(rec));
+                }
+            }
+            KeyKind::Server(u, s) => {
+                if let Ok(rec) = decode::<ServerRecord>(value) {
+                    self.servers.insert((u, s), Arc::new(rec));
+                    self.servers_generation += 1;
+                }
+            }
+            KeyKind::Token(hash) => {
+                if let Ok(rec) = decode::<TokenRecord>(value) {
+                    self.token_ids.insert(rec.id, hash.clone());
+                    self.tokens.insert(hash, Arc::new(rec));
+                }
+            }
+            KeyKind::Client(id) => {
+                if let Ok(rec) = decode::<OAuthClientRecord>(value) {
+                    self.clients.insert(id, Arc::new(rec));
+                }
+            }
+            KeyKind::Meta(name) => {
+                self.meta.insert(name, value.to_vec());
+            }
+            KeyKind::Code(_) | KeyKind::Other => {}
+        }
+    }
+
+    fn apply_clear(&mut self, key: &[u8]) {
+        match keys::classify(key) {
+            KeyKind::User(name) => {
+                self.users.remove(&name);
+            }
+            KeyKind::Server(u, s) => {
+                self.servers.remove(&(u, s));
+                self.servers_generation += 1;
+            }
+            KeyKind::Token(hash) => {
+                if let Some(rec) = self.tokens.remove(&hash) {
+                    self.token_ids.remove(&rec.id);
+                }
+            }
+            KeyKind::Client(id) => {
+                self.clients.remove(&id);
+            }
+            KeyKind::Meta(name) => {
+                self.meta.remove(&name);
+            }
+            KeyKind::Code(_) | KeyKind::Other => {}
+        }
+    }
+
+    fn apply(&mut self, batch: &ChangeBatch) {
+        for m in &batch.mutations {
+            match m {
+                Mutation::Set { key, value } => self.apply_set(key, value),
+                Mutation::Clear { key } => self.apply_clear(key),
+                Mutation::ClearRange { begin, end } => {
+                    // range clears are rare (whole-user deletes): re-derive the keys
+                    let doomed: Vec<Vec<u8>> = self
+                        .all_keys()
+                        .into_iter()
+                        .filter(|k| {
+                            k.as_slice() >= begin.as_slice() && k.as_slice() < end.as_slice()
+                        })
+                        .collect();
+                    for k in doomed {
+                        self.apply_clear(&k);
+                    }
+                }
+            }
+        }
+        self.version = batch.version;
+    }
+
+    fn all_keys(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        out.extend(self.users.keys().map(|u| keys::user(u)));
+        out.extend(self.servers.keys().map(|(u, s)| keys::server(u, s)));
+        out.extend(self.tokens.keys().map(|h| keys::token(h)));
+        out.extend(self.clients.keys().map(|c| keys::client(c)));
+        out.extend(self.meta.keys().map(|m| keys::meta(m)));
+        out
+    }
+
+    /// Servers of one user, by server name.
+    pub fn servers_of<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<ServerRecord>> + 'a {
+        self.servers
+            .range((user.to_owned(), String::new())..)
+            .take_while(move |((u, _), _)| u == user)
+            .map(|(_, s)| s)
+    }
+}
+
+/// The replica and the version it has applied.
+pub struct Replica {
+    state: RwLock<State>,
+    applied: watch::Sender<Version>,
+}
+
+impl Replica {
+    /// Loads every record and starts following the change feed.
+    pub async fn start(store: Arc<dyn Store>) -> Result<Arc<Replica>, StoreError> {
+        let rx = store.subscribe();
+        let state = load(store.as_ref()).await?;
+        let version = state.version;
+        let (applied, _) = watch::channel(version);
+        let replica = Arc::new(Replica {
+            state: RwLock::new(state),
+            applied,
+        });
+        tokio::spawn(follow(Arc::downgrade(&replica), store, rx));
+        Ok(replica)
+    }
+
+    /// Runs `f` with the current state under a short read lock.
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        let guard = self.state.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    pub fn version(&self) -> Version {
+        *self.applied.borrow()
+    }
+
+    /// A receiver that changes whenever a batch is applied.
+    pub fn watch(&self) -> watch::Receiver<Version> {
+        self.applied.subscribe()
+    }
+
+    /// Waits until the replica has applied `version` (a commit this node just made).
+    pub async fn wait_for(&self, version: Version) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|v| *v >= version).await;
+    }
+
+    fn apply(&self, batch: &ChangeBatch) {
+        {
+            let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+            if batch.version <= guard.version {
+                return;
+            }
+            guard.apply(batch);
+        }
+        self.applied.send_replace(batch.version);
+    }
+
+    fn replace(&self, state: State) {
+        let version = state.version;
+        {
+            let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+            *guard = state;
+        }
+        self.applied.send_replace(version);
+    }
+}
+
+async fn load(store: &dyn Store) -> Result<State, StoreError> {
+    let mut tx = store.begin().await?;
+    let version = tx.read_version();
+    let all = tx.get_range(b"", b"\xff\xff", 0, false).await?;
+    let mut state = State {
+        version,
+        ..State::default()
+    };
+    for (k, v) in all {
+        state.apply_set(&k, &v);
+    }
+    Ok(state)
+}
+
+async fn follow(
+    replica: std::sync::Weak<Replica>,
+    store: Arc<dyn Store>,
+    mut rx: broadcast::Receiver<Arc<ChangeBatch>>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(batch) => {
+                let Some(r) = replica.upgrade() else { return };
+                r.apply(&batch);
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    skipped = n,
+                    "replica lagged behind the change feed, reloading"
+                );
+                let Some(r) = replica.upgrade() else { return };
+                rx = store.subscribe();
+                match load(store.as_ref()).await {
+                    Ok(state) => r.replace(state),
+                    Err(e) => tracing::error!(error = %e, "replica reload failed"),
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

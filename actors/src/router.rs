@@ -1,0 +1,120 @@
+//! The shard router: finds the owner of a user or server key and returns the actor to
+//! talk to. On one node every key is local; actors are started lazily on first use.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use galilean_proto::names::{ServerName, UserName};
+use ractor::{Actor, ActorRef};
+use tokio::sync::Mutex;
+
+use crate::context::HubCtx;
+use crate::error::OpError;
+use crate::placement;
+use crate::server::{ServerActor, ServerArgs, ServerMsg};
+use crate::user::{UserActor, UserArgs, UserMsg};
+
+pub struct Router {
+    ctx: Arc<HubCtx>,
+    members: Vec<u64>,
+    servers: Mutex<HashMap<(String, String), ActorRef<ServerMsg>>>,
+    users: Mutex<HashMap<String, ActorRef<UserMsg>>>,
+}
+
+impl Router {
+    pub fn new(ctx: Arc<HubCtx>) -> Arc<Router> {
+        let members = vec![ctx.settings.node_id];
+        Arc::new(Router {
+            ctx,
+            members,
+            servers: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn ctx(&self) -> &Arc<HubCtx> {
+        &self.ctx
+    }
+
+    fn check_local(&self, key: &str) -> Result<(), OpError> {
+        match placement::owner(key.as_bytes(), &self.members) {
+            Some(n) if n == self.ctx.settings.node_id => Ok(()),
+            Some(n) => Err(OpError::Unavailable(format!("{key} is owned by node {n}"))),
+            None => Err(OpError::Unavailable("no live members".into())),
+        }
+    }
+
+    /// The actor of one server (started if needed). Servers are placed by their user, so
+    /// a user's actors live together.
+    pub async fn server(
+        self: &Arc<Self>,
+        user: &UserName,
+        server: &ServerName,
+    ) -> Result<ActorRef<ServerMsg>, OpError> {
+        self.check_local(user.as_str())?;
+        let key = (user.as_str().to_owned(), server.as_str().to_owned());
+        let mut map = self.servers.lock().await;
+        if let Some(a) = map.get(&key) {
+            if a.get_status() == ractor::ActorStatus::Running {
+                return Ok(a.clone());
+            }
+        }
+        let args = ServerArgs {
+            ctx: self.ctx.clone(),
+            user: user.clone(),
+            server: server.clone(),
+        };
+        let (actor, _) = Actor::spawn(None, ServerActor, args)
+            .await
+            .map_err(|e| OpError::Unavailable(e.to_string()))?;
+        map.insert(key, actor.clone());
+        Ok(actor)
+    }
+
+    /// The actor of one user (started if needed).
+    pub async fn user(self: &Arc<Self>, name: &UserName) -> Result<ActorRef<UserMsg>, OpError> {
+        self.check_local(name.as_str())?;
+        let mut map = self.users.lock().await;
+        if let Some(a) = map.get(name.as_str()) {
+            if a.get_status() == ractor::ActorStatus::Running {
+                return Ok(a.clone());
+            }
+        }
+        let args = UserArgs {
+            ctx: self.ctx.clone(),
+            router: Arc::downgrade(self),
+            name: name.clone(),
+        };
+        let (actor, _) = Actor::spawn(None, UserActor, args)
+            .await
+            .map_err(|e| OpError::Unavailable(e.to_string()))?;
+        map.insert(name.as_str().to_owned(), actor.clone());
+        Ok(actor)
+    }
+
+    /// Server actors currently alive on this node.
+    pub async fn server_actors(&self) -> Vec<ActorRef<ServerMsg>> {
+        self.servers.lock().await.values().cloned().collect()
+    }
+}
+
+/// Sends `msg` built with a reply port and waits for the answer.
+pub async fn ask<M, T>(
+    actor: &ActorRef<M>,
+    build: impl FnOnce(ractor::RpcReplyPort<T>) -> M,
+) -> Result<T, OpError>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+{
+    match actor
+        .call(build, Some(std::time::Duration::from_secs(60)))
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
+        Ok(_) => Err(OpError::Unavailable(
+            "the actor did not answer in time".into(),
+        )),
+        Err(e) => Err(OpError::Unavailable(e.to_string())),
+    }
+}

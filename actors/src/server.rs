@@ -1,0 +1,708 @@
+//! The ServerActor: owns one (user, server name), drives its lifecycle
+//! ([`crate::lifecycle`]) through the spawner, and persists every phase change in the
+//! server's record. Handlers reach it through the router; the spawn and stop work runs
+//! in tasks that report back with internal messages, so the actor always answers.
+//!
+//! Persists: `("s", user, server)`, the server's API token, and its OAuth client.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use galilean_proto::models::ProgressEvent;
+use galilean_proto::names::{server_client_id, ServerName, UserName};
+use galilean_proto::records::{
+    OAuthClientRecord, Owner, ServerPhase, ServerRecord, SpawnerState, FORMAT,
+};
+use galilean_proto::time::now_micros;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::watch;
+
+use crate::context::HubCtx;
+use crate::error::OpError;
+use crate::lifecycle::{transition, Effect, Event, Refusal};
+use crate::ops::{self, get, put, NewToken};
+use crate::spawner::readiness::{wait_until_ready, NotReady};
+use crate::spawner::{local::tail_log, PollStatus, SpawnRequest, Started};
+use crate::{in_txn, keys};
+
+/// Progress of the current (or last) spawn.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub instance: u64,
+    pub events: Vec<ProgressEvent>,
+}
+
+impl Progress {
+    pub fn finished(&self) -> bool {
+        self.events.last().is_some_and(ProgressEvent::is_terminal)
+    }
+}
+
+pub enum ServerMsg {
+    /// Start the server. Replies with the progress of the spawn (a start already under
+    /// way replies with its progress too).
+    Start {
+        user_options: Option<String>,
+        display_name: Option<String>,
+        reply: RpcReplyPort<Result<watch::Receiver<Arc<Progress>>, OpError>>,
+    },
+    /// Stop the server (and delete its record when `remove`). Replies with a receiver
+    /// that turns `true` when it has stopped.
+    Stop {
+        remove: bool,
+        reply: RpcReplyPort<Result<watch::Receiver<bool>, OpError>>,
+    },
+    /// The current phase and progress.
+    Status {
+        reply: RpcReplyPort<ServerStatus>,
+    },
+    /// Check a server found running at start-up: re-adopt it if it answers, else mark
+    /// it stopped. Replies whether it was re-adopted.
+    Adopt {
+        reply: RpcReplyPort<bool>,
+    },
+    SpawnFinished {
+        instance: u64,
+        result: Result<Started, String>,
+    },
+    StopFinished {
+        instance: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerStatus {
+    pub phase: ServerPhase,
+    pub progress: watch::Receiver<Arc<Progress>>,
+    pub last_failure: Option<String>,
+}
+
+pub struct ServerActor;
+
+pub struct ServerArgs {
+    pub ctx: Arc<HubCtx>,
+    pub user: UserName,
+    pub server: ServerName,
+}
+
+pub struct ServerState {
+    ctx: Arc<HubCtx>,
+    user: UserName,
+    server: ServerName,
+    phase: ServerPhase,
+    instance: u64,
+    progress: watch::Sender<Arc<Progress>>,
+    stopped: watch::Sender<bool>,
+    remove_after_stop: bool,
+    spawn_task: Option<tokio::task::JoinHandle<()>>,
+    /// Set by the spawn task as soon as a process exists, so a stop during a spawn can
+    /// find it.
+    launched: Arc<Mutex<Option<SpawnerState>>>,
+    last_failure: Option<String>,
+}
+
+impl Actor for ServerActor {
+    type Msg = ServerMsg;
+    type State = ServerState;
+    type Arguments = ServerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: ServerArgs,
+    ) -> Result<ServerState, ActorProcessingErr> {
+        let rec = args.ctx.replica.read(|s| {
+            s.servers
+                .get(&(
+                    args.user.as_str().to_owned(),
+                    args.server.as_str().to_owned(),
+                ))
+                .cloned()
+        });
+        let (phase, instance, failure) = match &rec {
+            Some(r) => (r.phase, r.instance, r.last_failure.clone()),
+            None => (ServerPhase::Stopped, 0, None),
+        };
+        let mut progress = Progress {
+            instance,
+            events: Vec::new(),
+        };
+        if let Some(msg) = &failure {
+            progress.events.push(failed_event(msg));
+        }
+        Ok(ServerState {
+            ctx: args.ctx,
+            user: args.user,
+            server: args.server,
+            phase,
+            instance,
+            progress: watch::channel(Arc::new(progress)).0,
+            stopped: watch::channel(phase == ServerPhase::Stopped).0,
+            remove_after_stop: false,
+            spawn_task: None,
+            launched: Arc::new(Mutex::new(None)),
+            last_failure: failure,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: ServerMsg,
+        st: &mut ServerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ServerMsg::Start {
+                user_options,
+                display_name,
+                reply,
+            } => {
+                let r = st.start(&myself, user_options, display_name).await;
+                let _ = reply.send(r);
+            }
+            ServerMsg::Stop { remove, reply } => {
+                let r = st.stop(&myself, remove).await;
+                let _ = reply.send(r);
+            }
+            ServerMsg::Status { reply } => {
+                let _ = reply.send(ServerStatus {
+                    phase: st.phase,
+                    progress: st.progress.subscribe(),
+                    last_failure: st.last_failure.clone(),
+                });
+            }
+            ServerMsg::Adopt { reply } => {
+                let adopted = st.adopt().await;
+                let _ = reply.send(adopted);
+            }
+            ServerMsg::SpawnFinished { instance, result } => {
+                if instance == st.instance {
+                    st.spawn_finished(result).await;
+                }
+            }
+            ServerMsg::StopFinished { instance } => {
+                if instance == st.instance {
+                    st.stop_finished().await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn failed_event(message: &str) -> ProgressEvent {
+    ProgressEvent {
+        failed: Some(true),
+        ..ProgressEvent::step(100, message)
+    }
+}
+
+impl ServerState {
+    fn key(&self) -> Vec<u8> {
+        keys::server(self.user.as_str(), self.server.as_str())
+    }
+
+    fn push_progress(&self, ev: ProgressEvent) {
+        self.progress.send_modify(|p| {
+            let mut next = (**p).clone();
+            next.events.push(ev);
+            *p = Arc::new(next);
+        });
+    }
+
+    async fn start(
+        &mut self,
+        myself: &ActorRef<ServerMsg>,
+        user_options: Option<String>,
+        display_name: Option<String>,
+    ) -> Result<watch::Receiver<Arc<Progress>>, OpError> {
+        let user = self.user.as_str().to_owned();
+        let (next, effect) = match transition(self.phase, Event::StartRequested) {
+            Ok(t) => t,
+            Err(Refusal::AlreadyRunning) => {
+                let what = if self.server.is_default() {
+                    format!("{user} is already running")
+                } else {
+                    format!("{user}:{} is already running", self.server)
+                };
+                return Err(OpError::BadRequest(what));
+            }
+            Err(Refusal::PendingStop) => {
+                return Err(OpError::BadRequest(format!(
+                    "{user}:{} is pending stop",
+                    self.server
+                )))
+            }
+        };
+        if effect == Effect::AlreadyStarting {
+            return Ok(self.progress.subscribe());
+        }
+        // persist Starting with a fresh server token and OAuth client
+        let secret = ops::new_token_secret();
+        let ctx = self.ctx.clone();
+        let key = self.key();
+        let server_name = self.server.as_str().to_owned();
+        let prefix = ctx.prefix(&self.user, &self.server);
+        let client_id = server_client_id(&self.user, &self.server);
+        let now = now_micros();
+        let token_spec = NewToken {
+            owner: Owner::User(user.clone()),
+            scopes: vec![
+                "access:servers!server".to_owned(),
+                "users:activity!user".to_owned(),
+            ],
+            note: format!("Server at {prefix}"),
+            expires_in: None,
+            session_id: None,
+            client_id: "jupyterhub".to_owned(),
+        };
+        let (rec, version) = in_txn!(ctx.store.as_ref(), |tx| {
+            if tx.get(&keys::user(&user)).await?.is_none() {
+                return Err(OpError::NotFound(format!("No such user: {user}")));
+            }
+            let old = get::<ServerRecord>(tx.as_mut(), &key).await?;
+            let token = ops::insert_token(tx.as_mut(), &secret, &token_spec).await?;
+            let rec = ServerRecord {
+                v: FORMAT,
+                user: user.clone(),
+                name: server_name.clone(),
+                display_name: display_name
+                    .clone()
+                    .or_else(|| old.as_ref().map(|o| o.display_name.clone()))
+                    .unwrap_or_else(|| server_name.clone()),
+                phase: ServerPhase::Starting,
+                instance: old.as_ref().map_or(1, |o| o.instance + 1),
+                started: Some(now),
+                last_activity: Some(now),
+                user_options: user_options
+                    .clone()
+                    .or_else(|| old.as_ref().map(|o| o.user_options.clone()))
+                    .unwrap_or_else(|| "null".to_owned()),
+                target: None,
+                spawner: SpawnerState::default(),
+                token_id: Some(token.id),
+                last_failure: None,
+            };
+            put(tx.as_mut(), &key, &rec)?;
+            let client = OAuthClientRecord {
+                v: FORMAT,
+                client_id: client_id.clone(),
+                secret_hash: ops::sha256_hex(&secret),
+                redirect_uri: format!("{prefix}oauth_callback"),
+                description: format!("Server at {prefix}"),
+                allowed_scopes: vec![format!("access:servers!server={user}/{server_name}")],
+                server: Some((user.clone(), server_name.clone())),
+                service: None,
+            };
+            put(tx.as_mut(), &keys::client(&client_id), &client)?;
+            rec
+        })?;
+        ctx.replica.wait_for(version).await;
+        self.phase = next;
+        self.instance = rec.instance;
+        self.last_failure = None;
+        self.stopped.send_replace(false);
+        *self.launched.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.progress.send_replace(Arc::new(Progress {
+            instance: rec.instance,
+            events: vec![ProgressEvent::step(0, "Server requested")],
+        }));
+        let task = SpawnTask {
+            ctx: ctx.clone(),
+            myself: myself.clone(),
+            instance: rec.instance,
+            req: SpawnRequest {
+                user: user.clone(),
+                server: server_name,
+                argv: ctx
+                    .settings
+                    .cmd
+                    .iter()
+                    .chain(&ctx.settings.args)
+                    .cloned()
+                    .collect(),
+                env: ctx.server_env(&self.user, &self.server, &secret),
+                prefix,
+                home_dir: ctx.home_dir(&self.user),
+                log_path: ctx.settings.log_dir.join(format!(
+                    "{}{}{}.log",
+                    self.user.escaped(),
+                    if self.server.is_default() { "" } else { "--" },
+                    self.server.escaped()
+                )),
+                node: ctx.settings.node_id,
+            },
+            progress: self.progress.clone(),
+            launched: self.launched.clone(),
+        };
+        self.spawn_task = Some(tokio::spawn(task.run()));
+        Ok(self.progress.subscribe())
+    }
+
+    async fn spawn_finished(&mut self, result: Result<Started, String>) {
+        let Ok((next, effect)) = transition(
+            self.phase,
+            if result.is_ok() {
+                Event::SpawnSucceeded
+            } else {
+                Event::SpawnFailed
+            },
+        ) else {
+            return;
+        };
+        self.spawn_task = None;
+        match (effect, result) {
+            (Effect::MarkRunning, Ok(started)) => {
+                let write = self.mark_running(&started).await;
+                match write {
+                    Ok(v) => {
+                        self.ctx.replica.wait_for(v).await;
+                        self.phase = next;
+                        let url = self.ctx.prefix(&self.user, &self.server);
+                        self.push_progress(ProgressEvent {
+                            ready: Some(true),
+                            html_message: Some(format!(
+                                "Server ready at <a href=\"{url}\">{url}</a>"
+                            )),
+                            url: Some(url.clone()),
+                            ..ProgressEvent::step(100, format!("Server ready at {url}"))
+                        });
+                    }
+                    Err(e) => {
+                        tracing::error!(user = %self.user, server = %self.server, error = %e, "could not record a ready server");
+                        let _ = self
+                            .ctx
+                            .spawner
+                            .stop(&started.state, self.ctx.settings.stop_grace)
+                            .await;
+                        self.fail(format!("Spawn failed: could not record the server: {e}"))
+                            .await;
+                    }
+                }
+            }
+            (Effect::MarkFailed, Err(message)) => {
+                let launched = self
+                    .launched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(state) = launched {
+                    let _ = self.ctx.spawner.stop(&state, Duration::from_secs(2)).await;
+                }
+                self.phase = next;
+                self.fail(message).await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn mark_running(&self, started: &Started) -> Result<galilean_storage::Version, OpError> {
+        let key = self.key();
+        let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
+                rec.phase = ServerPhase::Running;
+                rec.target = Some(started.url.clone());
+                rec.spawner = started.state.clone();
+                put(tx.as_mut(), &key, &rec)?;
+            }
+        })?;
+        Ok(v)
+    }
+
+    /// Records a failed spawn: phase Stopped, the failure kept, token and client gone.
+    async fn fail(&mut self, message: String) {
+        tracing::warn!(user = %self.user, server = %self.server, "spawn failed");
+        self.phase = ServerPhase::Stopped;
+        self.last_failure = Some(message.clone());
+        if let Err(e) = self.cleanup(Some(message.clone()), false).await {
+            tracing::error!(user = %self.user, server = %self.server, error = %e, "cleanup after failed spawn");
+        }
+        self.push_progress(failed_event(&message));
+        self.stopped.send_replace(true);
+    }
+
+    /// Marks the server stopped and removes its token, OAuth client and the OAuth
+    /// tokens issued to that client.
+    async fn cleanup(&self, failure: Option<String>, remove: bool) -> Result<(), OpError> {
+        let key = self.key();
+        let client_id = server_client_id(&self.user, &self.server);
+        let user = self.user.as_str().to_owned();
+        let doomed: Vec<String> = self.ctx.replica.read(|s| {
+            s.tokens
+                .iter()
+                .filter(|(_, t)| t.client_id == client_id && t.owner == Owner::User(user.clone()))
+                .map(|(h, _)| h.clone())
+                .collect()
+        });
+        let server_token = self.ctx.replica.read(|s| {
+            s.servers
+                .get(&(user.clone(), self.server.as_str().to_owned()))
+                .and_then(|r| r.token_id)
+                .and_then(|id| s.token_ids.get(&id).cloned())
+        });
+        let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
+                if remove {
+                    tx.clear(&key);
+                } else {
+                    rec.phase = ServerPhase::Stopped;
+                    rec.started = None;
+                    rec.target = None;
+                    rec.last_activity = Some(now_micros());
+                    rec.spawner = SpawnerState::default();
+                    rec.token_id = None;
+                    rec.last_failure = failure.clone();
+                    put(tx.as_mut(), &key, &rec)?;
+                }
+            }
+            tx.clear(&keys::client(&client_id));
+            for h in doomed.iter().chain(server_token.iter()) {
+                tx.clear(&keys::token(h));
+            }
+        })?;
+        self.ctx.replica.wait_for(v).await;
+        Ok(())
+    }
+
+    async fn stop(
+        &mut self,
+        myself: &ActorRef<ServerMsg>,
+        remove: bool,
+    ) -> Result<watch::Receiver<bool>, OpError> {
+        let Ok((next, effect)) = transition(self.phase, Event::StopRequested) else {
+            return Err(OpError::BadRequest("cannot stop".into()));
+        };
+        self.remove_after_stop |= remove;
+        match effect {
+            Effect::AlreadyStopped => {
+                if remove {
+                    self.cleanup(self.last_failure.clone(), true).await?;
+                }
+                return Ok(watch::channel(true).1);
+            }
+            Effect::AlreadyStopping => return Ok(self.stopped.subscribe()),
+            _ => {}
+        }
+        if let Some(task) = self.spawn_task.take() {
+            task.abort();
+            self.push_progress(failed_event("Spawn cancelled"));
+        }
+        // Stopping: the route goes at once (routes exist only for running servers)
+        let key = self.key();
+        let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
+                rec.phase = ServerPhase::Stopping;
+                put(tx.as_mut(), &key, &rec)?;
+            }
+        })?;
+        self.ctx.replica.wait_for(v).await;
+        self.phase = next;
+        let state = self
+            .ctx
+            .replica
+            .read(|s| {
+                s.servers
+                    .get(&(
+                        self.user.as_str().to_owned(),
+                        self.server.as_str().to_owned(),
+                    ))
+                    .map(|r| r.spawner.clone())
+            })
+            .filter(|st| st.pid.is_some())
+            .or_else(|| {
+                self.launched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            });
+        let ctx = self.ctx.clone();
+        let me = myself.clone();
+        let instance = self.instance;
+        tokio::spawn(async move {
+            if let Some(state) = state {
+                if let Err(e) = ctx.spawner.stop(&state, ctx.settings.stop_grace).await {
+                    tracing::error!(error = %e, "stopping a server process");
+                }
+            }
+            let _ = me.cast(ServerMsg::StopFinished { instance });
+        });
+        Ok(self.stopped.subscribe())
+    }
+
+    async fn stop_finished(&mut self) {
+        let Ok((next, Effect::MarkStopped)) = transition(self.phase, Event::StopFinished) else {
+            return;
+        };
+        let remove = std::mem::take(&mut self.remove_after_stop);
+        if let Err(e) = self.cleanup(None, remove).await {
+            tracing::error!(user = %self.user, server = %self.server, error = %e, "recording a stopped server");
+        }
+        self.phase = next;
+        self.stopped.send_replace(true);
+    }
+
+    async fn adopt(&mut self) -> bool {
+        let rec = self.ctx.replica.read(|s| {
+            s.servers
+                .get(&(
+                    self.user.as_str().to_owned(),
+                    self.server.as_str().to_owned(),
+                ))
+                .cloned()
+        });
+        let Some(rec) = rec else { return false };
+        if rec.phase == ServerPhase::Stopped {
+            return false;
+        }
+        let alive = rec.spawner.pid.is_some()
+            && self.ctx.spawner.poll(&rec.spawner).await == PollStatus::Running;
+        let answers = match (&rec.target, alive) {
+            (Some(url), true) => {
+                let prefix = self.ctx.prefix(&self.user, &self.server);
+                wait_until_ready(
+                    &self.ctx.probe,
+                    url,
+                    &prefix,
+                    Duration::from_secs(3),
+                    std::future::pending::<String>(),
+                )
+                .await
+                .is_ok()
+            }
+            _ => false,
+        };
+        if answers && rec.phase == ServerPhase::Running {
+            self.phase = ServerPhase::Running;
+            self.stopped.send_replace(false);
+            tracing::info!(user = %self.user, server = %self.server, "re-adopted a running server");
+            return true;
+        }
+        if alive {
+            let _ = self
+                .ctx
+                .spawner
+                .stop(&rec.spawner, self.ctx.settings.stop_grace)
+                .await;
+        }
+        tracing::info!(user = %self.user, server = %self.server, "server did not survive; marked stopped");
+        if let Err(e) = self.cleanup(None, false).await {
+            tracing::error!(error = %e, "marking a lost server stopped");
+        }
+        self.phase = ServerPhase::Stopped;
+        self.stopped.send_replace(true);
+        false
+    }
+}
+
+/// The work of one spawn, off the actor: wait for a slot, launch, wait until ready.
+struct SpawnTask {
+    ctx: Arc<HubCtx>,
+    myself: ActorRef<ServerMsg>,
+    instance: u64,
+    req: SpawnRequest,
+    progress: watch::Sender<Arc<Progress>>,
+    launched: Arc<Mutex<Option<SpawnerState>>>,
+}
+
+impl SpawnTask {
+    async fn run(self) {
+        let result = self.spawn().await;
+        let _ = self.myself.cast(ServerMsg::SpawnFinished {
+            instance: self.instance,
+            result,
+        });
+    }
+
+    fn push(&self, ev: ProgressEvent) {
+        self.progress.send_modify(|p| {
+            let mut next = (**p).clone();
+            next.events.push(ev);
+            *p = Arc::new(next);
+        });
+    }
+
+    async fn spawn(&self) -> Result<Started, String> {
+        use std::sync::atomic::Ordering;
+        let ctx = &self.ctx;
+        if ctx.spawn_slots.available_permits() == 0 {
+            self.push(ProgressEvent::step(10, "Waiting for a spawn slot"));
+        }
+        let _permit = ctx
+            .spawn_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| "Spawn failed: the hub is shutting down".to_owned())?;
+        let now = ctx.spawning_now.fetch_add(1, Ordering::SeqCst) + 1;
+        ctx.spawning_peak.fetch_max(now, Ordering::SeqCst);
+        let _guard = SlotGuard(ctx.clone());
+        self.push(ProgressEvent::step(50, "Spawning server..."));
+        let log_path = self.req.log_path.clone();
+        let deadline = tokio::time::Instant::now() + ctx.settings.start_timeout;
+        let started = tokio::time::timeout_at(deadline, ctx.spawner.start(self.req.clone()))
+            .await
+            .map_err(|_| {
+                format!(
+                    "Spawn failed: the server did not start within {} seconds",
+                    ctx.settings.start_timeout.as_secs()
+                )
+            })?
+            .map_err(|e| format!("Spawn failed: {e}"))?;
+        *self.launched.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.state.clone());
+        let state = started.state.clone();
+        let spawner = ctx.spawner.clone();
+        let exited = async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let PollStatus::Exited(code) = spawner.poll(&state).await {
+                    return match code {
+                        Some(c) => format!("the server process exited with status {c}"),
+                        None => "the server process exited".to_owned(),
+                    };
+                }
+            }
+        };
+        let ready_timeout = ctx
+            .settings
+            .http_timeout
+            .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let ready = wait_until_ready(
+            &ctx.probe,
+            &started.url,
+            &self.req.prefix,
+            ready_timeout,
+            exited,
+        )
+        .await;
+        match ready {
+            Ok(_) => Ok(started),
+            Err(e) => {
+                let why = match e {
+                    NotReady::GaveUp(reason) => reason,
+                    NotReady::Timeout(_) => format!(
+                        "the server did not answer at {}{}api within {} seconds",
+                        started.url,
+                        self.req.prefix,
+                        ready_timeout.as_secs_f64().round()
+                    ),
+                };
+                let log = tail_log(&log_path, 20, 4096);
+                Err(if log.trim().is_empty() {
+                    format!("Spawn failed: {why}")
+                } else {
+                    format!("Spawn failed: {why}. Last lines of the server's log:\n{log}")
+                })
+            }
+        }
+    }
+}
+
+struct SlotGuard(Arc<HubCtx>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0
+            .spawning_now
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,75 @@
+//! Spawners run single-user servers. A spawner is stateless between calls: everything a
+//! later owner needs to poll, re-adopt or stop a server is in the returned
+//! [`SpawnerState`], which the server actor persists.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use galilean_proto::records::SpawnerState;
+
+pub mod local;
+pub mod readiness;
+
+pub use local::LocalProcessSpawner;
+
+/// Everything needed to start one server.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    /// Owner's name (unescaped), for logs.
+    pub user: String,
+    /// Server name (`""` for the default server), for logs.
+    pub server: String,
+    /// `spawner.cmd` followed by `spawner.args`.
+    pub argv: Vec<String>,
+    /// The environment of the process, complete except for `JUPYTERHUB_SERVICE_URL`,
+    /// which the spawner adds once it has chosen where the server listens. Nothing from
+    /// the hub's own environment is inherited beyond what is in here.
+    pub env: BTreeMap<String, String>,
+    /// The server's URL prefix (`/user/alice/`), for `JUPYTERHUB_SERVICE_URL`.
+    pub prefix: String,
+    /// Working directory; created (with parents) if missing.
+    pub home_dir: PathBuf,
+    /// File that receives the process's stdout and stderr (appended; parents created).
+    pub log_path: PathBuf,
+    /// This node's id, recorded in the state.
+    pub node: u64,
+}
+
+/// A started process.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Where the hub reaches the server, e.g. `http://127.0.0.1:41123` (no path).
+    pub url: String,
+    pub state: SpawnerState,
+}
+
+/// What `poll` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStatus {
+    Running,
+    /// Exited, with its exit code when known.
+    Exited(Option<i32>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("could not start {argv0:?}: {reason}")]
+    Exec { argv0: String, reason: String },
+    #[error("spawner i/o: {0}")]
+    Io(String),
+    #[error("no command configured (spawner.cmd is empty)")]
+    NoCommand,
+}
+
+#[async_trait]
+pub trait Spawner: Send + Sync + 'static {
+    /// Starts the process and returns as soon as it runs (not when it is ready).
+    async fn start(&self, req: SpawnRequest) -> Result<Started, SpawnError>;
+    /// Whether the process described by `state` still runs.
+    async fn poll(&self, state: &SpawnerState) -> PollStatus;
+    /// Stops it: SIGTERM to its process group, SIGKILL after `grace`, and waits until the
+    /// group is gone (bounded). Stopping a process that is already gone is not an error.
+    async fn stop(&self, state: &SpawnerState, grace: Duration) -> Result<(), SpawnError>;
+}

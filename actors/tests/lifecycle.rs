@@ -1,0 +1,217 @@
+//! Server lifecycle through real actors, a real store and real processes: start until
+//! ready, stop (the process group is gone), the failure contract, and the spawn queue.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use galilean_actors::router::ask;
+use galilean_actors::server::{Progress, ServerMsg};
+use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
+use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
+use galilean_proto::names::{ServerName, UserName};
+use galilean_proto::records::ServerPhase;
+use galilean_storage::MemoryStore;
+use tokio::sync::watch;
+
+/// A tiny HTTP server on the port of `JUPYTERHUB_SERVICE_URL`.
+const HTTP_SERVER: &str = r#"p=${JUPYTERHUB_SERVICE_URL#http://127.0.0.1:}; p=${p%%/*}; exec python3 -m http.server --bind 127.0.0.1 "$p""#;
+
+async fn hub(cmd: &[&str], limit: usize) -> (Arc<Router>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn galilean_storage::Store> = Arc::new(MemoryStore::new());
+    let replica = Replica::start(store.clone()).await.unwrap();
+    let mut hub_env = BTreeMap::new();
+    hub_env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_default());
+    let settings = SpawnSettings {
+        base_url: "/".into(),
+        hub_api_url: "http://127.0.0.1:1/hub/api".into(),
+        public_host: String::new(),
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        args: vec![],
+        environment: BTreeMap::new(),
+        home_dir_template: dir
+            .path()
+            .join("home/{username}")
+            .to_string_lossy()
+            .into_owned(),
+        start_timeout: Duration::from_secs(20),
+        http_timeout: Duration::from_secs(20),
+        stop_grace: Duration::from_secs(5),
+        default_url: None,
+        log_dir: dir.path().join("logs"),
+        node_id: 1,
+        hub_env,
+    };
+    let ctx = Arc::new(HubCtx {
+        store,
+        replica,
+        spawner: Arc::new(LocalProcessSpawner::new()),
+        settings,
+        spawn_slots: Arc::new(tokio::sync::Semaphore::new(limit)),
+        spawning_now: Default::default(),
+        spawning_peak: Default::default(),
+        probe: probe_client(),
+    });
+    (Router::new(ctx), dir)
+}
+
+async fn start(router: &Arc<Router>, user: &str, server: &str) -> Arc<Progress> {
+    let u = UserName::parse(user).unwrap();
+    ops::ensure_user(router.ctx().store.as_ref(), user, None)
+        .await
+        .unwrap();
+    let actor = router
+        .server(&u, &ServerName::parse(server).unwrap())
+        .await
+        .unwrap();
+    let mut rx: watch::Receiver<Arc<Progress>> = ask(&actor, |reply| ServerMsg::Start {
+        user_options: None,
+        display_name: None,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|p| p.finished()))
+        .await
+        .expect("spawn finished")
+        .unwrap()
+        .clone();
+    out
+}
+
+fn group_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pid), None).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_until_ready_then_stop_kills_the_group() {
+    let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
+    let p = start(&router, "alice", "").await;
+    let last = p.events.last().unwrap();
+    assert_eq!(last.ready, Some(true), "{:?}", p.events);
+    assert_eq!(p.events[0].message, "Server requested");
+    let rec = router
+        .ctx()
+        .replica
+        .read(|s| s.servers.get(&("alice".into(), String::new())).cloned())
+        .unwrap();
+    assert_eq!(rec.phase, ServerPhase::Running);
+    let pid = rec.spawner.pid.unwrap();
+    let target = rec.target.clone().unwrap();
+    assert!(reqwest::get(format!("{target}/"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    // the server token and OAuth client exist while it runs
+    assert!(router
+        .ctx()
+        .replica
+        .read(|s| s.clients.contains_key("jupyterhub-user-alice")));
+    let token_id = rec.token_id.unwrap();
+    assert!(router
+        .ctx()
+        .replica
+        .read(|s| s.token_ids.contains_key(&token_id)));
+
+    let actor = router
+        .server(&UserName::parse("alice").unwrap(), &ServerName::default())
+        .await
+        .unwrap();
+    let mut done = ask(&actor, |reply| ServerMsg::Stop {
+        remove: false,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    done.wait_for(|d| *d).await.unwrap();
+    assert!(!group_alive(pid), "process group {pid} survived the stop");
+    let rec = router
+        .ctx()
+        .replica
+        .read(|s| s.servers.get(&("alice".into(), String::new())).cloned())
+        .unwrap();
+    assert_eq!(rec.phase, ServerPhase::Stopped);
+    assert!(rec.target.is_none() && rec.started.is_none());
+    assert!(!router
+        .ctx()
+        .replica
+        .read(|s| s.token_ids.contains_key(&token_id)));
+    assert!(!router
+        .ctx()
+        .replica
+        .read(|s| s.clients.contains_key("jupyterhub-user-alice")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_exits_fails_with_its_log() {
+    let (router, _dir) = hub(&["sh", "-c", "echo something broke >&2; exit 3"], 5).await;
+    let p = start(&router, "bob", "").await;
+    let last = p.events.last().unwrap();
+    assert_eq!(last.failed, Some(true), "{:?}", p.events);
+    assert_eq!(last.progress, 100);
+    assert!(last.message.contains("status 3"), "{}", last.message);
+    assert!(last.message.contains("something broke"), "{}", last.message);
+    let rec = router
+        .ctx()
+        .replica
+        .read(|s| s.servers.get(&("bob".into(), String::new())).cloned())
+        .unwrap();
+    assert_eq!(rec.phase, ServerPhase::Stopped);
+    assert!(rec.last_failure.is_some());
+    // the user can start again (and it fails again, the same way, without a stuck state)
+    let again = start(&router, "bob", "").await;
+    assert_eq!(again.events.last().unwrap().failed, Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_times_out() {
+    let (router, _dir) = hub(&["sleep", "600"], 5).await;
+    // shorten the timeouts for this test
+    let ctx = router.ctx().clone();
+    assert_eq!(ctx.settings.http_timeout, Duration::from_secs(20));
+    let p = start(&router, "carol", "").await;
+    let last = p.events.last().unwrap();
+    assert_eq!(last.failed, Some(true));
+    assert!(last.message.contains("did not answer"), "{}", last.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_storm_queues_within_the_limit() {
+    let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 3).await;
+    let mut tasks = Vec::new();
+    for i in 0..9 {
+        let r = router.clone();
+        tasks.push(tokio::spawn(async move {
+            start(&r, &format!("u{i}"), "").await
+        }));
+    }
+    for t in tasks {
+        let p = t.await.unwrap();
+        assert_eq!(p.events.last().unwrap().ready, Some(true), "{:?}", p.events);
+    }
+    let peak = router.ctx().spawning_peak.load(Ordering::SeqCst);
+    assert!(peak <= 3, "{peak} spawns at once with a limit of 3");
+    // clean up
+    for i in 0..9 {
+        let actor = router
+            .server(
+                &UserName::parse(&format!("u{i}")).unwrap(),
+                &ServerName::default(),
+            )
+            .await
+            .unwrap();
+        let mut done = ask(&actor, |reply| ServerMsg::Stop {
+            remove: false,
+            reply,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        done.wait_for(|d| *d).await.unwrap();
+    }
+}

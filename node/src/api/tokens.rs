@@ -1,0 +1,189 @@
+//! `/users/{name}/tokens` (§2.8).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use galilean_actors::ops::NewToken;
+use galilean_actors::router::ask;
+use galilean_actors::scopes::{self, Filter, ScopeOwner, ScopeSet, Target};
+use galilean_actors::user::UserMsg;
+use galilean_proto::records::{Owner, TokenRecord};
+use galilean_proto::time::now_micros;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::models::token_model;
+use super::users::{clip, path_user};
+use super::{json_body, require, Caller};
+use crate::app::AppState;
+use crate::error::{ApiResult, HttpError};
+
+type App = State<Arc<AppState>>;
+
+fn parse_id(token_id: &str, user: &str) -> ApiResult<u64> {
+    token_id
+        .strip_prefix('a')
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| HttpError::not_found(format!("No such token {} for user {user}", clip(token_id))))
+}
+
+fn model_of(app: &AppState, state: &galilean_actors::replica::State, t: &TokenRecord) -> galilean_proto::models::TokenModel {
+    let (owner_scopes, owner) = match &t.owner {
+        Owner::User(u) => (
+            scopes::user_scopes(u, state.users.get(u).is_some_and(|r| r.admin)),
+            ScopeOwner::User(u.clone()),
+        ),
+        Owner::Service(s) => (
+            scopes::service_scopes(s, app.services.get(s).is_some_and(|x| x.admin)),
+            ScopeOwner::Service(s.clone()),
+        ),
+    };
+    let client = state.clients.get(&t.client_id);
+    let issuer = client.and_then(|c| c.server.as_ref().map(|(u, s)| Filter::Server(format!("{u}/{s}"))));
+    let expanded = scopes::token_scopes(&t.scopes, &owner, &owner_scopes, issuer.as_ref()).to_strings();
+    let description = client.map_or_else(|| "JupyterHub".to_owned(), |c| c.description.clone());
+    token_model(t, expanded, description)
+}
+
+pub async fn list(State(app): App, Caller(id): Caller, Path(name): Path<String>) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    require(&id, &["read:tokens"], Target::User(user.as_str()))?;
+    let now = now_micros();
+    let tokens = app.replica.read(|s| {
+        if !s.users.contains_key(user.as_str()) {
+            return None;
+        }
+        let owner = Owner::User(user.as_str().to_owned());
+        let mut list: Vec<&Arc<TokenRecord>> = s
+            .tokens
+            .values()
+            .filter(|t| t.owner == owner && t.expires_at.is_none_or(|e| e > now))
+            .collect();
+        list.sort_by_key(|t| std::cmp::Reverse(t.last_activity.unwrap_or(t.created)));
+        Some(list.into_iter().map(|t| model_of(&app, s, t)).collect::<Vec<_>>())
+    });
+    let tokens = tokens.ok_or_else(|| HttpError::not_found(format!("No such user: {user}")))?;
+    Ok(Json(json!({ "api_tokens": tokens })).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    note: Option<String>,
+    expires_in: Option<i64>,
+    scopes: Option<Vec<String>>,
+    roles: Option<Vec<String>>,
+}
+
+pub async fn create(State(app): App, Caller(id): Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    if id.scopes.check("tokens", Target::User(user.as_str())) != scopes::Access::Allowed {
+        return Err(HttpError::forbidden(format!(
+            "User {user} not found or no permissions to generate tokens"
+        )));
+    }
+    let req: CreateToken = json_body(&body)?.unwrap_or_default();
+    if req.scopes.is_some() && req.roles.is_some() {
+        return Err(HttpError::bad_request("Specify only one of scopes or roles"));
+    }
+    let raw = match (req.scopes, req.roles) {
+        (Some(s), _) => s,
+        (None, Some(roles)) => {
+            let mut raw = Vec::new();
+            for r in roles {
+                match r.as_str() {
+                    "token" => raw.push("inherit".to_owned()),
+                    "user" => raw.push("self".to_owned()),
+                    "server" => raw.extend(["users:activity!user".to_owned(), "access:servers!user".to_owned()]),
+                    other => return Err(HttpError::bad_request(format!("Role {} does not exist", clip(other)))),
+                }
+            }
+            raw
+        }
+        (None, None) => vec!["inherit".to_owned()],
+    };
+    ScopeSet::validate(&raw).map_err(|e| HttpError::bad_request(e.to_string()))?;
+    let (owner_scopes, exists) = app.replica.read(|s| {
+        let u = s.users.get(user.as_str());
+        (scopes::user_scopes(user.as_str(), u.is_some_and(|r| r.admin)), u.is_some())
+    });
+    if !exists {
+        return Err(HttpError::forbidden(format!(
+            "User {user} not found or no permissions to generate tokens"
+        )));
+    }
+    if !raw.iter().any(|s| s == "inherit") {
+        let owner = ScopeOwner::User(user.as_str().to_owned());
+        let requested = ScopeSet::expand(&raw, &owner, None).map_err(|e| HttpError::bad_request(e.to_string()))?;
+        let allowed = requested.intersect(&owner_scopes).intersect(&id.scopes);
+        if allowed != requested {
+            return Err(HttpError::bad_request(format!(
+                "Not assigning requested scopes {} not held by {user}",
+                raw.iter().map(|s| clip(s)).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let expires_in = match req.expires_in {
+        None => None,
+        Some(n) if n >= 1 => Some(n as u64),
+        Some(_) => return Err(HttpError::bad_request("expires_in must be a positive number of seconds")),
+    };
+    let mut note = req.note.unwrap_or_else(|| "Requested via api".to_owned());
+    if note.chars().count() > 1024 {
+        return Err(HttpError::bad_request("note is too long (at most 1024 characters)"));
+    }
+    if id.user_name() != Some(user.as_str()) {
+        match &id.owner {
+            Owner::User(u) => note.push_str(&format!(" by user {u}")),
+            Owner::Service(s) => note.push_str(&format!(" by service {s}")),
+        }
+    }
+    let spec = NewToken {
+        owner: Owner::User(user.as_str().to_owned()),
+        scopes: raw,
+        note,
+        expires_in,
+        session_id: None,
+        client_id: "jupyterhub".to_owned(),
+    };
+    let actor = app.router.user(&user).await?;
+    let (rec, secret) = ask(&actor, |reply| UserMsg::CreateToken { spec, reply }).await??;
+    let mut model = app.replica.read(|s| model_of(&app, s, &rec));
+    model.token = Some(secret);
+    Ok((StatusCode::CREATED, Json(model)).into_response())
+}
+
+pub async fn get_one(
+    State(app): App,
+    Caller(id): Caller,
+    Path((name, token_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    require(&id, &["read:tokens"], Target::User(user.as_str()))?;
+    let tid = parse_id(&token_id, user.as_str())?;
+    let model = app.replica.read(|s| {
+        let hash = s.token_ids.get(&tid)?;
+        let t = s.tokens.get(hash)?;
+        (t.owner == Owner::User(user.as_str().to_owned())).then(|| model_of(&app, s, t))
+    });
+    model
+        .map(|m| Json(m).into_response())
+        .ok_or_else(|| HttpError::not_found(format!("No such token {} for user {user}", clip(&token_id))))
+}
+
+pub async fn delete(
+    State(app): App,
+    Caller(id): Caller,
+    Path((name, token_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    require(&id, &["tokens"], Target::User(user.as_str()))?;
+    let tid = parse_id(&token_id, user.as_str())?;
+    let actor = app.router.user(&user).await?;
+    ask(&actor, |reply| UserMsg::DeleteToken { id: tid, reply }).await??;
+    Ok((StatusCode::NO_CONTENT, [(header::CONTENT_TYPE, "text/plain")], "").into_response())
+}

@@ -1,0 +1,443 @@
+//! `/users`, `/users/{name}`, `/user`, `/users/{name}/activity` (§2.4, §2.5, §2.7).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use galilean_actors::ops;
+use galilean_actors::router::ask;
+use galilean_actors::scopes::Target;
+use galilean_actors::user::UserMsg;
+use galilean_proto::names::UserName;
+use galilean_proto::records::{Owner, ServerPhase};
+use galilean_proto::time::{self, now_micros};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::models::user_model;
+use super::{json_body, require, Caller};
+use crate::app::AppState;
+use crate::error::{ApiResult, HttpError};
+
+type App = State<Arc<AppState>>;
+
+/// Parses a user name from a URL path; invalid names cannot exist, so 404.
+pub fn path_user(name: &str) -> ApiResult<UserName> {
+    UserName::parse(name).map_err(|_| HttpError::not_found(format!("No such user: {}", clip(name))))
+}
+
+/// A name shortened for messages and logs.
+pub fn clip(s: &str) -> String {
+    if s.chars().count() > 64 {
+        format!("{}…", s.chars().take(64).collect::<String>())
+    } else {
+        s.to_owned()
+    }
+}
+
+pub async fn whoami(State(app): App, caller: Option<Caller>) -> ApiResult<Response> {
+    let Some(Caller(id)) = caller else {
+        return Err(HttpError::bare(StatusCode::FORBIDDEN));
+    };
+    let mut model = match &id.owner {
+        Owner::User(name) => app.replica.read(|s| {
+            let u = s.users.get(name)?;
+            // this request may always read its own identity fields
+            let mut scopes = id.scopes.clone();
+            scopes.union(&galilean_actors::scopes::ScopeSet::expand(
+                &["read:users:name!user", "read:users:groups!user"],
+                &galilean_actors::scopes::ScopeOwner::User(name.clone()),
+                None,
+            ).unwrap_or_default());
+            Some(user_model(&app, s, u, &scopes, false))
+        }),
+        Owner::Service(name) => Some(json!({
+            "kind": "service", "name": name,
+            "admin": app.services.get(name).is_some_and(|s| s.admin),
+            "info": {}, "command": [], "display": true, "pid": 0, "prefix": "", "url": "",
+        })),
+    }
+    .ok_or_else(|| HttpError::bare(StatusCode::FORBIDDEN))?;
+    if let Value::Object(m) = &mut model {
+        m.insert(
+            "token_id".into(),
+            id.token_id.map_or(Value::Null, |i| format!("a{i}").into()),
+        );
+        m.insert(
+            "session_id".into(),
+            id.session_id.clone().map_or(Value::Null, Value::from),
+        );
+        m.insert("scopes".into(), id.scopes.to_strings().into());
+    }
+    Ok(Json(model).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    state: Option<String>,
+    name_filter: Option<String>,
+    sort: Option<String>,
+    offset: Option<String>,
+    limit: Option<String>,
+    include_stopped_servers: Option<String>,
+}
+
+fn wants_envelope(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str().unwrap_or("").split(',').any(|item| {
+            item.trim().eq_ignore_ascii_case("application/jupyterhub-pagination+json")
+        })
+    })
+}
+
+fn int_arg(v: &Option<String>) -> ApiResult<Option<i64>> {
+    match v {
+        None => Ok(None),
+        Some(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(|n| Some(n.abs()))
+            .map_err(|_| HttpError::bad_request("Invalid argument type, offset and limit must be integers")),
+    }
+}
+
+pub async fn list(
+    State(app): App,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    require(&id, &["list:users"], Target::Global).or_else(|e| {
+        // a filtered list:users still lists, restricted to what the filter covers
+        if id.scopes.has_any("list:users") { Ok(()) } else { Err(e) }
+    })?;
+    let envelope = wants_envelope(&headers);
+    const MAX: i64 = 200;
+    let offset = int_arg(&q.offset)?.unwrap_or(0) as usize;
+    let limit = int_arg(&q.limit)?
+        .unwrap_or(if envelope { 50 } else { MAX })
+        .clamp(1, MAX) as usize;
+    let state_filter = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s @ ("active" | "ready" | "inactive")) => Some(s.to_owned()),
+        Some(other) => {
+            return Err(HttpError::bad_request(format!(
+                "Unrecognized state filter: '{}'",
+                super::users::clip(other)
+            )))
+        }
+    };
+    let (sort_key, descending) = match q.sort.as_deref().unwrap_or("id") {
+        s @ ("id" | "name" | "last_activity") => (s.to_owned(), false),
+        s @ ("-id" | "-name" | "-last_activity") => (s[1..].to_owned(), true),
+        other => {
+            return Err(HttpError::bad_request(format!(
+                "sort must be 'id', 'name', or 'last_activity', not '{}'",
+                clip(other)
+            )))
+        }
+    };
+    let include_stopped = q
+        .include_stopped_servers
+        .as_deref()
+        .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
+    let name_filter = q.name_filter.as_deref().map(str::to_lowercase);
+    let (items, total) = app.replica.read(|s| {
+        let mut users: Vec<_> = s
+            .users
+            .values()
+            .filter(|u| {
+                id.scopes.check("list:users", Target::User(&u.name))
+                    == galilean_actors::scopes::Access::Allowed
+            })
+            .filter(|u| name_filter.as_ref().is_none_or(|f| u.name.to_lowercase().contains(f)))
+            .filter(|u| {
+                let mut servers = s.servers_of(&u.name);
+                match state_filter.as_deref() {
+                    Some("active") => servers.any(|r| r.phase != ServerPhase::Stopped),
+                    Some("ready") => servers.any(|r| r.phase == ServerPhase::Running),
+                    Some("inactive") => servers.all(|r| r.phase == ServerPhase::Stopped),
+                    _ => true,
+                }
+            })
+            .collect();
+        match sort_key.as_str() {
+            "name" => {} // already by name
+            "last_activity" => users.sort_by_key(|u| u.last_activity),
+            _ => users.sort_by_key(|u| u.id),
+        }
+        if descending {
+            users.reverse();
+        }
+        let total = users.len();
+        let items: Vec<Value> = users
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|u| user_model(&app, s, u, &id.scopes, include_stopped))
+            .collect();
+        (items, total)
+    });
+    if !envelope {
+        return Ok(Json(Value::Array(items)).into_response());
+    }
+    let next = (offset + limit < total).then(|| {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("http");
+        let mut pairs: Vec<(String, String)> = uri
+            .query()
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
+            .unwrap_or_default();
+        pairs.retain(|(k, _)| k != "offset" && k != "limit");
+        pairs.push(("limit".into(), limit.to_string()));
+        pairs.push(("offset".into(), (offset + limit).to_string()));
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        json!({"offset": offset + limit, "limit": limit,
+               "url": format!("{proto}://{host}{}?{query}", uri.path())})
+    });
+    Ok(Json(json!({
+        "items": items,
+        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next},
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMany {
+    usernames: Vec<String>,
+    #[serde(default)]
+    admin: Option<bool>,
+}
+
+pub async fn create_many(State(app): App, Caller(id): Caller, body: Bytes) -> ApiResult<Response> {
+    require(&id, &["admin:users"], Target::Global)?;
+    let req: CreateMany = json_body(&body)?.ok_or_else(|| HttpError::bad_request("Must specify at least one user to create"))?;
+    if req.usernames.is_empty() {
+        return Err(HttpError::bad_request("Must specify at least one user to create"));
+    }
+    let admin = req.admin.unwrap_or(false);
+    if admin && !id.admin {
+        return Err(HttpError::forbidden("Only admins can grant admin permissions"));
+    }
+    let mut names = Vec::with_capacity(req.usernames.len());
+    for raw in &req.usernames {
+        let n = UserName::normalize(raw)
+            .map_err(|e| HttpError::bad_request(format!("Invalid username: {} ({e})", clip(raw))))?;
+        names.push(n.as_str().to_owned());
+    }
+    names.sort();
+    names.dedup();
+    let (created, v) = ops::create_users(app.store.as_ref(), &names, admin).await?;
+    app.replica.wait_for(v).await;
+    if created.is_empty() {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            format!("All {} users already exist", names.len()),
+        ));
+    }
+    let models: Vec<Value> = app.replica.read(|s| {
+        created
+            .iter()
+            .filter_map(|c| s.users.get(&c.name))
+            .map(|u| user_model(&app, s, u, &id.scopes, false))
+            .collect()
+    });
+    Ok((StatusCode::CREATED, Json(Value::Array(models))).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct IncludeStopped {
+    include_stopped_servers: Option<String>,
+}
+
+pub async fn get_one(
+    State(app): App,
+    Caller(id): Caller,
+    Path(name): Path<String>,
+    Query(q): Query<IncludeStopped>,
+) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    require(
+        &id,
+        &["read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity", "read:roles:users"],
+        Target::User(user.as_str()),
+    )?;
+    let include_stopped = q
+        .include_stopped_servers
+        .as_deref()
+        .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
+    let model = app.replica.read(|s| {
+        s.users
+            .get(user.as_str())
+            .map(|u| user_model(&app, s, u, &id.scopes, include_stopped))
+    });
+    model
+        .map(|m| Json(m).into_response())
+        .ok_or_else(|| HttpError::not_found(format!("No such user: {user}")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOne {
+    #[serde(default)]
+    admin: Option<bool>,
+}
+
+pub async fn create_one(
+    State(app): App,
+    Caller(id): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require(&id, &["admin:users"], Target::Global)?;
+    let user = UserName::normalize(&name)
+        .map_err(|e| HttpError::bad_request(format!("Invalid username: {} ({e})", clip(&name))))?;
+    let req: CreateOne = json_body(&body)?.unwrap_or_default();
+    let admin = req.admin.unwrap_or(false);
+    if admin && !id.admin {
+        return Err(HttpError::forbidden("Only admins can grant admin permissions"));
+    }
+    let actor = app.router.user(&user).await?;
+    ask(&actor, |reply| UserMsg::Create { admin, reply }).await??;
+    let model = app.replica.read(|s| {
+        s.users
+            .get(user.as_str())
+            .map(|u| user_model(&app, s, u, &id.scopes, false))
+    });
+    Ok((StatusCode::CREATED, Json(model.unwrap_or(Value::Null))).into_response())
+}
+
+pub async fn patch(
+    State(app): App,
+    Caller(id): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    require(&id, &["admin:users"], Target::User(user.as_str()))?;
+    let req: Map<String, Value> = json_body(&body)?.ok_or_else(|| HttpError::bad_request("Body must be a JSON object"))?;
+    let unknown: Vec<&String> = req.keys().filter(|k| !matches!(k.as_str(), "name" | "admin")).collect();
+    if !unknown.is_empty() {
+        let keys: Vec<String> = unknown.iter().map(|k| clip(k)).collect();
+        return Err(HttpError::bad_request(format!("Invalid JSON keys: {}", keys.join(", "))));
+    }
+    let exists = app.replica.read(|s| s.users.get(user.as_str()).map(|u| u.admin));
+    let Some(currently_admin) = exists else {
+        return Err(HttpError::not_found(format!("No such user: {user}")));
+    };
+    if currently_admin && !id.admin {
+        return Err(HttpError::forbidden("Only admins can modify admin users"));
+    }
+    if let Some(new_name) = req.get("name") {
+        let Some(new_name) = new_name.as_str() else {
+            return Err(HttpError::bad_request("name must be a string"));
+        };
+        if new_name != user.as_str() {
+            return Err(HttpError::bad_request("Renaming users is not supported"));
+        }
+    }
+    let actor = app.router.user(&user).await?;
+    if let Some(admin) = req.get("admin") {
+        let Some(admin) = admin.as_bool() else {
+            return Err(HttpError::bad_request("admin must be a boolean"));
+        };
+        if admin && !id.admin {
+            return Err(HttpError::forbidden("Only admins can grant admin permissions"));
+        }
+        ask(&actor, |reply| UserMsg::SetAdmin { admin, reply }).await??;
+    }
+    let model = app.replica.read(|s| {
+        s.users.get(user.as_str()).map(|u| {
+            let mut m = user_model(&app, s, u, &id.scopes, false);
+            if let Value::Object(o) = &mut m {
+                o.entry("auth_state").or_insert(Value::Null);
+            }
+            m
+        })
+    });
+    Ok(Json(model.unwrap_or(Value::Null)).into_response())
+}
+
+pub async fn delete(State(app): App, Caller(id): Caller, Path(name): Path<String>) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    require(&id, &["delete:users"], Target::User(user.as_str()))?;
+    if id.user_name() == Some(user.as_str()) {
+        return Err(HttpError::bad_request("Cannot delete yourself!"));
+    }
+    if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
+        return Err(HttpError::not_found(format!("No such user: {user}")));
+    }
+    let actor = app.router.user(&user).await?;
+    ask(&actor, |reply| UserMsg::Delete { reply }).await??;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /users/{name}/activity` (§2.7).
+pub async fn activity(
+    State(app): App,
+    Caller(id): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let user = path_user(&name)?;
+    require(&id, &["users:activity"], Target::User(user.as_str()))?;
+    let body: Value = json_body(&body)?.ok_or_else(|| HttpError::bad_request("body must be a JSON object"))?;
+    let Value::Object(obj) = body else {
+        return Err(HttpError::bad_request("body must be a JSON object"));
+    };
+    if !obj.contains_key("last_activity") && !obj.contains_key("servers") {
+        return Err(HttpError::bad_request("body has no activity to record"));
+    }
+    let now = now_micros();
+    let parse_ts = |v: &Value| -> ApiResult<i64> {
+        let s = v.as_str().ok_or_else(|| HttpError::bad_request("last_activity must be a timestamp string"))?;
+        let t = time::parse(s).ok_or_else(|| HttpError::bad_request(format!("Invalid timestamp: {}", clip(s))))?;
+        if t > now + 59 * 60 * 1_000_000 {
+            return Err(HttpError::bad_request(format!(
+                "Rejecting activity from more than an hour in the future: {}",
+                clip(s)
+            )));
+        }
+        Ok(t)
+    };
+    let user_ts = obj.get("last_activity").map(parse_ts).transpose()?;
+    let mut servers = Vec::new();
+    if let Some(sv) = obj.get("servers") {
+        let Value::Object(sm) = sv else {
+            return Err(HttpError::bad_request("servers must be an object"));
+        };
+        for (sname, entry) in sm {
+            let ts = entry
+                .get("last_activity")
+                .ok_or_else(|| HttpError::bad_request(format!("servers.{} needs last_activity", clip(sname))))?;
+            let t = parse_ts(ts)?;
+            let exists = app
+                .replica
+                .read(|s| s.servers.contains_key(&(user.as_str().to_owned(), sname.clone())));
+            if !exists {
+                return Err(HttpError::bad_request(format!(
+                    "No such server '{}' for user {user}",
+                    clip(sname)
+                )));
+            }
+            servers.push(((user.as_str().to_owned(), sname.clone()), t));
+        }
+    }
+    if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
+        return Err(HttpError::not_found(format!("No such user: {user}")));
+    }
+    let users: Vec<(String, i64)> = user_ts.map(|t| (user.as_str().to_owned(), t)).into_iter().collect();
+    ops::record_activity(app.store.as_ref(), &users, &servers, &[]).await?;
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "").into_response())
+}

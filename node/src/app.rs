@@ -1,0 +1,50 @@
+//! The node's shared application state, handed to every HTTP handler.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cookie::Key;
+use galilean_actors::{HubCtx, Replica, Router};
+use galilean_storage::Store;
+
+use crate::config::Config;
+use crate::pages::templates::Templates;
+use crate::proxy::ActivityRecorder;
+
+/// A service from config: a named holder of an API token for now.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub admin: bool,
+}
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub replica: Arc<Replica>,
+    pub router: Arc<Router>,
+    pub ctx: Arc<HubCtx>,
+    pub templates: Templates,
+    pub cookie_key: Key,
+    pub xsrf_secret: Vec<u8>,
+    pub services: HashMap<String, ServiceInfo>,
+    /// `P`, e.g. `/`.
+    pub base_url: String,
+    /// `P + "hub/"`.
+    pub hub_prefix: String,
+    pub cookie_max_age_secs: i64,
+    /// The hub's own origins, for `next` validation.
+    pub own_origins: Vec<String>,
+    /// Token and cookie use, flushed in batches.
+    pub activity: ActivityRecorder,
+    /// Token hash → last use (microseconds).
+    pub token_activity: std::sync::Mutex<HashMap<String, i64>>,
+    /// User name → last cookie or token use.
+    pub user_activity: std::sync::Mutex<HashMap<String, i64>>,
+}
+
+impl AppState {
+    pub fn api_prefix(&self) -> String {
+        format!("{}api/", self.hub_prefix)
+    }
+}

@@ -1,0 +1,223 @@
+//! Who is asking: API tokens (`Authorization: token|bearer`), the hub login cookie, the
+//! session-id cookie, and XSRF (§2.1, §3.6, §8.7). Token checks read only the local
+//! replica.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, Method};
+use base64::Engine;
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use galilean_actors::ops::sha256_hex;
+use galilean_actors::scopes::{self, Filter, ScopeOwner, ScopeSet};
+use galilean_proto::records::Owner;
+use galilean_proto::time::now_micros;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+
+pub const LOGIN_COOKIE: &str = "jupyterhub-hub-login";
+pub const SESSION_COOKIE: &str = "jupyterhub-session-id";
+pub const XSRF_COOKIE: &str = "_xsrf";
+
+/// An authenticated requester.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub owner: Owner,
+    pub admin: bool,
+    pub scopes: ScopeSet,
+    /// The token used (`None` for cookie authentication).
+    pub token_id: Option<u64>,
+    pub token_hash: Option<String>,
+    pub session_id: Option<String>,
+    pub via_cookie: bool,
+}
+
+impl Identity {
+    pub fn user_name(&self) -> Option<&str> {
+        match &self.owner {
+            Owner::User(u) => Some(u),
+            Owner::Service(_) => None,
+        }
+    }
+}
+
+/// The token of an `Authorization: token X` or `Bearer X` header.
+pub fn header_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(char::is_whitespace)?;
+    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")) {
+        return None;
+    }
+    let token = rest.trim();
+    (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
+}
+
+/// Resolves a token secret against the replica: owner, expiry, effective scopes.
+pub fn identify_token(app: &AppState, secret: &str) -> Option<Identity> {
+    let hash = sha256_hex(secret);
+    let now = now_micros();
+    app.replica.read(|s| {
+        let tok = s.tokens.get(&hash)?;
+        if tok.expires_at.is_some_and(|e| e <= now) {
+            return None;
+        }
+        let issuer = s.clients.get(&tok.client_id).and_then(|c| {
+            if let Some((u, srv)) = &c.server {
+                Some(Filter::Server(format!("{u}/{srv}")))
+            } else {
+                c.service.as_ref().map(|n| Filter::Service(n.clone()))
+            }
+        });
+        let (owner_scopes, admin, owner) = match &tok.owner {
+            Owner::User(u) => {
+                let user = s.users.get(u)?;
+                (
+                    scopes::user_scopes(u, user.admin),
+                    user.admin,
+                    ScopeOwner::User(u.clone()),
+                )
+            }
+            Owner::Service(n) => {
+                let svc = app.services.get(n)?;
+                (
+                    scopes::service_scopes(n, svc.admin),
+                    svc.admin,
+                    ScopeOwner::Service(n.clone()),
+                )
+            }
+        };
+        let scopes = scopes::token_scopes(&tok.scopes, &owner, &owner_scopes, issuer.as_ref());
+        Some(Identity {
+            owner: tok.owner.clone(),
+            admin,
+            scopes,
+            token_id: Some(tok.id),
+            token_hash: Some(hash.clone()),
+            session_id: tok.session_id.clone(),
+            via_cookie: false,
+        })
+    })
+}
+
+/// The parsed request cookies with the hub's key.
+pub fn jar(headers: &HeaderMap) -> CookieJar {
+    let mut jar = CookieJar::new();
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(s) = value.to_str() else { continue };
+        for c in Cookie::split_parse(s).flatten() {
+            jar.add_original(c.into_owned());
+        }
+    }
+    jar
+}
+
+/// The login cookie's content: user name, the user's cookie id, issue time.
+fn login_payload(name: &str, cookie_id: &str) -> String {
+    serde_json::json!({"u": name, "c": cookie_id, "t": now_micros() / 1_000_000}).to_string()
+}
+
+/// A `Set-Cookie` for the encrypted login cookie.
+pub fn login_cookie(app: &AppState, key: &Key, name: &str, cookie_id: &str) -> Cookie<'static> {
+    let mut jar = CookieJar::new();
+    let mut c = Cookie::new(LOGIN_COOKIE, login_payload(name, cookie_id));
+    c.set_path(app.hub_prefix.clone());
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_max_age(cookie::time::Duration::seconds(app.cookie_max_age_secs));
+    jar.private_mut(key).add(c);
+    jar.get(LOGIN_COOKIE).cloned().unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""))
+}
+
+/// The user named by a valid login cookie.
+pub fn cookie_user(app: &AppState, jar: &CookieJar) -> Option<(String, bool)> {
+    let c = jar.private(&app.cookie_key).get(LOGIN_COOKIE)?;
+    let v: serde_json::Value = serde_json::from_str(c.value()).ok()?;
+    let name = v.get("u")?.as_str()?;
+    let cookie_id = v.get("c")?.as_str()?;
+    let issued = v.get("t")?.as_i64()?;
+    if now_micros() / 1_000_000 - issued > app.cookie_max_age_secs {
+        return None;
+    }
+    app.replica.read(|s| {
+        let u = s.users.get(name)?;
+        (u.cookie_id == cookie_id).then(|| (name.to_owned(), u.admin))
+    })
+}
+
+/// Identity from the login cookie.
+pub fn identify_cookie(app: &AppState, headers: &HeaderMap) -> Option<Identity> {
+    let jar = jar(headers);
+    let (name, admin) = cookie_user(app, &jar)?;
+    Some(Identity {
+        scopes: scopes::user_scopes(&name, admin),
+        owner: Owner::User(name),
+        admin,
+        token_id: None,
+        token_hash: None,
+        session_id: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
+        via_cookie: true,
+    })
+}
+
+/// The XSRF token for the current login state: bound to the session and user when
+/// logged in, to an anonymous id (the User-Agent) otherwise.
+pub fn xsrf_token(app: &AppState, headers: &HeaderMap) -> String {
+    let jar = jar(headers);
+    let state = match cookie_user(app, &jar) {
+        Some((name, _)) => format!(
+            "{}:{}",
+            jar.get(SESSION_COOKIE).map(|c| c.value()).unwrap_or(""),
+            name
+        ),
+        None => format!(
+            ":anon:{}",
+            headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        ),
+    };
+    let mut h = Sha256::new();
+    h.update(app.xsrf_secret.as_slice());
+    h.update(state.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&h.finalize()[..24])
+}
+
+/// Whether a cookie-authenticated request passes XSRF (§2.1): navigation-style GETs
+/// need nothing; everything else must carry the token as `_xsrf` (query or form) or
+/// `X-XSRFToken` / `X-CSRFToken`.
+pub fn xsrf_ok(app: &AppState, method: &Method, headers: &HeaderMap, query_or_form_xsrf: Option<&str>) -> bool {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let mode = headers
+            .get("sec-fetch-mode")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if mode.is_empty() || mode == "navigate" || mode == "websocket" {
+            return true;
+        }
+        if *method == Method::HEAD || *method == Method::OPTIONS {
+            return true;
+        }
+    }
+    let given = query_or_form_xsrf.or_else(|| {
+        headers
+            .get("x-xsrftoken")
+            .or_else(|| headers.get("x-csrftoken"))
+            .and_then(|v| v.to_str().ok())
+    });
+    let Some(given) = given else { return false };
+    let expected = xsrf_token(app, headers);
+    subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
+}
+
+/// The `_xsrf` argument from a query string.
+pub fn query_xsrf(query: Option<&str>) -> Option<String> {
+    let q = query?;
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "_xsrf")
+        .map(|(_, v)| v)
+}
+
+pub type Shared = Arc<AppState>;
