@@ -82,6 +82,21 @@ async fn start(router: &Arc<Router>, user: &str, server: &str) -> Arc<Progress> 
     out
 }
 
+async fn stop(router: &Arc<Router>, user: &str) {
+    let actor = router
+        .server(&UserName::parse(user).unwrap(), &ServerName::default())
+        .await
+        .unwrap();
+    let mut done = ask(&actor, |reply| ServerMsg::Stop {
+        remove: false,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    done.wait_for(|d| *d).await.unwrap();
+}
+
 fn group_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(-pid), None).is_ok()
 }
@@ -117,18 +132,7 @@ async fn start_until_ready_then_stop_kills_the_group() {
         .replica
         .read(|s| s.token_ids.contains_key(&token_id)));
 
-    let actor = router
-        .server(&UserName::parse("alice").unwrap(), &ServerName::default())
-        .await
-        .unwrap();
-    let mut done = ask(&actor, |reply| ServerMsg::Stop {
-        remove: false,
-        reply,
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    done.wait_for(|d| *d).await.unwrap();
+    stop(&router, "alice").await;
     assert!(!group_alive(pid), "process group {pid} survived the stop");
     let rec = router
         .ctx()
@@ -198,20 +202,6 @@ async fn a_spawn_storm_queues_within_the_limit() {
     assert!(peak <= 3, "{peak} spawns at once with a limit of 3");
     // clean up
     for i in 0..9 {
-        let actor = router
-            .server(
-                &UserName::parse(&format!("u{i}")).unwrap(),
-                &ServerName::default(),
-            )
-            .await
-            .unwrap();
-        let mut done = ask(&actor, |reply| ServerMsg::Stop {
-            remove: false,
-            reply,
-        })
-        .await
-        .unwrap()
-        .unwrap();
-        done.wait_for(|d| *d).await.unwrap();
+        stop(&router, &format!("u{i}")).await;
     }
 }
