@@ -4,7 +4,7 @@
 //! serializable transactions with optimistic conflict detection (a transaction that read a
 //! key or range written by a transaction that committed after it began fails with
 //! [`StoreError::Conflict`] and is retried by [`transact`]), range reads, and a change feed.
-//! Keys are built with the [`tuple`] encoding so that prefixes order and nest.
+//! Keys are built with the [`tuple`](mod@tuple) encoding so that prefixes order and nest.
 //!
 //! Backends: [`memory`] (tests), [`redb`](crate::redb_store) (the single-node default,
 //! fsync before acknowledgement). This crate knows nothing of users or servers.
@@ -22,6 +22,9 @@ mod occ;
 pub mod redb_store;
 pub mod tuple;
 
+/// The backend conformance suite: built for this crate's tests, and for other crates'
+/// with the `conformance` feature.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use memory::MemoryStore;

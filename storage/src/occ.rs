@@ -1,109 +1,136 @@
 //! The optimistic-concurrency engine shared by the memory and redb backends.
 //!
-//! The whole keyspace is held in memory as an immutable snapshot (`Arc<BTreeMap>`),
-//! replaced at each commit; a transaction reads the snapshot of its read version and
-//! buffers its writes. Commit, under one lock: check that no transaction committed since
-//! the read version wrote into anything this one read (backward validation, which makes
-//! the history serializable), make the batch durable through the [`Durable`] sink, then
-//! publish the new snapshot and the change batch. Hub state is tens of MB at most, so a
-//! copy per commit is affordable; a persistent map would remove that cost.
+//! A backend is small ([`Backend`]): it hands out read-only [`Snapshot`]s of its latest
+//! state and applies batches of mutations atomically and durably. The engine adds
+//! FoundationDB's transaction semantics on top:
+//!
+//! - `begin` takes the current version and its snapshot; the transaction reads that
+//!   snapshot through its own buffered writes (`writes.rs`) and records what it read
+//!   (point keys and ranges).
+//! - `commit`, under one commit lock: check the recent-commit log (`log.rs`) for a commit
+//!   after the read version that wrote into the read set (then `Conflict`); apply the
+//!   batch through the backend, durable when that returns; publish the new snapshot and
+//!   version to later transactions; record the written ranges; send the [`ChangeBatch`]
+//!   on the change feed. Publishing under the lock keeps the feed in commit order.
+//!
+//! Backward validation against every commit since the read version makes the history
+//! serializable. Read-only transactions commit without taking the lock.
+//!
+//! If a backend fails to apply a batch, the engine cannot know what reached the disk, so
+//! it refuses every later transaction (`Unavailable`) until the store is reopened.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::ops::Bound;
+mod log;
+mod ranges;
+mod txn;
+mod writes;
+
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use crate::{
-    ChangeBatch, Counters, KeyValue, Mutation, StoreError, Transaction, Version, MAX_KEY_BYTES,
-    MAX_TRANSACTION_BYTES, MAX_VALUE_BYTES,
-};
+use self::log::CommitLog;
+use self::ranges::{point, RangeSet};
+use crate::{ChangeBatch, Counters, KeyValue, Mutation, StoreError, Version};
 
-pub(crate) type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+pub(crate) use self::txn::OccTransaction;
 
-/// Where committed batches are made durable before they are acknowledged.
-pub(crate) trait Durable: Send + Sync + 'static {
-    fn persist(&self, version: Version, mutations: &[Mutation]) -> Result<(), StoreError>;
+/// How long a transaction may run (FoundationDB's limit).
+const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(5);
+/// Memory budget of the recent-commit log.
+const COMMIT_LOG_BYTES: usize = 64 << 20;
+/// Change batches a subscriber may fall behind before it gets `Lagged`.
+const FEED_CAPACITY: usize = 4096;
+
+/// Rows of a range scan, in the order asked for.
+pub(crate) type Rows<'a> = Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + 'a>;
+
+/// A consistent, read-only view of a backend as of one version.
+pub(crate) trait Snapshot: Send + Sync + 'static {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The pairs in `[begin, end)` (`begin < end`), ascending or descending.
+    fn scan<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+        reverse: bool,
+    ) -> Result<Rows<'a>, StoreError>;
 }
 
-/// No durability (the memory backend).
-pub(crate) struct Volatile;
-
-impl Durable for Volatile {
-    fn persist(&self, _: Version, _: &[Mutation]) -> Result<(), StoreError> {
-        Ok(())
-    }
+/// Where the data lives.
+pub(crate) trait Backend: Send + Sync + 'static {
+    type Snapshot: Snapshot;
+    /// Whether applying and scanning may block on I/O, so the engine runs them on
+    /// tokio's blocking threads.
+    const BLOCKING: bool;
+    /// A snapshot of everything applied so far.
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError>;
+    /// Applies `mutations` as one atomic step that makes `version` the newest version;
+    /// durable when this returns `Ok`. On `Err` the batch may or may not have been
+    /// applied.
+    fn apply(&self, version: Version, mutations: &[Mutation]) -> Result<(), StoreError>;
 }
 
-/// How old a transaction may get (FoundationDB's limit).
-const MAX_TXN_AGE: Duration = Duration::from_secs(5);
-/// How many recent commits are kept for conflict checks.
-const LOG_LEN: usize = 20_000;
-
-struct Committed {
+/// What `begin` reads: the newest commit.
+struct Current<S> {
     version: Version,
-    /// Written ranges `[begin, end)`.
-    writes: Vec<(Vec<u8>, Vec<u8>)>,
+    snapshot: Arc<S>,
+    /// Set when a batch failed to apply: the store refuses all further work.
+    failed: Option<String>,
 }
 
-struct Inner {
-    snapshot: Arc<Map>,
-    version: Version,
-    log: VecDeque<Committed>,
+/// A finished transaction's claim to commit.
+pub(crate) struct CommitRequest {
+    pub(crate) read_version: Version,
+    pub(crate) reads: RangeSet,
+    pub(crate) mutations: Vec<Mutation>,
 }
 
-pub(crate) struct Engine {
-    inner: Mutex<Inner>,
-    durable: Box<dyn Durable>,
+pub(crate) struct Engine<B: Backend> {
+    backend: B,
+    /// Held for the whole of a commit; guards the log of recent commits.
+    commit: Mutex<CommitLog>,
+    current: RwLock<Current<B::Snapshot>>,
     feed: broadcast::Sender<Arc<ChangeBatch>>,
-    pub(crate) counters: Counters,
+    counters: Counters,
+    max_age: Duration,
 }
 
-fn point_range(key: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let mut end = key.to_vec();
-    end.push(0);
-    (key.to_vec(), end)
-}
+impl<B: Backend> Engine<B> {
+    /// Starts an engine over `backend`, whose newest applied version is `version`.
+    pub(crate) fn new(backend: B, version: Version) -> Result<Arc<Engine<B>>, StoreError> {
+        Ok(Arc::new(Engine::with_max_age(
+            backend,
+            version,
+            MAX_TRANSACTION_AGE,
+        )?))
+    }
 
-fn overlaps(a: &(Vec<u8>, Vec<u8>), b: &(Vec<u8>, Vec<u8>)) -> bool {
-    a.0 < b.1 && b.0 < a.1
-}
-
-impl Engine {
-    pub(crate) fn new(map: Map, version: Version, durable: Box<dyn Durable>) -> Arc<Engine> {
-        let (feed, _) = broadcast::channel(4096);
-        Arc::new(Engine {
-            inner: Mutex::new(Inner {
-                snapshot: Arc::new(map),
+    fn with_max_age(backend: B, version: Version, max_age: Duration) -> Result<Self, StoreError> {
+        let snapshot = Arc::new(backend.snapshot()?);
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        Ok(Engine {
+            backend,
+            commit: Mutex::new(CommitLog::new(version, max_age, COMMIT_LOG_BYTES)),
+            current: RwLock::new(Current {
                 version,
-                log: VecDeque::new(),
+                snapshot,
+                failed: None,
             }),
-            durable,
             feed,
             counters: Counters::default(),
+            max_age,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    #[cfg(test)]
+    fn backend(&self) -> &B {
+        &self.backend
     }
 
-    pub(crate) fn begin(self: &Arc<Self>) -> OccTransaction {
-        let (snapshot, version) = {
-            let g = self.lock();
-            (g.snapshot.clone(), g.version)
-        };
-        OccTransaction {
-            engine: self.clone(),
-            snapshot,
-            read_version: version,
-            started: Instant::now(),
-            reads: Vec::new(),
-            mutations: Vec::new(),
-        }
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeBatch>> {
@@ -111,224 +138,93 @@ impl Engine {
     }
 
     pub(crate) fn committed_version(&self) -> Version {
-        self.lock().version
+        self.read_current(|c| c.version)
     }
 
-    fn commit_sync(
-        &self,
-        read_version: Version,
-        reads: &[(Vec<u8>, Vec<u8>)],
-        mutations: Vec<Mutation>,
-    ) -> Result<Version, StoreError> {
-        let mut g = self.lock();
-        if g.version > read_version {
-            let oldest = g.log.front().map_or(g.version + 1, |c| c.version);
-            if oldest > read_version + 1 {
-                self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                return Err(StoreError::Conflict);
-            }
-            for c in g.log.iter().rev().take_while(|c| c.version > read_version) {
-                if c.writes
-                    .iter()
-                    .any(|w| reads.iter().any(|r| overlaps(w, r)))
-                {
-                    self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                    return Err(StoreError::Conflict);
-                }
-            }
+    fn read_current<T>(&self, f: impl FnOnce(&Current<B::Snapshot>) -> T) -> T {
+        f(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn lock_commit(&self) -> MutexGuard<'_, CommitLog> {
+        // a panic under the lock cannot leave the log half-updated in a way that
+        // matters: at worst an entry is missing, and `failed` stops the store
+        self.commit.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a transaction at the newest committed version.
+    pub(crate) fn begin(self: &Arc<Self>) -> Result<OccTransaction<B>, StoreError> {
+        // the start time is taken before the version is read, so that every commit
+        // after the read version happened after the start (see `CommitLog`)
+        let started = Instant::now();
+        let (version, snapshot) = self.read_current(|c| match &c.failed {
+            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+            None => Ok((c.version, c.snapshot.clone())),
+        })?;
+        Ok(OccTransaction::new(
+            self.clone(),
+            snapshot,
+            version,
+            started,
+        ))
+    }
+
+    /// Validates, applies and publishes one commit. Blocks on the backend's I/O.
+    pub(crate) fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
+        let CommitRequest {
+            read_version,
+            reads,
+            mutations,
+        } = request;
+        let mut log = self.lock_commit();
+        let version = self.read_current(|c| match &c.failed {
+            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+            None => Ok(c.version),
+        })?;
+        if log.conflicts(read_version, &reads) {
+            self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+            return Err(StoreError::Conflict);
         }
-        let version = g.version + 1;
-        self.durable.persist(version, &mutations)?;
-        let mut map = (*g.snapshot).clone();
-        let mut writes = Vec::with_capacity(mutations.len());
-        for m in &mutations {
-            match m {
-                Mutation::Set { key, value } => {
-                    map.insert(key.clone(), value.clone());
-                    writes.push(point_range(key));
-                }
-                Mutation::Clear { key } => {
-                    map.remove(key);
-                    writes.push(point_range(key));
-                }
-                Mutation::ClearRange { begin, end } => {
-                    let doomed: Vec<Vec<u8>> = map
-                        .range::<[u8], _>((
-                            Bound::Included(begin.as_slice()),
-                            Bound::Excluded(end.as_slice()),
-                        ))
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    for k in doomed {
-                        map.remove(&k);
-                    }
-                    writes.push((begin.clone(), end.clone()));
-                }
+        let next = version + 1;
+        let applied = self
+            .backend
+            .apply(next, &mutations)
+            .and_then(|()| self.backend.snapshot());
+        let snapshot = match applied {
+            Ok(snapshot) => Arc::new(snapshot),
+            Err(error) => {
+                tracing::error!(%error, version = next, "store commit failed; refusing further transactions until reopened");
+                let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+                current.failed = Some(format!(
+                    "a commit failed ({error}); the store must be reopened"
+                ));
+                return Err(error);
             }
+        };
+        {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            current.version = next;
+            current.snapshot = snapshot;
         }
-        g.snapshot = Arc::new(map);
-        g.version = version;
-        g.log.push_back(Committed { version, writes });
-        while g.log.len() > LOG_LEN {
-            g.log.pop_front();
-        }
+        let writes = mutations
+            .iter()
+            .map(|m| match m {
+                Mutation::Set { key, .. } | Mutation::Clear { key } => point(key),
+                Mutation::ClearRange { begin, end } => (begin.clone(), end.clone()),
+            })
+            .collect();
+        log.push(next, RangeSet::from_unsorted(writes), Instant::now());
         self.counters.write_commits.fetch_add(1, Ordering::Relaxed);
         self.counters
             .mutations
             .fetch_add(mutations.len() as u64, Ordering::Relaxed);
-        // publish while still holding the lock, so batches go out in commit order
-        let _ = self.feed.send(Arc::new(ChangeBatch { version, mutations }));
-        Ok(version)
+        // no receiver is not an error: nobody is listening yet
+        let _ = self.feed.send(Arc::new(ChangeBatch {
+            version: next,
+            mutations,
+        }));
+        Ok(next)
     }
 }
 
-pub(crate) struct OccTransaction {
-    engine: Arc<Engine>,
-    snapshot: Arc<Map>,
-    read_version: Version,
-    started: Instant,
-    reads: Vec<(Vec<u8>, Vec<u8>)>,
-    mutations: Vec<Mutation>,
-}
-
-impl OccTransaction {
-    fn check_age(&self) -> Result<(), StoreError> {
-        if self.started.elapsed() > MAX_TXN_AGE {
-            return Err(StoreError::Invalid("transaction too old"));
-        }
-        Ok(())
-    }
-
-    /// This transaction's own view of `key`: `Some(Some(v))` written, `Some(None)`
-    /// cleared, `None` untouched.
-    fn own_write(&self, key: &[u8]) -> Option<Option<&Vec<u8>>> {
-        for m in self.mutations.iter().rev() {
-            match m {
-                Mutation::Set { key: k, value } if k.as_slice() == key => return Some(Some(value)),
-                Mutation::Clear { key: k } if k.as_slice() == key => return Some(None),
-                Mutation::ClearRange { begin, end }
-                    if key >= begin.as_slice() && key < end.as_slice() =>
-                {
-                    return Some(None)
-                }
-                _ => {}
-            }
-        }
-        None
-    }
-}
-
-#[async_trait]
-impl Transaction for OccTransaction {
-    fn read_version(&self) -> Version {
-        self.read_version
-    }
-
-    async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.check_age()?;
-        self.engine.counters.reads.fetch_add(1, Ordering::Relaxed);
-        if let Some(own) = self.own_write(key) {
-            return Ok(own.cloned());
-        }
-        self.reads.push(point_range(key));
-        Ok(self.snapshot.get(key).cloned())
-    }
-
-    async fn get_range(
-        &mut self,
-        begin: &[u8],
-        end: &[u8],
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<KeyValue>, StoreError> {
-        self.check_age()?;
-        self.engine.counters.reads.fetch_add(1, Ordering::Relaxed);
-        if begin >= end {
-            return Ok(Vec::new());
-        }
-        self.reads.push((begin.to_vec(), end.to_vec()));
-        let mut view: Map = self
-            .snapshot
-            .range::<[u8], _>((Bound::Included(begin), Bound::Excluded(end)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for m in &self.mutations {
-            match m {
-                Mutation::Set { key, value } => {
-                    if key.as_slice() >= begin && key.as_slice() < end {
-                        view.insert(key.clone(), value.clone());
-                    }
-                }
-                Mutation::Clear { key } => {
-                    view.remove(key);
-                }
-                Mutation::ClearRange { begin: b, end: e } => {
-                    view.retain(|k, _| !(k >= b && k < e));
-                }
-            }
-        }
-        let take = if limit == 0 { usize::MAX } else { limit };
-        Ok(if reverse {
-            view.into_iter().rev().take(take).collect()
-        } else {
-            view.into_iter().take(take).collect()
-        })
-    }
-
-    fn set(&mut self, key: &[u8], value: &[u8]) {
-        self.mutations.push(Mutation::Set {
-            key: key.to_vec(),
-            value: value.to_vec(),
-        });
-    }
-
-    fn clear(&mut self, key: &[u8]) {
-        self.mutations.push(Mutation::Clear { key: key.to_vec() });
-    }
-
-    fn clear_range(&mut self, begin: &[u8], end: &[u8]) {
-        if begin < end {
-            self.mutations.push(Mutation::ClearRange {
-                begin: begin.to_vec(),
-                end: end.to_vec(),
-            });
-        }
-    }
-
-    fn add_read_conflict_range(&mut self, begin: &[u8], end: &[u8]) {
-        self.reads.push((begin.to_vec(), end.to_vec()));
-    }
-
-    async fn commit(self: Box<Self>) -> Result<Version, StoreError> {
-        if self.mutations.is_empty() {
-            return Ok(self.read_version);
-        }
-        self.check_age()?;
-        let mut total = 0usize;
-        for m in &self.mutations {
-            match m {
-                Mutation::Set { key, value } => {
-                    if key.len() > MAX_KEY_BYTES {
-                        return Err(StoreError::TooLarge("key"));
-                    }
-                    if value.len() > MAX_VALUE_BYTES {
-                        return Err(StoreError::TooLarge("value"));
-                    }
-                    total += key.len() + value.len();
-                }
-                Mutation::Clear { key } => total += key.len(),
-                Mutation::ClearRange { begin, end } => total += begin.len() + end.len(),
-            }
-        }
-        if total > MAX_TRANSACTION_BYTES {
-            return Err(StoreError::TooLarge("transaction"));
-        }
-        let this = *self;
-        let engine = this.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            engine.commit_sync(this.read_version, &this.reads, this.mutations)
-        })
-        .await
-        .map_err(|e| StoreError::Io(format!("commit task failed: {e}")))?
-    }
-}
+#[cfg(test)]
+mod tests;

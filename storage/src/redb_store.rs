@@ -1,34 +1,93 @@
-//! The embedded single-node backend: the OCC engine made durable by redb. Every commit
-//! is one redb write transaction with immediate durability (fsync) before it is
-//! acknowledged; the keyspace is loaded into memory at open.
+//! The embedded single-node backend: the OCC engine over a redb file.
+//!
+//! Data lives in one redb table of byte keys to byte values; a metadata table holds the
+//! store format and the newest committed version, written in the same redb transaction as
+//! each batch so that versions keep increasing across restarts. Every commit is a redb
+//! write transaction with immediate durability: it is fsynced before it is acknowledged.
+//! A transaction reads a redb read transaction (an MVCC snapshot) taken when it began.
+//! Commits and large range reads run on tokio's blocking threads.
+//!
+//! New files use redb's v3 file format (the one redb 3 reads), so that moving to redb 3
+//! needs no file migration. On-disk format 1: table `kv` (`&[u8]` → `&[u8]`) holds the keyspace; table `meta`
+//! (`&str` → `u64`) holds `format` (= [`FORMAT_VERSION`]) and `version`. A store written
+//! by a newer format is refused at open.
 
+use std::fmt;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadableTable, ReadableTableMetadata, StorageBackend,
+    TableDefinition, TableError,
+};
 use tokio::sync::broadcast;
 
-use crate::occ::{Durable, Engine, Map};
+use crate::occ::{Backend, Engine, Rows, Snapshot};
 use crate::{ChangeBatch, Counters, Mutation, Store, StoreError, Transaction, Version};
 
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META_FORMAT: &str = "format";
+const META_VERSION: &str = "version";
+
 /// The on-disk format this code writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
 
-fn io(e: impl std::fmt::Display) -> StoreError {
+fn io(e: impl fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
-struct RedbDurable {
+type Table = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+impl Snapshot for Table {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(ReadableTable::get(self, key)
+            .map_err(io)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn scan<'a>(
+        &'a self,
+        begin: &'a [u8],
+        end: &'a [u8],
+        reverse: bool,
+    ) -> Result<Rows<'a>, StoreError> {
+        let range = self
+            .range::<&[u8]>((Bound::Included(begin), Bound::Excluded(end)))
+            .map_err(io)?;
+        let rows = range.map(|row| {
+            let (k, v) = row.map_err(io)?;
+            Ok((k.value().to_vec(), v.value().to_vec()))
+        });
+        Ok(if reverse {
+            Box::new(rows.rev())
+        } else {
+            Box::new(rows)
+        })
+    }
+}
+
+struct RedbBackend {
     db: Database,
 }
 
-impl Durable for RedbDurable {
-    fn persist(&self, version: Version, mutations: &[Mutation]) -> Result<(), StoreError> {
+impl Backend for RedbBackend {
+    type Snapshot = Table;
+    const BLOCKING: bool = true;
+
+    fn snapshot(&self) -> Result<Table, StoreError> {
+        self.db
+            .begin_read()
+            .map_err(io)?
+            .open_table(DATA)
+            .map_err(io)
+    }
+
+    fn apply(&self, version: Version, mutations: &[Mutation]) -> Result<(), StoreError> {
         let mut w = self.db.begin_write().map_err(io)?;
-        w.set_durability(redb::Durability::Immediate);
+        w.set_durability(Durability::Immediate);
         {
             let mut data = w.open_table(DATA).map_err(io)?;
             for m in mutations {
@@ -40,85 +99,126 @@ impl Durable for RedbDurable {
                         data.remove(key.as_slice()).map_err(io)?;
                     }
                     Mutation::ClearRange { begin, end } => {
-                        data.retain_in(begin.as_slice()..end.as_slice(), |_, _| false)
+                        data.retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false)
                             .map_err(io)?;
                     }
                 }
             }
             let mut meta = w.open_table(META).map_err(io)?;
-            meta.insert("version", version).map_err(io)?;
+            meta.insert(META_VERSION, version).map_err(io)?;
         }
         w.commit().map_err(io)
     }
 }
 
+/// A [`Store`] in a redb file (backend name `redb`).
 pub struct RedbStore {
-    engine: Arc<Engine>,
+    engine: Arc<Engine<RedbBackend>>,
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store at `path`.
+    /// Opens the store at `path`, creating the file (and its directory) if missing.
+    ///
+    /// This blocks (after a crash, redb checks the whole file before it opens): in async
+    /// code, call it through `tokio::task::spawn_blocking`.
     pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+        let context = |e: &dyn fmt::Display| StoreError::Io(format!("{}: {e}", path.display()));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| context(&e))?;
         }
-        let db = Database::create(path)
-            .map_err(|e| StoreError::Io(format!("opening {}: {e}", path.display())))?;
-        Self::from_database(db)
+        let db = builder().create(path).map_err(|e| context(&e))?;
+        let store = Self::from_database(db).map_err(|e| match e {
+            StoreError::Io(msg) => context(&msg),
+            other => other,
+        })?;
+        tracing::info!(path = %path.display(), version = store.committed_version(), "opened redb store");
+        Ok(store)
     }
 
-    /// Opens a store over a caller-supplied redb storage backend (tests).
-    pub fn open_with_backend(backend: impl redb::StorageBackend) -> Result<RedbStore, StoreError> {
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(io)?;
+    /// Opens a store over a caller-supplied redb storage backend (an in-memory or
+    /// fault-injecting one, for tests), creating it if the backend is empty.
+    pub fn open_with_backend(backend: impl StorageBackend) -> Result<RedbStore, StoreError> {
+        let db = builder().create_with_backend(backend).map_err(io)?;
         Self::from_database(db)
     }
 
     fn from_database(db: Database) -> Result<RedbStore, StoreError> {
-        // make sure both tables and the format marker exist
-        let mut w = db.begin_write().map_err(io)?;
-        w.set_durability(redb::Durability::Immediate);
-        {
-            w.open_table(DATA).map_err(io)?;
-            let mut meta = w.open_table(META).map_err(io)?;
-            let format = meta.get("format").map_err(io)?.map(|v| v.value());
-            match format {
-                None => {
-                    meta.insert("format", FORMAT_VERSION).map_err(io)?;
-                }
-                Some(FORMAT_VERSION) => {}
-                Some(other) => {
-                    return Err(StoreError::Io(format!(
-                        "store format {other} is newer than this galilean understands ({FORMAT_VERSION})"
-                    )))
-                }
+        let version = match read_meta(&db)? {
+            Some(version) => version,
+            None => initialize(&db)?,
+        };
+        let engine = Engine::new(RedbBackend { db }, version)?;
+        Ok(RedbStore { engine })
+    }
+}
+
+fn builder() -> redb::Builder {
+    let mut builder = Database::builder();
+    // the format redb 3 reads, so that upgrading redb needs no file migration
+    builder.create_with_file_format_v3(true);
+    builder
+}
+
+/// The committed version of an initialized store, after checking its format; `None` for
+/// a new one.
+fn read_meta(db: &Database) -> Result<Option<Version>, StoreError> {
+    let r = db.begin_read().map_err(io)?;
+    let meta = match r.open_table(META) {
+        Ok(meta) => meta,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let get = |name: &str| -> Result<Option<u64>, StoreError> {
+        Ok(meta.get(name).map_err(io)?.map(|v| v.value()))
+    };
+    match get(META_FORMAT)? {
+        Some(FORMAT_VERSION) => Ok(Some(get(META_VERSION)?.unwrap_or(0))),
+        Some(other) => Err(StoreError::Io(format!(
+            "store format {other} is not supported (this build reads format \
+             {FORMAT_VERSION}){}",
+            if other > FORMAT_VERSION {
+                "; it was written by a newer galilean"
+            } else {
+                ""
             }
+        ))),
+        None => Err(StoreError::Io(
+            "not a galilean store: no format marker".to_owned(),
+        )),
+    }
+}
+
+/// Creates the tables and the format marker of a new store; returns its version, 0.
+fn initialize(db: &Database) -> Result<Version, StoreError> {
+    let mut w = db.begin_write().map_err(io)?;
+    w.set_durability(Durability::Immediate);
+    {
+        let data = w.open_table(DATA).map_err(io)?;
+        if !data.is_empty().map_err(io)? {
+            return Err(StoreError::Io(
+                "not a galilean store: data but no format marker".to_owned(),
+            ));
         }
-        w.commit().map_err(io)?;
-        let r = db.begin_read().map_err(io)?;
-        let version = r
-            .open_table(META)
-            .map_err(io)?
-            .get("version")
-            .map_err(io)?
-            .map_or(0, |v| v.value());
-        let mut map = Map::new();
-        for entry in r.open_table(DATA).map_err(io)?.iter().map_err(io)? {
-            let (k, v) = entry.map_err(io)?;
-            map.insert(k.value().to_vec(), v.value().to_vec());
-        }
-        drop(r);
-        Ok(RedbStore {
-            engine: Engine::new(map, version, Box::new(RedbDurable { db })),
-        })
+        let mut meta = w.open_table(META).map_err(io)?;
+        meta.insert(META_FORMAT, FORMAT_VERSION).map_err(io)?;
+        meta.insert(META_VERSION, 0).map_err(io)?;
+    }
+    w.commit().map_err(io)?;
+    Ok(0)
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("version", &self.engine.committed_version())
+            .finish_non_exhaustive()
     }
 }
 
 #[async_trait]
 impl Store for RedbStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
-        Ok(Box::new(self.engine.begin()))
+        Ok(Box::new(self.engine.begin()?))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeBatch>> {
@@ -130,10 +230,13 @@ impl Store for RedbStore {
     }
 
     fn counters(&self) -> &Counters {
-        &self.engine.counters
+        self.engine.counters()
     }
 
     fn backend_name(&self) -> &'static str {
         "redb"
     }
 }
+
+#[cfg(test)]
+mod tests;

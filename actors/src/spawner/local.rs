@@ -1,56 +1,100 @@
-//! The `local-process` spawner: runs the server as the hub's own OS user, in its own
-//! session and process group, detached from the hub (stdin from /dev/null, output to a
-//! per-server log file, no parent-death signal), so that it outlives a hub restart.
+//! The `local-process` spawner: runs each single-user server as the hub's own OS user,
+//! as the leader of a new session and process group, detached from the hub: stdin from
+//! `/dev/null`, stdout and stderr appended to a per-server log file, no parent-death
+//! signal and no pipe the server depends on. A server therefore outlives the hub, and a
+//! restarted hub (or another node on the same host) polls, re-adopts and stops it from
+//! the persisted [`SpawnerState`] alone.
+//!
+//! The processes this hub started are reaped by a background task each, which records
+//! the exit status: zombies never accumulate and `poll` reports the exit code at once.
+//! A pid is only trusted together with its start time (`/proc/<pid>/stat` field 22), so
+//! a recycled pid is never reported as the server nor signalled.
+//!
+//! Only processes on this host are seen: `poll` reads this host's `/proc`, and `stop`
+//! refuses a state recorded on another host (by its host name).
+//!
+//! Linux only: liveness and start times come from `/proc`.
 
 use std::collections::HashMap;
+use std::io;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use galilean_proto::records::SpawnerState;
+use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{PollStatus, SpawnError, SpawnRequest, Spawner, Started};
 
-#[derive(Default)]
+/// How often `stop` looks whether the process group is gone.
+const STOP_TICK: Duration = Duration::from_millis(50);
+/// How long `stop` waits for the group to vanish after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long the exit status of a reaped child is remembered for `poll`; after that
+/// `poll` still reports the exit, without its code.
+const EXIT_MEMORY: Duration = Duration::from_secs(600);
+/// How long `poll` waits for the reaper when it finds its own child a zombie, so that
+/// the exit code is reported rather than `None`.
+const REAP_WAIT: Duration = Duration::from_millis(200);
+
+/// Runs servers as local processes; see the module documentation.
+#[derive(Debug, Default)]
 pub struct LocalProcessSpawner {
-    /// Exit codes of the children this process started, recorded by their reapers.
-    exits: Arc<Mutex<HashMap<i32, Option<i32>>>>,
+    /// Children this process started, by pid, as their reapers last saw them.
+    children: Arc<Mutex<HashMap<i32, Child>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Child {
+    start_ticks: Option<u64>,
+    exit: Option<Exit>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Exit {
+    code: Option<i32>,
+    at: Instant,
 }
 
 impl LocalProcessSpawner {
     pub fn new() -> LocalProcessSpawner {
         LocalProcessSpawner::default()
     }
-}
 
-/// Field 22 (start time) and field 3 (state) of `/proc/<pid>/stat`.
-fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
-}
+    fn children(&self) -> MutexGuard<'_, HashMap<i32, Child>> {
+        lock(&self.children)
+    }
 
-fn alive(state: &SpawnerState) -> bool {
-    let Some(pid) = state.pid else { return false };
-    match proc_stat(pid) {
-        Some((s, start)) => s != 'Z' && s != 'X' && state.start_ticks.is_none_or(|t| t == start),
-        None => false,
+    /// What the reaper knows of the process described by `state`, if it is our child.
+    fn child(&self, state: &SpawnerState) -> Option<Child> {
+        let pid = state.pid?;
+        let child = *self.children().get(&pid)?;
+        let same = state.start_ticks.is_none() || child.start_ticks == state.start_ticks;
+        same.then_some(child)
+    }
+
+    /// Waits (briefly) until the reaper has recorded the exit of `state`'s process.
+    async fn reaped_exit(&self, state: &SpawnerState) -> Option<Exit> {
+        let deadline = Instant::now() + REAP_WAIT;
+        loop {
+            if let Some(exit) = self.child(state)?.exit {
+                return Some(exit);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
-fn free_port() -> Result<u16, SpawnError> {
-    let l =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| SpawnError::Io(e.to_string()))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| SpawnError::Io(e.to_string()))
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // the map stays consistent even if a holder panicked: every update is one insert
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
@@ -60,16 +104,20 @@ impl Spawner for LocalProcessSpawner {
         let port = free_port()?;
         let url = format!("http://127.0.0.1:{port}");
         std::fs::create_dir_all(&req.home_dir)
-            .map_err(|e| SpawnError::Io(format!("{}: {e}", req.home_dir.display())))?;
+            .map_err(|e| SpawnError::Io(format!("creating {}: {e}", req.home_dir.display())))?;
         if let Some(dir) = req.log_path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| SpawnError::Io(e.to_string()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| SpawnError::Io(format!("creating {}: {e}", dir.display())))?;
         }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&req.log_path)
+            .map_err(|e| SpawnError::Io(format!("opening {}: {e}", req.log_path.display())))?;
+        let log_err = log
+            .try_clone()
             .map_err(|e| SpawnError::Io(format!("{}: {e}", req.log_path.display())))?;
-        let log2 = log.try_clone().map_err(|e| SpawnError::Io(e.to_string()))?;
+
         let mut cmd = tokio::process::Command::new(&argv0);
         cmd.args(&req.argv[1..])
             .env_clear()
@@ -78,41 +126,62 @@ impl Spawner for LocalProcessSpawner {
             .current_dir(&req.home_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
+            .stderr(Stdio::from(log_err))
             .kill_on_drop(false);
-        #[allow(unsafe_code)]
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(|_| ())
-                    .map_err(std::io::Error::from)
-            });
-        }
+        new_session(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| SpawnError::Exec {
+            reason: exec_failure(&argv0, &e),
             argv0: argv0.clone(),
-            reason: e.to_string(),
         })?;
-        let pid = child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .ok_or_else(|| SpawnError::Io("the process has no pid".into()))?;
-        let start_ticks = proc_stat(pid).map(|(_, t)| t);
-        let exits = self.exits.clone();
+        // The child cannot be reaped before `child.wait()` below runs, so its
+        // /proc entry exists now (at worst as a zombie).
+        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+            return Err(SpawnError::Io("the started process has no pid".into()));
+        };
+        let start_ticks = read_stat(pid).map(|s| s.start_ticks);
+        {
+            let mut children = self.children();
+            children.retain(|_, c| c.exit.is_none_or(|e| e.at.elapsed() < EXIT_MEMORY));
+            // a remembered exit under a recycled pid is replaced here
+            children.insert(
+                pid,
+                Child {
+                    start_ticks,
+                    exit: None,
+                },
+            );
+        }
+        let children = self.children.clone();
+        let (user, server) = (req.user.clone(), req.server.clone());
         tokio::spawn(async move {
-            let code = child.wait().await.ok().and_then(|s| s.code());
-            if let Ok(mut m) = exits.lock() {
-                m.insert(pid, code);
+            let status = child.wait().await;
+            let code = status.as_ref().ok().and_then(|s| s.code());
+            match &status {
+                Ok(s) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    tracing::info!(%user, %server, pid, code, signal = s.signal(), "server process exited");
+                }
+                Err(e) => {
+                    tracing::warn!(%user, %server, pid, error = %e, "waiting for a server process")
+                }
             }
+            lock(&children).insert(
+                pid,
+                Child {
+                    start_ticks,
+                    exit: Some(Exit {
+                        code,
+                        at: Instant::now(),
+                    }),
+                },
+            );
         });
         tracing::info!(user = %req.user, server = %req.server, pid, %url, "started server process");
         Ok(Started {
             url,
             state: SpawnerState {
                 pid: Some(pid),
-                host: std::fs::read_to_string("/etc/hostname")
-                    .map(|h| h.trim().to_owned())
-                    .unwrap_or_else(|_| "localhost".into()),
+                host: host_name(),
                 log_path: Some(req.log_path.to_string_lossy().into_owned()),
                 node: req.node,
                 start_ticks,
@@ -121,69 +190,224 @@ impl Spawner for LocalProcessSpawner {
     }
 
     async fn poll(&self, state: &SpawnerState) -> PollStatus {
-        if let Some(pid) = state.pid {
-            if let Some(code) = self.exits.lock().ok().and_then(|m| m.get(&pid).copied()) {
-                return PollStatus::Exited(code);
-            }
+        let Some(pid) = state.pid else {
+            return PollStatus::Exited(None);
+        };
+        if let Some(exit) = self.child(state).and_then(|c| c.exit) {
+            return PollStatus::Exited(exit.code);
         }
-        if alive(state) {
-            PollStatus::Running
-        } else {
-            PollStatus::Exited(None)
+        match leader(pid, state.start_ticks) {
+            Leader::Running => PollStatus::Running,
+            Leader::Recycled => PollStatus::Exited(None),
+            Leader::Gone => PollStatus::Exited(self.reaped_exit(state).await.and_then(|e| e.code)),
         }
     }
 
     async fn stop(&self, state: &SpawnerState, grace: Duration) -> Result<(), SpawnError> {
         let Some(pid) = state.pid else { return Ok(()) };
-        if !alive(state) && group_gone(pid) {
+        let here = host_name();
+        if !state.host.is_empty() && state.host != here {
+            // its pid means nothing here: never signal a local process for it
+            return Err(SpawnError::Io(format!(
+                "the server runs on host {:?}, not on this one ({here:?})",
+                state.host
+            )));
+        }
+        if !may_signal_group(pid) {
+            tracing::warn!(pid, "refusing to signal this process group: not a server's");
             return Ok(());
         }
-        let group = Pid::from_raw(-pid);
-        let _ = kill(group, Signal::SIGTERM);
-        if wait_gone(pid, grace).await {
+        let ticks = state.start_ticks;
+        match leader(pid, ticks) {
+            Leader::Recycled => {
+                tracing::info!(
+                    pid,
+                    "the server's pid now belongs to another process; nothing to stop"
+                );
+                return Ok(());
+            }
+            Leader::Gone if !group_alive(pid, ticks) => return Ok(()),
+            Leader::Gone | Leader::Running => {}
+        }
+        signal_group(pid, Signal::SIGTERM);
+        if wait_gone(pid, ticks, grace).await {
+            tracing::info!(pid, "server process group stopped");
             return Ok(());
         }
-        tracing::warn!(pid, "server ignored SIGTERM; sending SIGKILL");
-        let _ = kill(group, Signal::SIGKILL);
-        wait_gone(pid, Duration::from_secs(5)).await;
-        Ok(())
+        tracing::warn!(
+            pid,
+            grace_ms = grace.as_millis() as u64,
+            "server still running after SIGTERM; sending SIGKILL"
+        );
+        signal_group(pid, Signal::SIGKILL);
+        if wait_gone(pid, ticks, KILL_WAIT).await {
+            return Ok(());
+        }
+        Err(SpawnError::Io(format!(
+            "process group {pid} still present {} s after SIGKILL",
+            KILL_WAIT.as_secs()
+        )))
     }
 }
 
-fn group_gone(pid: i32) -> bool {
-    // only zombies may remain of a group once its members have exited
-    let members_alive = std::fs::read_dir("/proc").ok().is_some_and(|dir| {
-        dir.flatten().any(|e| {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                return false;
-            };
-            std::fs::read_to_string(format!("/proc/{p}/stat"))
-                .ok()
-                .is_some_and(|t| {
-                    let Some(i) = t.rfind(')') else { return false };
-                    let f: Vec<&str> = t[i + 1..].split_whitespace().collect();
-                    f.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pid)
-                        && f.first() != Some(&"Z")
-                })
-        })
-    });
-    !members_alive
+/// Makes the child the leader of a new session (and of a new process group) before it
+/// execs, detaching it from the hub's terminal and process group.
+#[allow(unsafe_code)]
+fn new_session(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
+    // which is async-signal-safe; it allocates nothing and touches no shared state
+    // (converting an `Errno` into an `io::Error` does not allocate).
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+    }
 }
 
-async fn wait_gone(pid: i32, within: Duration) -> bool {
+fn exec_failure(argv0: &str, e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound if !argv0.contains('/') => {
+            format!("command not found on the server's PATH ({e})")
+        }
+        io::ErrorKind::NotFound => format!("no such file ({e})"),
+        io::ErrorKind::PermissionDenied => format!("permission denied, not executable? ({e})"),
+        _ => e.to_string(),
+    }
+}
+
+/// A port that was free a moment ago (the server binds it itself, later).
+fn free_port() -> Result<u16, SpawnError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| SpawnError::Io(format!("choosing a port: {e}")))
+}
+
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|h| h.trim().to_owned())
+        .find(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The fields of `/proc/<pid>/stat` this module uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProcStat {
+    /// Field 3: `R`, `S`, `D`, `Z` (zombie), `X` (dead), ...
+    state: char,
+    /// Field 5.
+    pgrp: i32,
+    /// Field 22: start time in clock ticks after boot.
+    start_ticks: u64,
+}
+
+impl ProcStat {
+    fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Parses `pid (comm) state ppid pgrp session ...`. `comm` may contain spaces and
+/// parentheses, so the fields are counted from after the last `)`.
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    // fields 6 to 21 come next; field 22 is the 17th from here
+    let start_ticks = fields.nth(16)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        pgrp,
+        start_ticks,
+    })
+}
+
+fn read_stat(pid: i32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// What became of the process that leads a server's group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    /// Alive, and the same process (or no start time was recorded to tell).
+    Running,
+    /// Exited (gone, or a zombie not reaped yet).
+    Gone,
+    /// The pid belongs to another process now.
+    Recycled,
+}
+
+fn leader(pid: i32, start_ticks: Option<u64>) -> Leader {
+    match read_stat(pid) {
+        None => Leader::Gone,
+        Some(s) if start_ticks.is_some_and(|t| t != s.start_ticks) => Leader::Recycled,
+        Some(s) if s.is_dead() => Leader::Gone,
+        Some(_) => Leader::Running,
+    }
+}
+
+/// Guards against pids whose process group is never a server's: 0 and 1 (`kill(0)` and
+/// `kill(-1)` mean "my group" and "everyone"), and the hub's own group.
+fn may_signal_group(pid: i32) -> bool {
+    pid > 1 && Pid::from_raw(pid) != nix::unistd::getpgrp()
+}
+
+fn signal_group(pid: i32, signal: Signal) {
+    match kill(Pid::from_raw(-pid), signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(pid, %signal, error = %e, "signalling a server's process group"),
+    }
+}
+
+/// Whether any process of the group led by `pid` still runs (zombies do not count).
+///
+/// A pid is not reused while a process group of that id exists, so when the leader has
+/// exited, the remaining members of group `pid` are the server's own descendants.
+fn group_alive(pid: i32, start_ticks: Option<u64>) -> bool {
+    match leader(pid, start_ticks) {
+        Leader::Running => return true,
+        Leader::Recycled => return false,
+        Leader::Gone => {}
+    }
+    match kill(Pid::from_raw(-pid), None) {
+        // something is left, maybe only zombies no one has reaped yet
+        Ok(()) => live_member_of(pid),
+        Err(Errno::ESRCH) => false,
+        Err(e) => {
+            tracing::warn!(pid, error = %e, "probing a server's process group");
+            false
+        }
+    }
+}
+
+/// Scans `/proc` for a live (non-zombie) process in process group `pgrp`.
+fn live_member_of(pgrp: i32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read_stat)
+        .any(|s| s.pgrp == pgrp && !s.is_dead())
+}
+
+async fn wait_gone(pid: i32, start_ticks: Option<u64>, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        if group_gone(pid) {
+        if !group_alive(pid, start_ticks) {
             return true;
         }
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(STOP_TICK).await;
     }
 }
 
-/// The last lines of a log file (at most `max_bytes` from its end), for failure
+/// The last `max_lines` lines of a log file, reading at most its last `max_bytes`
+/// (a line cut by that limit is dropped). Empty if the file cannot be read. For failure
 /// messages.
 pub fn tail_log(path: &Path, max_lines: usize, max_bytes: usize) -> String {
     use std::io::{Read, Seek, SeekFrom};
@@ -195,9 +419,373 @@ pub fn tail_log(path: &Path, max_lines: usize, max_bytes: usize) -> String {
     if f.seek(SeekFrom::Start(start)).is_err() {
         return String::new();
     }
-    let mut buf = Vec::new();
-    let _ = f.take(max_bytes as u64).read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf);
+    let mut buf = Vec::with_capacity(max_bytes.min(len as usize));
+    if f.take(max_bytes as u64).read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let mut text = &buf[..];
+    if start > 0 {
+        // drop the partial first line, unless it is all there is
+        if let Some(i) = text.iter().position(|&b| b == b'\n') {
+            text = &text[i + 1..];
+        }
+    }
+    let text = String::from_utf8_lossy(text);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::future::Future;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn request(dir: &Path, argv: &[&str]) -> SpawnRequest {
+        let env: BTreeMap<String, String> = [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("JUPYTERHUB_USER", "alice"),
+            ("WITH SPACE", "a b\nc"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        SpawnRequest {
+            user: "alice".into(),
+            server: String::new(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env,
+            prefix: "/user/alice/".into(),
+            home_dir: dir.join("home/alice"),
+            log_path: dir.join("logs/alice/server.log"),
+            node: 7,
+        }
+    }
+
+    async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Fields 4 to 6 of `/proc/<pid>/stat`: ppid, pgrp, session.
+    fn family(pid: i32) -> (i32, i32, i32) {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<i32> = text[text.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .skip(1)
+            .take(3)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        (f[0], f[1], f[2])
+    }
+
+    /// Live processes of process group `pgrp`.
+    fn members(pgrp: i32) -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&p| read_stat(p).is_some_and(|s| s.pgrp == pgrp && !s.is_dead()))
+            .collect()
+    }
+
+    fn state_of(started: &Started) -> (i32, SpawnerState) {
+        (started.state.pid.unwrap(), started.state.clone())
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_last_parenthesis() {
+        let rest = (7..=21)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let line = format!("4242 (a) b (c)) S 1 4242 4242 {rest} 987654 23 0\n");
+        let s = parse_stat(&line).unwrap();
+        assert_eq!((s.state, s.pgrp, s.start_ticks), ('S', 4242, 987654));
+        assert_eq!(parse_stat("12 (x) S 1 2"), None);
+        assert_eq!(parse_stat("garbage"), None);
+        let me = read_stat(std::process::id() as i32).unwrap();
+        assert!(me.start_ticks > 0 && !me.is_dead());
+    }
+
+    #[test]
+    fn never_signals_everyone_or_the_hub() {
+        assert!(!may_signal_group(0));
+        assert!(!may_signal_group(1));
+        assert!(!may_signal_group(-5));
+        assert!(!may_signal_group(nix::unistd::getpgrp().as_raw()));
+    }
+
+    #[tokio::test]
+    async fn a_server_gets_exactly_its_environment_its_home_and_its_own_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        let req = request(dir.path(), &["sleep", "30"]);
+        let started = spawner.start(req.clone()).await.unwrap();
+        let (pid, state) = state_of(&started);
+
+        assert!(started.url.starts_with("http://127.0.0.1:"));
+        assert_eq!(state.node, 7);
+        assert_eq!(state.host, host_name());
+        assert_eq!(
+            state.log_path.as_deref(),
+            Some(req.log_path.to_str().unwrap())
+        );
+        assert_eq!(state.start_ticks, Some(read_stat(pid).unwrap().start_ticks));
+
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let mut got: Vec<&[u8]> = environ
+            .split(|&b| b == 0)
+            .filter(|v| !v.is_empty())
+            .collect();
+        got.sort();
+        let service_url = format!("JUPYTERHUB_SERVICE_URL={}/user/alice/", started.url);
+        let mut want: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        want.push(service_url);
+        want.sort();
+        let want: Vec<&[u8]> = want.iter().map(|s| s.as_bytes()).collect();
+        assert_eq!(got, want);
+
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+        assert_eq!(cwd, req.home_dir.canonicalize().unwrap());
+        let fd = |n: u32| std::fs::read_link(format!("/proc/{pid}/fd/{n}")).unwrap();
+        assert_eq!(fd(0), PathBuf::from("/dev/null"));
+        assert_eq!(fd(1), req.log_path.canonicalize().unwrap());
+        assert_eq!(fd(2), req.log_path.canonicalize().unwrap());
+        let (_, pgrp, session) = family(pid);
+        assert_eq!(
+            (pgrp, session),
+            (pid, pid),
+            "leads its own group and session"
+        );
+
+        assert_eq!(spawner.poll(&state).await, PollStatus::Running);
+        spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
+        assert!(matches!(spawner.poll(&state).await, PollStatus::Exited(_)));
+    }
+
+    #[tokio::test]
+    async fn output_is_appended_to_the_log_and_the_exit_code_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        for round in 0..2 {
+            let script = format!("echo out {round}; echo err {round} >&2; exit 3");
+            let req = request(dir.path(), &["sh", "-c", &script]);
+            let (_, state) = state_of(&spawner.start(req).await.unwrap());
+            let spawner = &spawner;
+            let state = &state;
+            eventually("the exit is reported", || async move {
+                spawner.poll(state).await == PollStatus::Exited(Some(3))
+            })
+            .await;
+            // stopping an exited server is fine
+            spawner.stop(state, Duration::from_secs(1)).await.unwrap();
+        }
+        let log = dir.path().join("logs/alice/server.log");
+        assert_eq!(
+            tail_log(&log, 10, 4096),
+            "out 0\nerr 0\nout 1\nerr 1",
+            "both rounds, stdout and stderr"
+        );
+    }
+
+    #[tokio::test]
+    async fn exec_failures_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        let start = |argv: &[&str]| spawner.start(request(dir.path(), argv));
+        match start(&["galilean-no-such-command"]).await.unwrap_err() {
+            SpawnError::Exec { argv0, reason } => {
+                assert_eq!(argv0, "galilean-no-such-command");
+                assert!(reason.contains("command not found"), "{reason}");
+            }
+            e => panic!("{e:?}"),
+        }
+        let plain = dir.path().join("plain.txt");
+        std::fs::write(&plain, "x").unwrap();
+        match start(&[plain.to_str().unwrap()]).await.unwrap_err() {
+            SpawnError::Exec { reason, .. } => assert!(reason.contains("permission"), "{reason}"),
+            e => panic!("{e:?}"),
+        }
+        assert!(matches!(
+            start(&[]).await.unwrap_err(),
+            SpawnError::NoCommand
+        ));
+    }
+
+    #[tokio::test]
+    async fn stop_ends_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        let req = request(dir.path(), &["sh", "-c", "sleep 1000 & sleep 1000"]);
+        let (pid, state) = state_of(&spawner.start(req).await.unwrap());
+        eventually("both sleeps run", || async { members(pid).len() == 3 }).await;
+        let group = members(pid);
+        let t0 = Instant::now();
+        spawner.stop(&state, Duration::from_secs(10)).await.unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5), "SIGTERM sufficed");
+        assert!(members(pid).is_empty());
+        for p in group {
+            assert!(leader(p, None) != Leader::Running, "{p} survived");
+        }
+        assert!(matches!(spawner.poll(&state).await, PollStatus::Exited(_)));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_ignores_sigterm_is_killed_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        let req = request(dir.path(), &["sh", "-c", "trap '' TERM; sleep 1000"]);
+        let (pid, state) = state_of(&spawner.start(req).await.unwrap());
+        // the sleep starts after the trap is set
+        eventually("the trap is set", || async { members(pid).len() == 2 }).await;
+        let grace = Duration::from_millis(400);
+        let t0 = Instant::now();
+        spawner.stop(&state, grace).await.unwrap();
+        assert!(t0.elapsed() >= grace, "waited the grace");
+        assert!(members(pid).is_empty());
+        let spawner = &spawner;
+        let state = &state;
+        eventually("the reaper saw the kill", || async move {
+            spawner.poll(state).await == PollStatus::Exited(None)
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_recycled_pid_is_neither_polled_nor_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        let req = request(dir.path(), &["sleep", "30"]);
+        let (pid, state) = state_of(&spawner.start(req).await.unwrap());
+        let other = SpawnerState {
+            start_ticks: state.start_ticks.map(|t| t + 1),
+            ..state.clone()
+        };
+        assert_eq!(spawner.poll(&other).await, PollStatus::Exited(None));
+        assert_eq!(
+            LocalProcessSpawner::new().poll(&other).await,
+            PollStatus::Exited(None)
+        );
+        spawner
+            .stop(&other, Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert_eq!(
+            leader(pid, state.start_ticks),
+            Leader::Running,
+            "not signalled"
+        );
+        // without a recorded start time any live pid is accepted
+        let legacy = SpawnerState {
+            start_ticks: None,
+            ..state.clone()
+        };
+        assert_eq!(spawner.poll(&legacy).await, PollStatus::Running);
+        spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            spawner.poll(&SpawnerState::default()).await,
+            PollStatus::Exited(None)
+        );
+        spawner
+            .stop(&SpawnerState::default(), Duration::ZERO)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_on_another_host_is_never_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        let req = request(dir.path(), &["sleep", "30"]);
+        let (pid, state) = state_of(&spawner.start(req).await.unwrap());
+        let elsewhere = SpawnerState {
+            host: format!("not-{}", state.host),
+            ..state.clone()
+        };
+        let err = spawner.stop(&elsewhere, Duration::ZERO).await.unwrap_err();
+        assert!(err.to_string().contains("runs on host"), "{err}");
+        assert_eq!(leader(pid, state.start_ticks), Leader::Running);
+        spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
+    }
+
+    /// Environment variable naming the directory of [`helper_hub_that_exits`].
+    const HELPER_DIR: &str = "GALILEAN_TEST_EXITING_HUB_DIR";
+
+    /// Plays a hub that starts a server and exits; run by
+    /// [`a_server_outlives_the_hub_that_started_it`] in a process of its own.
+    #[tokio::test]
+    #[ignore = "a helper process of a_server_outlives_the_hub_that_started_it"]
+    async fn helper_hub_that_exits() {
+        let Some(dir) = std::env::var_os(HELPER_DIR) else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let started = LocalProcessSpawner::new()
+            .start(request(&dir, &["sleep", "60"]))
+            .await
+            .unwrap();
+        let (pid, state) = state_of(&started);
+        let line = format!("{pid} {}", state.start_ticks.unwrap());
+        std::fs::write(dir.join("state"), line).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_outlives_the_hub_that_started_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let test = module_path!().split_once("::").unwrap().1;
+        let hub = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("{test}::helper_hub_that_exits")])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env(HELPER_DIR, dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(hub.status.success(), "{hub:?}");
+        let saved = std::fs::read_to_string(dir.path().join("state")).unwrap();
+        let (pid, ticks) = saved.split_once(' ').unwrap();
+        let state = SpawnerState {
+            pid: Some(pid.parse().unwrap()),
+            start_ticks: Some(ticks.parse().unwrap()),
+            ..SpawnerState::default()
+        };
+        let pid = state.pid.unwrap();
+
+        // the hub is gone; a new one (this process) finds the server running
+        let spawner = LocalProcessSpawner::new();
+        assert_eq!(spawner.poll(&state).await, PollStatus::Running);
+        let (ppid, pgrp, _) = family(pid);
+        assert_ne!(ppid, std::process::id() as i32);
+        assert_eq!(pgrp, pid);
+        // and stops it although it is not its child
+        spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(spawner.poll(&state).await, PollStatus::Exited(None));
+        assert!(members(pid).is_empty());
+    }
+
+    #[test]
+    fn tail_log_reads_only_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(tail_log(&path, 3, 4096), "line 997\nline 998\nline 999");
+        // 20 bytes hold "e 997\nline 998\nline 999\n" partly: the cut line is dropped
+        assert_eq!(tail_log(&path, 10, 20), "line 998\nline 999");
+        assert_eq!(tail_log(&path, 0, 4096), "");
+        std::fs::write(&path, "short\nlog").unwrap();
+        assert_eq!(tail_log(&path, 5, 4096), "short\nlog");
+        std::fs::write(&path, "x".repeat(100)).unwrap();
+        assert_eq!(
+            tail_log(&path, 5, 10),
+            "x".repeat(10),
+            "one long line is kept"
+        );
+        assert_eq!(tail_log(&dir.path().join("missing"), 5, 100), "");
+    }
 }

@@ -1,0 +1,127 @@
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::*;
+use crate::Transaction;
+
+/// A map backend whose next `apply` can be made to fail.
+#[derive(Default)]
+struct TestBackend {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    fail_next: AtomicBool,
+}
+
+impl Backend for TestBackend {
+    type Snapshot = BTreeMap<Vec<u8>, Vec<u8>>;
+    const BLOCKING: bool = false;
+
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
+        Ok(self.map.lock().unwrap().clone())
+    }
+
+    fn apply(&self, _: Version, mutations: &[Mutation]) -> Result<(), StoreError> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Io("disk on fire".into()));
+        }
+        let mut map = self.map.lock().unwrap();
+        for m in mutations {
+            match m {
+                Mutation::Set { key, value } => {
+                    map.insert(key.clone(), value.clone());
+                }
+                Mutation::Clear { key } => {
+                    map.remove(key);
+                }
+                Mutation::ClearRange { begin, end } => map.retain(|k, _| !(k >= begin && k < end)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn engine(max_age: Duration) -> Arc<Engine<TestBackend>> {
+    Arc::new(Engine::with_max_age(TestBackend::default(), 0, max_age).unwrap())
+}
+
+async fn write(engine: &Arc<Engine<TestBackend>>, key: &[u8]) -> Result<Version, StoreError> {
+    let mut tx = Box::new(engine.begin()?);
+    tx.set(key, b"v");
+    tx.commit().await
+}
+
+#[tokio::test]
+async fn transactions_expire() {
+    let engine = engine(Duration::from_millis(50));
+    let mut tx = Box::new(engine.begin().unwrap());
+    tx.get(b"a").await.unwrap();
+    let mut writer = Box::new(engine.begin().unwrap());
+    writer.set(b"a", b"1");
+    let mut reader = Box::new(engine.begin().unwrap());
+    reader.get(b"b").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let too_old = Err(StoreError::Invalid("transaction too old"));
+    assert_eq!(tx.get(b"a").await, too_old);
+    assert_eq!(
+        tx.get_range(b"a", b"b", 0, false).await.map(|_| ()),
+        too_old.clone().map(|_| ())
+    );
+    assert_eq!(writer.commit().await, too_old.map(|_| 0));
+    // a read-only transaction commits trivially whatever its age
+    assert_eq!(reader.commit().await, Ok(0));
+    assert_eq!(engine.committed_version(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_apply_stops_the_store() {
+    let engine = engine(MAX_TRANSACTION_AGE);
+    let mut feed = engine.subscribe();
+    assert_eq!(write(&engine, b"a").await, Ok(1));
+    let mut pending = Box::new(engine.begin().unwrap());
+    pending.set(b"c", b"v");
+    engine.backend().fail_next.store(true, Ordering::SeqCst);
+    assert_eq!(
+        write(&engine, b"b").await,
+        Err(StoreError::Io("disk on fire".into()))
+    );
+    assert!(matches!(engine.begin(), Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        pending.commit().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert_eq!(engine.committed_version(), 1);
+    assert_eq!(feed.recv().await.unwrap().version, 1);
+    assert!(feed.try_recv().is_err());
+    assert_eq!(engine.counters().snapshot().write_commits, 1);
+}
+
+#[tokio::test]
+async fn reading_own_writes_adds_no_conflict() {
+    let engine = engine(MAX_TRANSACTION_AGE);
+    let mut tx = Box::new(engine.begin().unwrap());
+    tx.set(b"k", b"mine");
+    assert_eq!(tx.get(b"k").await.unwrap().as_deref(), Some(&b"mine"[..]));
+    tx.clear_range(b"r", b"s");
+    assert_eq!(tx.get(b"r1").await.unwrap(), None);
+    write(&engine, b"k").await.unwrap();
+    write(&engine, b"r1").await.unwrap();
+    assert_eq!(tx.commit().await, Ok(3));
+    assert_eq!(engine.counters().snapshot().conflicts, 0);
+}
+
+#[tokio::test]
+async fn commits_publish_snapshots_and_batches_in_order() {
+    let engine = engine(MAX_TRANSACTION_AGE);
+    let mut feed = engine.subscribe();
+    let before = Box::new(engine.begin().unwrap());
+    for i in 1..=5u8 {
+        assert_eq!(write(&engine, &[i]).await, Ok(u64::from(i)));
+        let mut tx = Box::new(engine.begin().unwrap());
+        assert_eq!(tx.read_version(), u64::from(i));
+        assert_eq!(tx.get(&[i]).await.unwrap().as_deref(), Some(&b"v"[..]));
+    }
+    assert_eq!(before.read_version(), 0);
+    for i in 1..=5u64 {
+        assert_eq!(feed.recv().await.unwrap().version, i);
+    }
+}
