@@ -2,6 +2,7 @@
 //! session-id cookie, and XSRF (§2.1, §3.6, §8.7). Token checks read only the local
 //! replica.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, Method};
@@ -125,7 +126,9 @@ pub fn login_cookie(app: &AppState, key: &Key, name: &str, cookie_id: &str) -> C
     c.set_same_site(SameSite::Lax);
     c.set_max_age(cookie::time::Duration::seconds(app.cookie_max_age_secs));
     jar.private_mut(key).add(c);
-    jar.get(LOGIN_COOKIE).cloned().unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""))
+    jar.get(LOGIN_COOKIE)
+        .cloned()
+        .unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""))
 }
 
 /// The user named by a valid login cookie.
@@ -159,24 +162,33 @@ pub fn identify_cookie(app: &AppState, headers: &HeaderMap) -> Option<Identity> 
     })
 }
 
-/// The XSRF token for the current login state: bound to the session and user when
-/// logged in, to an anonymous id (the User-Agent) otherwise.
-pub fn xsrf_token(app: &AppState, headers: &HeaderMap) -> String {
+/// The XSRF token for the current login state (§8.7): bound to the session and user when
+/// logged in, to an anonymous id (client address and `User-Agent`) otherwise.
+pub fn xsrf_token(app: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> String {
     let jar = jar(headers);
-    let state = match cookie_user(app, &jar) {
-        Some((name, _)) => format!(
-            "{}:{}",
+    match cookie_user(app, &jar) {
+        Some((name, _)) => xsrf_for(
+            app,
             jar.get(SESSION_COOKIE).map(|c| c.value()).unwrap_or(""),
-            name
+            &name,
         ),
-        None => format!(
-            ":anon:{}",
-            headers
+        None => {
+            let ua = headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-        ),
-    };
+                .unwrap_or("");
+            let ip = peer.map(|p| p.to_string()).unwrap_or_default();
+            xsrf_digest(app, &format!(":anon:{ip}:{ua}"))
+        }
+    }
+}
+
+/// The XSRF token of a logged-in state.
+pub fn xsrf_for(app: &AppState, session_id: &str, user: &str) -> String {
+    xsrf_digest(app, &format!("{session_id}:{user}"))
+}
+
+fn xsrf_digest(app: &AppState, state: &str) -> String {
     let mut h = Sha256::new();
     h.update(app.xsrf_secret.as_slice());
     h.update(state.as_bytes());
@@ -186,16 +198,22 @@ pub fn xsrf_token(app: &AppState, headers: &HeaderMap) -> String {
 /// Whether a cookie-authenticated request passes XSRF (§2.1): navigation-style GETs
 /// need nothing; everything else must carry the token as `_xsrf` (query or form) or
 /// `X-XSRFToken` / `X-CSRFToken`.
-pub fn xsrf_ok(app: &AppState, method: &Method, headers: &HeaderMap, query_or_form_xsrf: Option<&str>) -> bool {
-    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+pub fn xsrf_ok(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    query_or_form_xsrf: Option<&str>,
+    peer: Option<IpAddr>,
+) -> bool {
+    if matches!(*method, Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    if *method == Method::GET {
         let mode = headers
             .get("sec-fetch-mode")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if mode.is_empty() || mode == "navigate" || mode == "websocket" {
-            return true;
-        }
-        if *method == Method::HEAD || *method == Method::OPTIONS {
             return true;
         }
     }
@@ -206,7 +224,7 @@ pub fn xsrf_ok(app: &AppState, method: &Method, headers: &HeaderMap, query_or_fo
             .and_then(|v| v.to_str().ok())
     });
     let Some(given) = given else { return false };
-    let expected = xsrf_token(app, headers);
+    let expected = xsrf_token(app, headers, peer);
     subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
 }
 

@@ -28,9 +28,9 @@ pub fn validate(next: &str, own_origins: &[String]) -> Option<String> {
         }
     }
     let lower = n.to_ascii_lowercase();
-    let has_scheme = lower
-        .split_once(':')
-        .is_some_and(|(scheme, _)| !scheme.is_empty() && !scheme.contains('/') && !scheme.contains('?'));
+    let has_scheme = lower.split_once(':').is_some_and(|(scheme, _)| {
+        !scheme.is_empty() && !scheme.contains('/') && !scheme.contains('?')
+    });
     if !n.starts_with('/') || n.starts_with("//") || has_scheme {
         return None;
     }
@@ -50,7 +50,10 @@ mod tests {
 
     #[test]
     fn local_paths_pass() {
-        assert_eq!(validate("/user/alice/lab", &origins()).as_deref(), Some("/user/alice/lab"));
+        assert_eq!(
+            validate("/user/alice/lab", &origins()).as_deref(),
+            Some("/user/alice/lab")
+        );
         assert_eq!(
             validate("http://127.0.0.1:8000/user/alice/x?y=1", &origins()).as_deref(),
             Some("/user/alice/x?y=1")
@@ -76,11 +79,16 @@ mod tests {
         ] {
             let got = validate(bad, &origins());
             assert!(
-                got.as_deref().is_none_or(|g| g.starts_with('/') && !g.starts_with("//") && !g.contains('\\')),
+                got.as_deref().is_none_or(|g| g.starts_with('/')
+                    && !g.starts_with("//")
+                    && !g.contains('\\')),
                 "{bad:?} -> {got:?}"
             );
             if let Some(g) = &got {
-                assert!(!g.contains("evil.com") || g.starts_with("/%5C"), "{bad:?} -> {g:?}");
+                assert!(
+                    !g.contains("evil.com") || g.starts_with("/%5C"),
+                    "{bad:?} -> {g:?}"
+                );
             }
         }
     }

@@ -72,10 +72,16 @@ pub async fn metrics(State(app): App, Caller(id): Caller) -> ApiResult<Response>
     let (users, running) = app.replica.read(|s| {
         (
             s.users.len(),
-            s.servers.values().filter(|r| r.phase == ServerPhase::Running).count(),
+            s.servers
+                .values()
+                .filter(|r| r.phase == ServerPhase::Running)
+                .count(),
         )
     });
-    let peak = app.ctx.spawning_peak.load(std::sync::atomic::Ordering::SeqCst);
+    let peak = app
+        .ctx
+        .spawning_peak
+        .load(std::sync::atomic::Ordering::SeqCst);
     let body = format!(
         "# TYPE galilean_store_reads_total counter\ngalilean_store_reads_total {}\n\
          # TYPE galilean_store_write_commits_total counter\ngalilean_store_write_commits_total {}\n\

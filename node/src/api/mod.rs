@@ -20,40 +20,54 @@ pub mod servers;
 pub mod tokens;
 pub mod users;
 
-/// Routes, relative to the API prefix.
-pub fn routes() -> Router<Arc<AppState>> {
+/// The API routes; `api` is the API prefix without its trailing slash (`/hub/api`).
+pub fn routes(api: &str) -> Router<Arc<AppState>> {
+    let r = |path: &str| format!("{api}{path}");
     Router::new()
-        .route("/", get(misc::root))
-        .route("/info", get(misc::info))
-        .route("/user", get(users::whoami))
-        .route("/users", get(users::list).post(users::create_many))
+        .route(api, get(misc::root))
+        .route(&r("/"), get(misc::root))
+        .route(&r("/info"), get(misc::info))
+        .route(&r("/user"), get(users::whoami))
+        .route(&r("/users"), get(users::list).post(users::create_many))
         .route(
-            "/users/{name}",
+            &r("/users/{name}"),
             get(users::get_one)
                 .post(users::create_one)
                 .patch(users::patch)
                 .delete(users::delete),
         )
         .route(
-            "/users/{name}/server",
+            &r("/users/{name}/server"),
             post(servers::start_default).delete(servers::stop_default),
         )
-        .route("/users/{name}/server/progress", get(servers::progress_default))
         .route(
-            "/users/{name}/servers/{server}",
+            &r("/users/{name}/server/progress"),
+            get(servers::progress_default),
+        )
+        .route(
+            &r("/users/{name}/servers/{server}"),
             post(servers::start_named).delete(servers::stop_named),
         )
-        .route("/users/{name}/servers/{server}/progress", get(servers::progress_named))
-        .route("/users/{name}/activity", post(users::activity))
-        .route("/users/{name}/tokens", get(tokens::list).post(tokens::create))
         .route(
-            "/users/{name}/tokens/{token_id}",
+            &r("/users/{name}/servers/{server}/progress"),
+            get(servers::progress_named),
+        )
+        .route(&r("/users/{name}/activity"), post(users::activity))
+        .route(
+            &r("/users/{name}/tokens"),
+            get(tokens::list).post(tokens::create),
+        )
+        .route(
+            &r("/users/{name}/tokens/{token_id}"),
             get(tokens::get_one).delete(tokens::delete),
         )
-        .route("/proxy", get(misc::proxy))
-        .route("/health", get(misc::health))
-        .route("/metrics", get(misc::metrics))
-        .route("/oauth2/token", post(crate::oauth::token))
+        .route(&r("/proxy"), get(misc::proxy))
+        .route(&r("/metrics"), get(misc::metrics))
+        .route(&r("/oauth2/token"), post(crate::oauth::token))
+        .route(
+            &r("/oauth2/authorize"),
+            get(crate::oauth::authorize).post(crate::oauth::authorize_post),
+        )
 }
 
 /// An authenticated API caller (§2.1): a header token, else the login cookie subject to
@@ -74,7 +88,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 impl OptionalFromRequestParts<Arc<AppState>> for Caller {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> ApiResult<Option<Caller>> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> ApiResult<Option<Caller>> {
         Ok(identify(parts, app).map(Caller))
     }
 }
@@ -96,7 +113,11 @@ fn identify(parts: &Parts, app: &AppState) -> Option<Identity> {
         }
     }
     let xsrf = auth::query_xsrf(parts.uri.query());
-    if !auth::xsrf_ok(app, &parts.method, &parts.headers, xsrf.as_deref()) {
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if !auth::xsrf_ok(app, &parts.method, &parts.headers, xsrf.as_deref(), peer) {
         return None;
     }
     note_activity(app, &id);

@@ -126,7 +126,10 @@ pub fn user_model(
             }
             let with_state = scopes.check("admin:server_state", target) == Access::Allowed;
             let model = server_model(app, s, with_state);
-            servers.insert(s.name.clone(), serde_json::to_value(model).unwrap_or(Value::Null));
+            servers.insert(
+                s.name.clone(),
+                serde_json::to_value(model).unwrap_or(Value::Null),
+            );
         }
         if has("read:servers") || !servers.is_empty() {
             m.insert("servers".into(), Value::Object(servers));

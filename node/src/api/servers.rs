@@ -40,7 +40,8 @@ fn server_name(app: &AppState, name: &str) -> ApiResult<ServerName> {
     if !app.config.hub.allow_named_servers {
         return Err(HttpError::bad_request("Named servers are not enabled."));
     }
-    ServerName::parse(name).map_err(|_| HttpError::bad_request(format!("Invalid server_name: '{}'", clip(name))))
+    ServerName::parse(name)
+        .map_err(|_| HttpError::bad_request(format!("Invalid server_name: '{}'", clip(name))))
 }
 
 /// Splits a ServerRequest body (§2.6) into (`user_options` JSON text, `display_name`).
@@ -58,7 +59,11 @@ fn server_request(body: &[u8]) -> ApiResult<(Option<String>, Option<String>)> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
             let s = s.trim();
-            if s.is_empty() || s.chars().count() > 255 || s.chars().any(char::is_control) || s.contains("  ") {
+            if s.is_empty()
+                || s.chars().count() > 255
+                || s.chars().any(char::is_control)
+                || s.contains("  ")
+            {
                 return Err(HttpError::bad_request("Invalid display_name"));
             }
             Some(s.to_owned())
@@ -68,18 +73,31 @@ fn server_request(body: &[u8]) -> ApiResult<(Option<String>, Option<String>)> {
     let options = match obj.get("user_options") {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) => Some(v.to_string()),
-        Some(_) => return Err(HttpError::bad_request("user_options must be an object or null")),
+        Some(_) => {
+            return Err(HttpError::bad_request(
+                "user_options must be an object or null",
+            ))
+        }
     };
     Ok((options, display_name))
 }
 
-async fn start(app: &Arc<AppState>, id: &super::Caller, name: &str, server: &str, body: &[u8]) -> ApiResult<Response> {
+async fn start(
+    app: &Arc<AppState>,
+    id: &super::Caller,
+    name: &str,
+    server: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
     let user = path_user(name)?;
     let server = server_name(app, server)?;
     require(
         &id.0,
         &["start:servers", "servers"],
-        Target::Server { user: user.as_str(), server: server.as_str() },
+        Target::Server {
+            user: user.as_str(),
+            server: server.as_str(),
+        },
     )?;
     let (user_options, display_name) = server_request(body)?;
     if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
@@ -105,7 +123,12 @@ async fn start(app: &Arc<AppState>, id: &super::Caller, name: &str, server: &str
         }
     }
     let actor = app.router.server(&user, &server).await?;
-    let mut progress = ask(&actor, |reply| ServerMsg::Start { user_options, display_name, reply }).await??;
+    let mut progress = ask(&actor, |reply| ServerMsg::Start {
+        user_options,
+        display_name,
+        reply,
+    })
+    .await??;
     let ready = tokio::time::timeout(SLOW_SPAWN, progress.wait_for(|p| p.finished())).await;
     match ready {
         Ok(Ok(p)) => {
@@ -123,7 +146,12 @@ async fn start(app: &Arc<AppState>, id: &super::Caller, name: &str, server: &str
     }
 }
 
-pub async fn start_default(State(app): App, caller: Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn start_default(
+    State(app): App,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     start(&app, &caller, &name, "", &body).await
 }
 
@@ -136,7 +164,13 @@ pub async fn start_named(
     start(&app, &caller, &name, &server, &body).await
 }
 
-async fn stop(app: &Arc<AppState>, id: &Caller, name: &str, server: &str, body: &[u8]) -> ApiResult<Response> {
+async fn stop(
+    app: &Arc<AppState>,
+    id: &Caller,
+    name: &str,
+    server: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
     let user = path_user(name)?;
     let server = if server.is_empty() {
         ServerName::default()
@@ -152,7 +186,10 @@ async fn stop(app: &Arc<AppState>, id: &Caller, name: &str, server: &str, body: 
     require(
         &id.0,
         &["delete:servers", "servers"],
-        Target::Server { user: user.as_str(), server: server.as_str() },
+        Target::Server {
+            user: user.as_str(),
+            server: server.as_str(),
+        },
     )?;
     let remove = match json_body::<Value>(body)? {
         Some(Value::Object(o)) => match o.get("remove") {
@@ -177,17 +214,28 @@ async fn stop(app: &Arc<AppState>, id: &Caller, name: &str, server: &str, body: 
         return Err(HttpError::not_found(format!("No such user: {user}")));
     }
     if !server.is_default() && !server_exists {
-        return Err(HttpError::not_found(format!("{user} has no server named '{server}'")));
+        return Err(HttpError::not_found(format!(
+            "{user} has no server named '{server}'"
+        )));
     }
     let actor = app.router.server(&user, &server).await?;
     let mut done = ask(&actor, |reply| ServerMsg::Stop { remove, reply }).await??;
-    match tokio::time::timeout(SLOW_STOP, done.wait_for(|d| *d)).await {
-        Ok(_) => Ok(empty(StatusCode::NO_CONTENT)),
-        Err(_) => Ok(empty(StatusCode::ACCEPTED)),
-    }
+    let stopped = tokio::time::timeout(SLOW_STOP, done.wait_for(|d| *d))
+        .await
+        .is_ok();
+    Ok(empty(if stopped {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::ACCEPTED
+    }))
 }
 
-pub async fn stop_default(State(app): App, caller: Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn stop_default(
+    State(app): App,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     stop(&app, &caller, &name, "", &body).await
 }
 
@@ -200,17 +248,26 @@ pub async fn stop_named(
     stop(&app, &caller, &name, &server, &body).await
 }
 
-async fn progress(app: &Arc<AppState>, id: &Caller, name: &str, server: &str) -> ApiResult<Response> {
+async fn progress(
+    app: &Arc<AppState>,
+    id: &Caller,
+    name: &str,
+    server: &str,
+) -> ApiResult<Response> {
     let user = path_user(name)?;
     let server = if server.is_empty() {
         ServerName::default()
     } else {
-        ServerName::parse(server).map_err(|_| HttpError::not_found(format!("No such server: {}", clip(server))))?
+        ServerName::parse(server)
+            .map_err(|_| HttpError::not_found(format!("No such server: {}", clip(server))))?
     };
     require(
         &id.0,
         &["read:servers"],
-        Target::Server { user: user.as_str(), server: server.as_str() },
+        Target::Server {
+            user: user.as_str(),
+            server: server.as_str(),
+        },
     )?;
     if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
         return Err(HttpError::not_found(format!("No such user: {user}")));
@@ -226,13 +283,24 @@ async fn progress(app: &Arc<AppState>, id: &Caller, name: &str, server: &str) ->
                 ready: Some(true),
                 html_message: Some(format!("Server ready at <a href=\"{prefix}\">{prefix}</a>")),
                 url: Some(prefix.clone()),
-                ..galilean_proto::models::ProgressEvent::step(100, format!("Server ready at {prefix}"))
+                ..galilean_proto::models::ProgressEvent::step(
+                    100,
+                    format!("Server ready at {prefix}"),
+                )
             };
-            tokio::sync::watch::channel(Arc::new(Progress { instance: 0, events: vec![ev] })).1
+            tokio::sync::watch::channel(Arc::new(Progress {
+                instance: 0,
+                events: vec![ev],
+            }))
+            .1
         }
         ServerPhase::Stopped if fresh_failure => status.progress,
         _ => {
-            let what = if server.is_default() { user.to_string() } else { format!("{user}:{server}") };
+            let what = if server.is_default() {
+                user.to_string()
+            } else {
+                format!("{user}:{server}")
+            };
             return Err(HttpError::bad_request(format!("{what} is not starting...")));
         }
     };
@@ -277,7 +345,11 @@ where
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-pub async fn progress_default(State(app): App, caller: Caller, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn progress_default(
+    State(app): App,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     progress(&app, &caller, &name, "").await
 }
 

@@ -28,10 +28,16 @@ fn parse_id(token_id: &str, user: &str) -> ApiResult<u64> {
     token_id
         .strip_prefix('a')
         .and_then(|n| n.parse::<u64>().ok())
-        .ok_or_else(|| HttpError::not_found(format!("No such token {} for user {user}", clip(token_id))))
+        .ok_or_else(|| {
+            HttpError::not_found(format!("No such token {} for user {user}", clip(token_id)))
+        })
 }
 
-fn model_of(app: &AppState, state: &galilean_actors::replica::State, t: &TokenRecord) -> galilean_proto::models::TokenModel {
+fn model_of(
+    app: &AppState,
+    state: &galilean_actors::replica::State,
+    t: &TokenRecord,
+) -> galilean_proto::models::TokenModel {
     let (owner_scopes, owner) = match &t.owner {
         Owner::User(u) => (
             scopes::user_scopes(u, state.users.get(u).is_some_and(|r| r.admin)),
@@ -43,13 +49,22 @@ fn model_of(app: &AppState, state: &galilean_actors::replica::State, t: &TokenRe
         ),
     };
     let client = state.clients.get(&t.client_id);
-    let issuer = client.and_then(|c| c.server.as_ref().map(|(u, s)| Filter::Server(format!("{u}/{s}"))));
-    let expanded = scopes::token_scopes(&t.scopes, &owner, &owner_scopes, issuer.as_ref()).to_strings();
+    let issuer = client.and_then(|c| {
+        c.server
+            .as_ref()
+            .map(|(u, s)| Filter::Server(format!("{u}/{s}")))
+    });
+    let expanded =
+        scopes::token_scopes(&t.scopes, &owner, &owner_scopes, issuer.as_ref()).to_strings();
     let description = client.map_or_else(|| "JupyterHub".to_owned(), |c| c.description.clone());
     token_model(t, expanded, description)
 }
 
-pub async fn list(State(app): App, Caller(id): Caller, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn list(
+    State(app): App,
+    Caller(id): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     let user = path_user(&name)?;
     require(&id, &["read:tokens"], Target::User(user.as_str()))?;
     let now = now_micros();
@@ -64,7 +79,11 @@ pub async fn list(State(app): App, Caller(id): Caller, Path(name): Path<String>)
             .filter(|t| t.owner == owner && t.expires_at.is_none_or(|e| e > now))
             .collect();
         list.sort_by_key(|t| std::cmp::Reverse(t.last_activity.unwrap_or(t.created)));
-        Some(list.into_iter().map(|t| model_of(&app, s, t)).collect::<Vec<_>>())
+        Some(
+            list.into_iter()
+                .map(|t| model_of(&app, s, t))
+                .collect::<Vec<_>>(),
+        )
     });
     let tokens = tokens.ok_or_else(|| HttpError::not_found(format!("No such user: {user}")))?;
     Ok(Json(json!({ "api_tokens": tokens })).into_response())
@@ -79,7 +98,12 @@ pub struct CreateToken {
     roles: Option<Vec<String>>,
 }
 
-pub async fn create(State(app): App, Caller(id): Caller, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn create(
+    State(app): App,
+    Caller(id): Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let user = path_user(&name)?;
     if id.scopes.check("tokens", Target::User(user.as_str())) != scopes::Access::Allowed {
         return Err(HttpError::forbidden(format!(
@@ -88,7 +112,9 @@ pub async fn create(State(app): App, Caller(id): Caller, Path(name): Path<String
     }
     let req: CreateToken = json_body(&body)?.unwrap_or_default();
     if req.scopes.is_some() && req.roles.is_some() {
-        return Err(HttpError::bad_request("Specify only one of scopes or roles"));
+        return Err(HttpError::bad_request(
+            "Specify only one of scopes or roles",
+        ));
     }
     let raw = match (req.scopes, req.roles) {
         (Some(s), _) => s,
@@ -98,8 +124,16 @@ pub async fn create(State(app): App, Caller(id): Caller, Path(name): Path<String
                 match r.as_str() {
                     "token" => raw.push("inherit".to_owned()),
                     "user" => raw.push("self".to_owned()),
-                    "server" => raw.extend(["users:activity!user".to_owned(), "access:servers!user".to_owned()]),
-                    other => return Err(HttpError::bad_request(format!("Role {} does not exist", clip(other)))),
+                    "server" => raw.extend([
+                        "users:activity!user".to_owned(),
+                        "access:servers!user".to_owned(),
+                    ]),
+                    other => {
+                        return Err(HttpError::bad_request(format!(
+                            "Role {} does not exist",
+                            clip(other)
+                        )))
+                    }
                 }
             }
             raw
@@ -109,7 +143,10 @@ pub async fn create(State(app): App, Caller(id): Caller, Path(name): Path<String
     ScopeSet::validate(&raw).map_err(|e| HttpError::bad_request(e.to_string()))?;
     let (owner_scopes, exists) = app.replica.read(|s| {
         let u = s.users.get(user.as_str());
-        (scopes::user_scopes(user.as_str(), u.is_some_and(|r| r.admin)), u.is_some())
+        (
+            scopes::user_scopes(user.as_str(), u.is_some_and(|r| r.admin)),
+            u.is_some(),
+        )
     });
     if !exists {
         return Err(HttpError::forbidden(format!(
@@ -118,7 +155,8 @@ pub async fn create(State(app): App, Caller(id): Caller, Path(name): Path<String
     }
     if !raw.iter().any(|s| s == "inherit") {
         let owner = ScopeOwner::User(user.as_str().to_owned());
-        let requested = ScopeSet::expand(&raw, &owner, None).map_err(|e| HttpError::bad_request(e.to_string()))?;
+        let requested = ScopeSet::expand(&raw, &owner, None)
+            .map_err(|e| HttpError::bad_request(e.to_string()))?;
         let allowed = requested.intersect(&owner_scopes).intersect(&id.scopes);
         if allowed != requested {
             return Err(HttpError::bad_request(format!(
@@ -130,11 +168,17 @@ pub async fn create(State(app): App, Caller(id): Caller, Path(name): Path<String
     let expires_in = match req.expires_in {
         None => None,
         Some(n) if n >= 1 => Some(n as u64),
-        Some(_) => return Err(HttpError::bad_request("expires_in must be a positive number of seconds")),
+        Some(_) => {
+            return Err(HttpError::bad_request(
+                "expires_in must be a positive number of seconds",
+            ))
+        }
     };
     let mut note = req.note.unwrap_or_else(|| "Requested via api".to_owned());
     if note.chars().count() > 1024 {
-        return Err(HttpError::bad_request("note is too long (at most 1024 characters)"));
+        return Err(HttpError::bad_request(
+            "note is too long (at most 1024 characters)",
+        ));
     }
     if id.user_name() != Some(user.as_str()) {
         match &id.owner {
@@ -170,9 +214,9 @@ pub async fn get_one(
         let t = s.tokens.get(hash)?;
         (t.owner == Owner::User(user.as_str().to_owned())).then(|| model_of(&app, s, t))
     });
-    model
-        .map(|m| Json(m).into_response())
-        .ok_or_else(|| HttpError::not_found(format!("No such token {} for user {user}", clip(&token_id))))
+    model.map(|m| Json(m).into_response()).ok_or_else(|| {
+        HttpError::not_found(format!("No such token {} for user {user}", clip(&token_id)))
+    })
 }
 
 pub async fn delete(
@@ -185,5 +229,10 @@ pub async fn delete(
     let tid = parse_id(&token_id, user.as_str())?;
     let actor = app.router.user(&user).await?;
     ask(&actor, |reply| UserMsg::DeleteToken { id: tid, reply }).await??;
-    Ok((StatusCode::NO_CONTENT, [(header::CONTENT_TYPE, "text/plain")], "").into_response())
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "",
+    )
+        .into_response())
 }

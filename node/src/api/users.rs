@@ -47,11 +47,14 @@ pub async fn whoami(State(app): App, caller: Option<Caller>) -> ApiResult<Respon
             let u = s.users.get(name)?;
             // this request may always read its own identity fields
             let mut scopes = id.scopes.clone();
-            scopes.union(&galilean_actors::scopes::ScopeSet::expand(
-                &["read:users:name!user", "read:users:groups!user"],
-                &galilean_actors::scopes::ScopeOwner::User(name.clone()),
-                None,
-            ).unwrap_or_default());
+            scopes.union(
+                &galilean_actors::scopes::ScopeSet::expand(
+                    &["read:users:name!user", "read:users:groups!user"],
+                    &galilean_actors::scopes::ScopeOwner::User(name.clone()),
+                    None,
+                )
+                .unwrap_or_default(),
+            );
             Some(user_model(&app, s, u, &scopes, false))
         }),
         Owner::Service(name) => Some(json!({
@@ -88,7 +91,8 @@ pub struct ListQuery {
 fn wants_envelope(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT).iter().any(|v| {
         v.to_str().unwrap_or("").split(',').any(|item| {
-            item.trim().eq_ignore_ascii_case("application/jupyterhub-pagination+json")
+            item.trim()
+                .eq_ignore_ascii_case("application/jupyterhub-pagination+json")
         })
     })
 }
@@ -96,11 +100,9 @@ fn wants_envelope(headers: &HeaderMap) -> bool {
 fn int_arg(v: &Option<String>) -> ApiResult<Option<i64>> {
     match v {
         None => Ok(None),
-        Some(s) => s
-            .trim()
-            .parse::<i64>()
-            .map(|n| Some(n.abs()))
-            .map_err(|_| HttpError::bad_request("Invalid argument type, offset and limit must be integers")),
+        Some(s) => s.trim().parse::<i64>().map(|n| Some(n.abs())).map_err(|_| {
+            HttpError::bad_request("Invalid argument type, offset and limit must be integers")
+        }),
     }
 }
 
@@ -113,7 +115,11 @@ pub async fn list(
 ) -> ApiResult<Response> {
     require(&id, &["list:users"], Target::Global).or_else(|e| {
         // a filtered list:users still lists, restricted to what the filter covers
-        if id.scopes.has_any("list:users") { Ok(()) } else { Err(e) }
+        if id.scopes.has_any("list:users") {
+            Ok(())
+        } else {
+            Err(e)
+        }
     })?;
     let envelope = wants_envelope(&headers);
     const MAX: i64 = 200;
@@ -154,7 +160,11 @@ pub async fn list(
                 id.scopes.check("list:users", Target::User(&u.name))
                     == galilean_actors::scopes::Access::Allowed
             })
-            .filter(|u| name_filter.as_ref().is_none_or(|f| u.name.to_lowercase().contains(f)))
+            .filter(|u| {
+                name_filter
+                    .as_ref()
+                    .is_none_or(|f| u.name.to_lowercase().contains(f))
+            })
             .filter(|u| {
                 let mut servers = s.servers_of(&u.name);
                 match state_filter.as_deref() {
@@ -222,18 +232,24 @@ pub struct CreateMany {
 
 pub async fn create_many(State(app): App, Caller(id): Caller, body: Bytes) -> ApiResult<Response> {
     require(&id, &["admin:users"], Target::Global)?;
-    let req: CreateMany = json_body(&body)?.ok_or_else(|| HttpError::bad_request("Must specify at least one user to create"))?;
+    let req: CreateMany = json_body(&body)?
+        .ok_or_else(|| HttpError::bad_request("Must specify at least one user to create"))?;
     if req.usernames.is_empty() {
-        return Err(HttpError::bad_request("Must specify at least one user to create"));
+        return Err(HttpError::bad_request(
+            "Must specify at least one user to create",
+        ));
     }
     let admin = req.admin.unwrap_or(false);
     if admin && !id.admin {
-        return Err(HttpError::forbidden("Only admins can grant admin permissions"));
+        return Err(HttpError::forbidden(
+            "Only admins can grant admin permissions",
+        ));
     }
     let mut names = Vec::with_capacity(req.usernames.len());
     for raw in &req.usernames {
-        let n = UserName::normalize(raw)
-            .map_err(|e| HttpError::bad_request(format!("Invalid username: {} ({e})", clip(raw))))?;
+        let n = UserName::normalize(raw).map_err(|e| {
+            HttpError::bad_request(format!("Invalid username: {} ({e})", clip(raw)))
+        })?;
         names.push(n.as_str().to_owned());
     }
     names.sort();
@@ -270,7 +286,14 @@ pub async fn get_one(
     let user = path_user(&name)?;
     require(
         &id,
-        &["read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity", "read:roles:users"],
+        &[
+            "read:users",
+            "read:users:name",
+            "read:servers",
+            "read:users:groups",
+            "read:users:activity",
+            "read:roles:users",
+        ],
         Target::User(user.as_str()),
     )?;
     let include_stopped = q
@@ -306,7 +329,9 @@ pub async fn create_one(
     let req: CreateOne = json_body(&body)?.unwrap_or_default();
     let admin = req.admin.unwrap_or(false);
     if admin && !id.admin {
-        return Err(HttpError::forbidden("Only admins can grant admin permissions"));
+        return Err(HttpError::forbidden(
+            "Only admins can grant admin permissions",
+        ));
     }
     let actor = app.router.user(&user).await?;
     ask(&actor, |reply| UserMsg::Create { admin, reply }).await??;
@@ -326,13 +351,22 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
     require(&id, &["admin:users"], Target::User(user.as_str()))?;
-    let req: Map<String, Value> = json_body(&body)?.ok_or_else(|| HttpError::bad_request("Body must be a JSON object"))?;
-    let unknown: Vec<&String> = req.keys().filter(|k| !matches!(k.as_str(), "name" | "admin")).collect();
+    let req: Map<String, Value> =
+        json_body(&body)?.ok_or_else(|| HttpError::bad_request("Body must be a JSON object"))?;
+    let unknown: Vec<&String> = req
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "name" | "admin"))
+        .collect();
     if !unknown.is_empty() {
         let keys: Vec<String> = unknown.iter().map(|k| clip(k)).collect();
-        return Err(HttpError::bad_request(format!("Invalid JSON keys: {}", keys.join(", "))));
+        return Err(HttpError::bad_request(format!(
+            "Invalid JSON keys: {}",
+            keys.join(", ")
+        )));
     }
-    let exists = app.replica.read(|s| s.users.get(user.as_str()).map(|u| u.admin));
+    let exists = app
+        .replica
+        .read(|s| s.users.get(user.as_str()).map(|u| u.admin));
     let Some(currently_admin) = exists else {
         return Err(HttpError::not_found(format!("No such user: {user}")));
     };
@@ -353,7 +387,9 @@ pub async fn patch(
             return Err(HttpError::bad_request("admin must be a boolean"));
         };
         if admin && !id.admin {
-            return Err(HttpError::forbidden("Only admins can grant admin permissions"));
+            return Err(HttpError::forbidden(
+                "Only admins can grant admin permissions",
+            ));
         }
         ask(&actor, |reply| UserMsg::SetAdmin { admin, reply }).await??;
     }
@@ -369,7 +405,11 @@ pub async fn patch(
     Ok(Json(model.unwrap_or(Value::Null)).into_response())
 }
 
-pub async fn delete(State(app): App, Caller(id): Caller, Path(name): Path<String>) -> ApiResult<Response> {
+pub async fn delete(
+    State(app): App,
+    Caller(id): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     let user = path_user(&name)?;
     require(&id, &["delete:users"], Target::User(user.as_str()))?;
     if id.user_name() == Some(user.as_str()) {
@@ -392,7 +432,8 @@ pub async fn activity(
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
     require(&id, &["users:activity"], Target::User(user.as_str()))?;
-    let body: Value = json_body(&body)?.ok_or_else(|| HttpError::bad_request("body must be a JSON object"))?;
+    let body: Value =
+        json_body(&body)?.ok_or_else(|| HttpError::bad_request("body must be a JSON object"))?;
     let Value::Object(obj) = body else {
         return Err(HttpError::bad_request("body must be a JSON object"));
     };
@@ -401,8 +442,11 @@ pub async fn activity(
     }
     let now = now_micros();
     let parse_ts = |v: &Value| -> ApiResult<i64> {
-        let s = v.as_str().ok_or_else(|| HttpError::bad_request("last_activity must be a timestamp string"))?;
-        let t = time::parse(s).ok_or_else(|| HttpError::bad_request(format!("Invalid timestamp: {}", clip(s))))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| HttpError::bad_request("last_activity must be a timestamp string"))?;
+        let t = time::parse(s)
+            .ok_or_else(|| HttpError::bad_request(format!("Invalid timestamp: {}", clip(s))))?;
         if t > now + 59 * 60 * 1_000_000 {
             return Err(HttpError::bad_request(format!(
                 "Rejecting activity from more than an hour in the future: {}",
@@ -418,13 +462,14 @@ pub async fn activity(
             return Err(HttpError::bad_request("servers must be an object"));
         };
         for (sname, entry) in sm {
-            let ts = entry
-                .get("last_activity")
-                .ok_or_else(|| HttpError::bad_request(format!("servers.{} needs last_activity", clip(sname))))?;
+            let ts = entry.get("last_activity").ok_or_else(|| {
+                HttpError::bad_request(format!("servers.{} needs last_activity", clip(sname)))
+            })?;
             let t = parse_ts(ts)?;
-            let exists = app
-                .replica
-                .read(|s| s.servers.contains_key(&(user.as_str().to_owned(), sname.clone())));
+            let exists = app.replica.read(|s| {
+                s.servers
+                    .contains_key(&(user.as_str().to_owned(), sname.clone()))
+            });
             if !exists {
                 return Err(HttpError::bad_request(format!(
                     "No such server '{}' for user {user}",
@@ -437,7 +482,15 @@ pub async fn activity(
     if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
         return Err(HttpError::not_found(format!("No such user: {user}")));
     }
-    let users: Vec<(String, i64)> = user_ts.map(|t| (user.as_str().to_owned(), t)).into_iter().collect();
+    let users: Vec<(String, i64)> = user_ts
+        .map(|t| (user.as_str().to_owned(), t))
+        .into_iter()
+        .collect();
     ops::record_activity(app.store.as_ref(), &users, &servers, &[]).await?;
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "").into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "",
+    )
+        .into_response())
 }

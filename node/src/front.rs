@@ -1,0 +1,202 @@
+//! The node's HTTP front door: every connection is served by one hyper service that sends
+//! requests matching a proxy route to the single-user server, unmodified, and everything
+//! else to the hub's own handlers (axum). Route lookups read an in-memory snapshot.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Either};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use crate::app::AppState;
+use crate::proxy::{ActivityRecorder, Proxy, ProxyBody, ProxyError, RouteTable};
+
+pub type FrontBody = Either<ProxyBody, Body>;
+
+/// The largest request body the hub's own handlers accept (the proxy streams any size).
+pub const MAX_HUB_BODY: usize = 1024 * 1024;
+
+/// What every connection shares.
+pub struct Front {
+    app: Arc<AppState>,
+    routes: watch::Receiver<Arc<RouteTable>>,
+    proxy: Proxy,
+    hub: axum::Router,
+    version: HeaderValue,
+}
+
+impl Front {
+    pub fn new(
+        app: Arc<AppState>,
+        routes: watch::Receiver<Arc<RouteTable>>,
+        activity: ActivityRecorder,
+    ) -> Front {
+        let hub = crate::pages::router(app.clone());
+        let version = HeaderValue::from_str(&format!(
+            "{} (galilean {})",
+            galilean_proto::JUPYTERHUB_VERSION,
+            galilean_proto::GALILEAN_VERSION
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(galilean_proto::JUPYTERHUB_VERSION));
+        Front {
+            app,
+            routes,
+            proxy: Proxy::new(activity),
+            hub,
+            version,
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<FrontBody>, Infallible> {
+        // the borrow is released before any await
+        let route = self.routes.borrow().lookup(req.uri().path());
+        if let Some(route) = route {
+            let response = self
+                .proxy
+                .forward(req, &route, peer)
+                .await
+                .unwrap_or_else(ProxyError::into_response);
+            return Ok(response.map(Either::Left));
+        }
+        let is_api = req
+            .uri()
+            .path()
+            .starts_with(&format!("{}api", self.app.hub_prefix));
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_HUB_BODY as u64) {
+            // refused before reading a byte of it
+            let message = format!("Request body is larger than {MAX_HUB_BODY} bytes");
+            let mut response = if is_api {
+                axum::response::IntoResponse::into_response(crate::error::HttpError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    message,
+                ))
+            } else {
+                crate::pages::error_page(&self.app, StatusCode::PAYLOAD_TOO_LARGE, Some(&message))
+            };
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+                .headers_mut()
+                .insert("x-jupyterhub-version", self.version.clone());
+            return Ok(response.map(Either::Right));
+        }
+        let mut req = req.map(Body::new);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        let mut response = match self.hub.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        if response.status().is_client_error() || response.status().is_server_error() {
+            response = describe_bare_error(&self.app, response, is_api).await;
+        }
+        response
+            .headers_mut()
+            .insert("x-jupyterhub-version", self.version.clone());
+        Ok(response.map(Either::Right))
+    }
+}
+
+/// Turns error responses that axum produced without our formatting (body-limit, path
+/// and method rejections, which are plain text) into JSON on the API and a page
+/// elsewhere.
+async fn describe_bare_error(
+    app: &AppState,
+    response: Response<Body>,
+    is_api: bool,
+) -> Response<Body> {
+    let plain = match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(ct) => ct.to_str().unwrap_or("").starts_with("text/plain"),
+    };
+    if !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match http_body_util::Limited::new(body, 16 * 1024)
+        .collect()
+        .await
+    {
+        Ok(c) => String::from_utf8_lossy(&c.to_bytes()).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let status = parts.status;
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_owned()
+    } else {
+        text
+    };
+    let mut out = if is_api {
+        axum::response::IntoResponse::into_response(crate::error::HttpError::new(status, message))
+    } else {
+        crate::pages::error_page(app, status, Some(&message))
+    };
+    for (name, value) in parts.headers.iter() {
+        if name == header::ALLOW {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, front: Arc<Front>, mut shutdown: watch::Receiver<bool>) {
+    let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
+        TokioExecutor::new(),
+    ));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // out of file descriptors and the like: back off instead of spinning
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let front = front.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let front = front.clone();
+                async move { front.handle(req, peer).await }
+            });
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+        });
+    }
+}
+
+/// A plain status response.
+pub fn status_only(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}

@@ -1,0 +1,469 @@
+//! Bootstrapping a node: open the store, start the replica and the router, reconcile
+//! config-owned state (admin users, service tokens), re-adopt servers left running,
+//! then serve HTTP until asked to stop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use galilean_actors::router::ask;
+use galilean_actors::server::ServerMsg;
+use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
+use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
+use galilean_proto::names::{ServerName, UserName};
+use galilean_proto::records::{Owner, ServerPhase};
+use galilean_storage::{RedbStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::{AppState, ServiceInfo};
+use crate::config::Config;
+use crate::front::Front;
+use crate::pages::templates::Templates;
+use crate::proxy::{ActivityRecorder, Route, RouteKey, RouteTable};
+
+/// How often batched activity (proxy, tokens, users) is written to the store.
+pub const ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The store file under `hub.data_dir`.
+pub const STORE_FILE: &str = "galilean.redb";
+
+/// Sets up logging to stderr; `RUST_LOG` wins over the configured level.
+pub fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A running node.
+pub struct Node {
+    pub addr: SocketAddr,
+    pub app: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Runs a hub until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let authority = config.hub.bind_url.authority();
+    let listener = TcpListener::bind(&authority)
+        .await
+        .with_context(|| format!("cannot listen on {authority} (hub.bind_url)"))?;
+    let node = start(config, listener).await?;
+    let url = format!("http://{}{}hub/", node.addr, node.app.base_url);
+    tracing::info!("Galilean is running at {url}");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // without signal handlers, only ctrl-c can stop us
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Opens the embedded store under `data_dir` (created if missing).
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create hub.data_dir {}", data_dir.display()))?;
+    let path = data_dir.join(STORE_FILE);
+    let store = RedbStore::open(&path)
+        .with_context(|| format!("cannot open the store at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Starts a node on `listener` with the embedded store.
+pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Node> {
+    let store = open_store(&config.hub.data_dir)?;
+    start_with_store(config, listener, store).await
+}
+
+/// Starts a node on `listener` with a given store.
+pub async fn start_with_store(
+    config: Config,
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Node> {
+    let addr = listener.local_addr()?;
+    let data_dir = config.hub.data_dir.clone();
+    let replica = Replica::start(store.clone())
+        .await
+        .context("cannot load state from the store")?;
+
+    let base_url = config.hub.base_url.clone();
+    let hub_prefix = format!("{base_url}hub/");
+    // spawned servers reach the hub on loopback when it listens on every address
+    let connect_host = match addr.ip() {
+        ip if ip.is_unspecified() => {
+            if ip.is_ipv4() {
+                "127.0.0.1".to_owned()
+            } else {
+                "[::1]".to_owned()
+            }
+        }
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    let hub_api_url = format!("http://{connect_host}:{}{hub_prefix}api", addr.port());
+    let public_host = config
+        .hub
+        .public_url
+        .as_deref()
+        .map(origin_of)
+        .unwrap_or_default();
+    let settings = SpawnSettings {
+        base_url: base_url.clone(),
+        hub_api_url,
+        public_host: public_host.clone(),
+        cmd: config.spawner.cmd.clone(),
+        args: config.spawner.args.clone(),
+        environment: config.spawner.environment.clone(),
+        home_dir_template: config.spawner.home_dir_template.clone(),
+        start_timeout: config.spawner.start_timeout,
+        http_timeout: config.spawner.http_timeout,
+        stop_grace: config.spawner.stop_grace,
+        default_url: config.spawner.default_url.clone(),
+        log_dir: data_dir.join("logs"),
+        node_id: 1,
+        hub_env: std::env::vars().collect(),
+    };
+    std::fs::create_dir_all(&settings.log_dir)
+        .with_context(|| format!("cannot create {}", settings.log_dir.display()))?;
+    let ctx = Arc::new(HubCtx {
+        store: store.clone(),
+        replica: replica.clone(),
+        spawner: Arc::new(LocalProcessSpawner::new()),
+        settings,
+        spawn_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.spawner.concurrent_spawn_limit,
+        )),
+        spawning_now: Default::default(),
+        spawning_peak: Default::default(),
+        probe: probe_client(),
+    });
+    let router = Router::new(ctx.clone());
+
+    let cookie_secret = ops::secret(store.as_ref(), "cookie_secret", 64).await?;
+    let xsrf_secret = ops::secret(store.as_ref(), "xsrf_secret", 32).await?;
+    let cookie_key = cookie::Key::try_from(cookie_secret.as_slice())
+        .map_err(|e| anyhow::anyhow!("bad cookie secret in the store: {e}"))?;
+
+    let services = reconcile_services(&config, store.as_ref(), &replica).await?;
+    reconcile_admins(&config, store.as_ref(), &replica).await?;
+
+    let templates =
+        Templates::new(&config.hub.template_paths).context("cannot load page templates")?;
+
+    let mut own_origins = vec![];
+    if !public_host.is_empty() {
+        own_origins.push(public_host);
+    }
+    let activity = ActivityRecorder::new();
+    let (routes_tx, routes_rx) = watch::channel(Arc::new(RouteTable::empty()));
+    let app = Arc::new(AppState {
+        cookie_max_age_secs: config.hub.cookie_max_age.as_secs().max(1) as i64,
+        config,
+        store: store.clone(),
+        replica: replica.clone(),
+        router: router.clone(),
+        ctx,
+        templates,
+        cookie_key,
+        xsrf_secret,
+        services,
+        base_url: base_url.clone(),
+        hub_prefix,
+        own_origins,
+        activity: activity.clone(),
+        token_activity: Default::default(),
+        user_activity: Default::default(),
+    });
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(feed_routes(
+        replica.clone(),
+        base_url.clone(),
+        routes_tx,
+    )));
+    tasks.push(tokio::spawn(flush_activity_forever(
+        app.clone(),
+        shutdown_rx.clone(),
+    )));
+
+    readopt(&app).await;
+
+    let front = Arc::new(Front::new(app.clone(), routes_rx, activity));
+    tasks.push(tokio::spawn(crate::front::serve(
+        listener,
+        front,
+        shutdown_rx,
+    )));
+    Ok(Node {
+        addr,
+        app,
+        shutdown,
+        tasks,
+    })
+}
+
+impl Node {
+    /// Stops serving, flushes activity, and stops servers when `cleanup_servers` says so.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if self.app.config.hub.cleanup_servers {
+            stop_all_servers(&self.app).await;
+        }
+        if let Err(e) = flush_activity(&self.app).await {
+            tracing::warn!("last activity flush failed: {e}");
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    format!("{scheme}://{host}")
+}
+
+/// Service tokens from config: stored (hashed) as the config says, and tokens of
+/// services that are no longer configured removed.
+async fn reconcile_services(
+    config: &Config,
+    store: &dyn Store,
+    replica: &Replica,
+) -> anyhow::Result<HashMap<String, ServiceInfo>> {
+    let mut services = HashMap::new();
+    for svc in &config.services {
+        services.insert(
+            svc.name.clone(),
+            ServiceInfo {
+                name: svc.name.clone(),
+                admin: svc.admin,
+            },
+        );
+        let existing: Vec<String> = replica.read(|s| {
+            s.tokens
+                .iter()
+                .filter(|(_, t)| t.owner == Owner::Service(svc.name.clone()))
+                .map(|(h, _)| h.clone())
+                .collect()
+        });
+        match &svc.api_token {
+            Some(secret) => {
+                let v = ops::upsert_config_token(
+                    store,
+                    secret.expose(),
+                    Owner::Service(svc.name.clone()),
+                    existing,
+                )
+                .await?;
+                replica.wait_for(v).await;
+            }
+            None if !existing.is_empty() => {
+                let v = ops::delete_tokens(store, &existing).await?;
+                replica.wait_for(v).await;
+            }
+            None => {}
+        }
+    }
+    let orphans: Vec<String> = replica.read(|s| {
+        s.tokens
+            .iter()
+            .filter(|(_, t)| matches!(&t.owner, Owner::Service(n) if !services.contains_key(n)))
+            .map(|(h, _)| h.clone())
+            .collect()
+    });
+    if !orphans.is_empty() {
+        tracing::info!(
+            count = orphans.len(),
+            "removing tokens of services no longer in the config"
+        );
+        let v = ops::delete_tokens(store, &orphans).await?;
+        replica.wait_for(v).await;
+    }
+    Ok(services)
+}
+
+/// `authenticator.admin_users` exist and are admins (as JupyterHub does at start-up).
+async fn reconcile_admins(
+    config: &Config,
+    store: &dyn Store,
+    replica: &Replica,
+) -> anyhow::Result<()> {
+    for name in &config.authenticator.admin_users {
+        let Ok(user) = UserName::normalize(name) else {
+            tracing::warn!("authenticator.admin_users: {name:?} is not a valid user name; skipped");
+            continue;
+        };
+        let (_, v) = ops::ensure_user(store, user.as_str(), Some(true)).await?;
+        replica.wait_for(v).await;
+    }
+    Ok(())
+}
+
+/// Keeps the proxy's route table equal to the running servers in the replica.
+async fn feed_routes(replica: Arc<Replica>, base_url: String, tx: watch::Sender<Arc<RouteTable>>) {
+    let mut changes = replica.watch();
+    let mut generation = u64::MAX;
+    loop {
+        let next = replica.read(|s| {
+            if s.servers_generation == generation {
+                return None;
+            }
+            let routes: Vec<Route> = s
+                .servers
+                .values()
+                .filter(|r| r.phase == ServerPhase::Running)
+                .filter_map(|r| {
+                    let target = r.target.as_ref()?;
+                    let key = RouteKey::new(r.user.clone(), r.name.clone());
+                    Some(Route::new(key.prefix(&base_url), target.clone(), key))
+                })
+                .collect();
+            Some((s.servers_generation, RouteTable::from_routes(routes)))
+        });
+        if let Some((g, table)) = next {
+            generation = g;
+            tx.send_replace(Arc::new(table));
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn flush_activity_forever(app: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(ACTIVITY_FLUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = flush_activity(&app).await {
+            tracing::warn!("activity flush failed: {e}");
+        }
+    }
+}
+
+/// Writes what proxied traffic and authenticated requests recorded since the last flush,
+/// in one transaction; nothing when nothing happened.
+pub async fn flush_activity(app: &AppState) -> anyhow::Result<()> {
+    let proxied = app.activity.take();
+    let tokens: Vec<(String, i64)> =
+        std::mem::take(&mut *app.token_activity.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect();
+    let mut users: BTreeMap<String, i64> =
+        std::mem::take(&mut *app.user_activity.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .collect();
+    let mut servers = Vec::with_capacity(proxied.len());
+    for (key, t) in proxied {
+        let e = users.entry(key.user.clone()).or_insert(t);
+        *e = (*e).max(t);
+        servers.push(((key.user, key.server), t));
+    }
+    if users.is_empty() && servers.is_empty() && tokens.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<(String, i64)> = users.into_iter().collect();
+    ops::record_activity(app.store.as_ref(), &users, &servers, &tokens).await?;
+    Ok(())
+}
+
+/// Re-adopts servers that a previous run left running: those whose process answers keep
+/// their route and `started` time; the others are marked stopped.
+async fn readopt(app: &Arc<AppState>) {
+    let found: Vec<(String, String)> = app.replica.read(|s| {
+        s.servers
+            .values()
+            .filter(|r| r.phase != ServerPhase::Stopped)
+            .map(|r| (r.user.clone(), r.name.clone()))
+            .collect()
+    });
+    let checks = found.into_iter().map(|(u, s)| {
+        let app = app.clone();
+        async move {
+            let (Ok(user), Ok(server)) = (UserName::parse(&u), server_name(&s)) else {
+                tracing::warn!(user = %u, server = %s, "cannot re-adopt a server with an invalid name");
+                return;
+            };
+            match app.router.server(&user, &server).await {
+                Ok(actor) => match ask(&actor, |reply| ServerMsg::Adopt { reply }).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::info!(user = %u, server = %s, "server from a previous run is gone; marked stopped"),
+                    Err(e) => tracing::warn!(user = %u, server = %s, "re-adoption failed: {e}"),
+                },
+                Err(e) => tracing::warn!(user = %u, server = %s, "re-adoption failed: {e}"),
+            }
+        }
+    });
+    futures::future::join_all(checks).await;
+}
+
+fn server_name(s: &str) -> Result<ServerName, galilean_proto::names::NameError> {
+    if s.is_empty() {
+        Ok(ServerName::default())
+    } else {
+        ServerName::parse(s)
+    }
+}
+
+/// Stops every server this node runs (`hub.cleanup_servers`).
+async fn stop_all_servers(app: &Arc<AppState>) {
+    let found: Vec<(String, String)> = app.replica.read(|s| {
+        s.servers
+            .values()
+            .filter(|r| r.phase != ServerPhase::Stopped)
+            .map(|r| (r.user.clone(), r.name.clone()))
+            .collect()
+    });
+    let stops = found.into_iter().map(|(u, s)| {
+        let app = app.clone();
+        async move {
+            let (Ok(user), Ok(server)) = (UserName::parse(&u), server_name(&s)) else {
+                return;
+            };
+            let Ok(actor) = app.router.server(&user, &server).await else {
+                return;
+            };
+            if let Ok(Ok(mut done)) = ask(&actor, |reply| ServerMsg::Stop {
+                remove: false,
+                reply,
+            })
+            .await
+            {
+                let grace = app.ctx.settings.stop_grace + Duration::from_secs(5);
+                let _ = tokio::time::timeout(grace, done.wait_for(|d| *d)).await;
+            }
+        }
+    });
+    futures::future::join_all(stops).await;
+}

@@ -1,0 +1,100 @@
+//! `galilean serve --config PATH` and `galilean config check --config PATH`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use galilean_node::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "galilean",
+    version,
+    about = "A multi-user hub for Jupyter notebooks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a hub node.
+    Serve {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Work with config files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file without starting anything.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Exit code for a config that does not validate.
+const EXIT_CONFIG: u8 = 2;
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    Config::load(path, &env).map_err(|e| {
+        eprintln!("{e}");
+        let n = e.errors.len();
+        eprintln!(
+            "{}: {n} problem{} found",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        );
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => match load(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Serve { config } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            galilean_node::hub::init_tracing(config.hub.log_level.as_str());
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(galilean_node::hub::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("galilean: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! The OAuth 2 provider for single-user servers and services (§3): the authorize
+//! endpoint (browser, cookie-authenticated) and the token endpoint (authorization-code
+//! grant, client credentials in the form body, PKCE enforced when a challenge was sent).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use cookie::{Cookie, SameSite};
+use galilean_actors::ops::{self, sha256_hex, NewToken};
+use galilean_actors::router::ask;
+use galilean_actors::scopes::{Access, Target};
+use galilean_actors::user::UserMsg;
+use galilean_proto::names::UserName;
+use galilean_proto::records::{OAuthClientRecord, OAuthCodeRecord, Owner, FORMAT};
+use galilean_proto::time::now_micros;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::auth::{self, SESSION_COOKIE};
+
+type App = State<Arc<AppState>>;
+
+/// Codes are valid this long (§3.2).
+pub const CODE_LIFETIME_SECS: i64 = 300;
+/// Length of an authorization code.
+const CODE_LEN: usize = 30;
+/// The identify scopes every grant carries.
+const IDENTIFY: &[&str] = &["read:users:name!user", "read:users:groups!user"];
+
+/// A parsed authorize request.
+struct AuthorizeRequest {
+    client: Arc<OAuthClientRecord>,
+    redirect_uri: String,
+    state: Option<String>,
+    scopes: Vec<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+}
+
+fn page_error(app: &AppState, status: StatusCode, message: &str) -> Response {
+    crate::pages::error_page(app, status, Some(message))
+}
+
+fn redirect(location: &str) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    } else {
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+    }
+    r
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// `redirect_uri` with `params` added to its query.
+fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut out = uri.to_owned();
+    let mut sep = if uri.contains('?') { '&' } else { '?' };
+    for (k, v) in params {
+        out.push(sep);
+        out.push_str(k);
+        out.push('=');
+        out.push_str(&enc(v));
+        sep = '&';
+    }
+    out
+}
+
+/// Validates the request; fatal problems (unknown client, redirect mismatch) render a
+/// 400 page, redirectable ones go back to the client.
+#[allow(clippy::result_large_err)]
+fn parse_authorize(app: &AppState, query: Option<&str>) -> Result<AuthorizeRequest, Response> {
+    let pairs: Vec<(String, String)> = query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let arg = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(client_id) = arg("client_id").filter(|c| !c.is_empty()) else {
+        return Err(page_error(
+            app,
+            StatusCode::BAD_REQUEST,
+            "Missing client_id",
+        ));
+    };
+    let client = app
+        .replica
+        .read(|s| s.clients.get(&client_id).cloned())
+        .filter(|c| !c.secret_hash.is_empty());
+    let Some(client) = client else {
+        return Err(page_error(
+            app,
+            StatusCode::BAD_REQUEST,
+            "Invalid client_id: no such OAuth client",
+        ));
+    };
+    let redirect_uri = match arg("redirect_uri") {
+        Some(r) if r != client.redirect_uri => {
+            return Err(page_error(
+                app,
+                StatusCode::BAD_REQUEST,
+                "Mismatching redirect URI.",
+            ))
+        }
+        _ => client.redirect_uri.clone(),
+    };
+    let state = arg("state");
+    let back = |error: &str, description: &str| {
+        let mut params = vec![("error", error), ("error_description", description)];
+        if let Some(s) = &state {
+            params.push(("state", s));
+        }
+        redirect(&with_params(&redirect_uri, &params))
+    };
+    match arg("response_type").as_deref() {
+        Some("code") => {}
+        None => return Err(back("invalid_request", "Missing response_type parameter.")),
+        Some(_) => return Err(back("unsupported_response_type", "")),
+    }
+    let code_challenge = arg("code_challenge").filter(|c| !c.is_empty());
+    let code_challenge_method = match (&code_challenge, arg("code_challenge_method")) {
+        (None, _) => None,
+        (Some(_), None) => Some("plain".to_owned()),
+        (Some(_), Some(m)) if m == "S256" || m == "plain" => Some(m),
+        (Some(_), Some(_)) => {
+            return Err(back(
+                "invalid_request",
+                "Transform algorithm not supported.",
+            ))
+        }
+    };
+    if let Some(c) = &code_challenge {
+        // RFC 7636: 43-128 characters of [A-Za-z0-9-._~]
+        if c.len() < 43
+            || c.len() > 128
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            return Err(back("invalid_request", "Invalid code_challenge."));
+        }
+    }
+    // the grant: the client's allowed scopes plus identify; a `scope` argument can only
+    // narrow it
+    let mut allowed: Vec<String> = client.allowed_scopes.clone();
+    for s in IDENTIFY {
+        if !allowed.iter().any(|a| a == s) {
+            allowed.push((*s).to_owned());
+        }
+    }
+    let scopes = match arg("scope").filter(|s| !s.trim().is_empty()) {
+        None => allowed,
+        Some(requested) => {
+            let mut granted = Vec::new();
+            for s in requested.split_whitespace() {
+                if s == "identify" {
+                    continue;
+                }
+                if !allowed.iter().any(|a| a == s) {
+                    return Err(back(
+                        "invalid_scope",
+                        &format!("Not allowed to request scope {s}"),
+                    ));
+                }
+                granted.push(s.to_owned());
+            }
+            for s in IDENTIFY {
+                if !granted.iter().any(|g| g == s) {
+                    granted.push((*s).to_owned());
+                }
+            }
+            granted
+        }
+    };
+    Ok(AuthorizeRequest {
+        client,
+        redirect_uri,
+        state,
+        scopes,
+        code_challenge,
+        code_challenge_method,
+    })
+}
+
+/// The user's permission for the client's target (§3.2 step 3).
+fn may_access(id: &auth::Identity, client: &OAuthClientRecord) -> bool {
+    if let Some((u, s)) = &client.server {
+        return id
+            .scopes
+            .check("access:servers", Target::Server { user: u, server: s })
+            == Access::Allowed;
+    }
+    if let Some(name) = &client.service {
+        return id.scopes.check("access:services", Target::Service(name)) == Access::Allowed;
+    }
+    false
+}
+
+/// Whether consent is skipped: the client is one of the user's own servers.
+fn own_server(user: &str, client: &OAuthClientRecord) -> bool {
+    client.server.as_ref().is_some_and(|(u, _)| u == user)
+}
+
+/// The browser session id, and a cookie to set when it is new.
+fn session(app: &AppState, headers: &HeaderMap) -> (String, Option<Cookie<'static>>) {
+    let jar = auth::jar(headers);
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        let v = c.value();
+        if v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return (v.to_owned(), None);
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut c = Cookie::new(SESSION_COOKIE, id.clone());
+    c.set_path(app.base_url.clone());
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    (id, Some(c))
+}
+
+async fn issue_code(
+    app: &AppState,
+    headers: &HeaderMap,
+    user: &str,
+    req: &AuthorizeRequest,
+    scopes: Vec<String>,
+) -> Response {
+    let (session_id, new_cookie) = session(app, headers);
+    let code = ops::random_alnum(CODE_LEN);
+    let rec = OAuthCodeRecord {
+        v: FORMAT,
+        client_id: req.client.client_id.clone(),
+        user: user.to_owned(),
+        scopes,
+        redirect_uri: req.redirect_uri.clone(),
+        session_id: Some(session_id),
+        code_challenge: req.code_challenge.clone(),
+        code_challenge_method: req.code_challenge_method.clone(),
+        expires_at: now_micros() + CODE_LIFETIME_SECS * 1_000_000,
+    };
+    if let Err(e) = ops::insert_code(app.store.as_ref(), &code, &rec).await {
+        let e = crate::error::HttpError::from(e);
+        return page_error(app, e.status, e.message.as_deref().unwrap_or("error"));
+    }
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    let mut r = redirect(&with_params(&req.redirect_uri, &params));
+    if let Some(c) = new_cookie {
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+fn login_redirect(app: &AppState, uri: &Uri) -> Response {
+    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    redirect(&format!("{}login?next={}", app.hub_prefix, enc(next)))
+}
+
+/// `GET H/api/oauth2/authorize`.
+pub async fn authorize(
+    State(app): App,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let Some(id) = auth::identify_cookie(&app, &headers) else {
+        return login_redirect(&app, &uri);
+    };
+    let req = match parse_authorize(&app, q.as_deref()) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(user) = id.user_name().map(str::to_owned) else {
+        return page_error(
+            &app,
+            StatusCode::FORBIDDEN,
+            "Only users can authorize clients",
+        );
+    };
+    if !may_access(&id, &req.client) {
+        tracing::info!(user = %user, client = %req.client.client_id, "authorize refused");
+        return page_error(
+            &app,
+            StatusCode::FORBIDDEN,
+            &format!(
+                "You do not have permission to access {}",
+                req.client.description
+            ),
+        );
+    }
+    if own_server(&user, &req.client) {
+        let scopes = req.scopes.clone();
+        return issue_code(&app, &headers, &user, &req, scopes).await;
+    }
+    // anyone else's client: ask first
+    let ctx = json!({
+        "base_url": app.base_url,
+        "hub_prefix": app.hub_prefix,
+        "user": user,
+        "admin": id.admin,
+        "xsrf": auth::xsrf_token(&app, &headers, Some(peer.ip())),
+        "version": galilean_proto::GALILEAN_VERSION,
+        "jupyterhub_version": galilean_proto::JUPYTERHUB_VERSION,
+        "client_description": req.client.description,
+        "scopes": req.scopes,
+    });
+    match app
+        .templates
+        .render("oauth.html", minijinja::Value::from_serialize(&ctx))
+    {
+        Ok(html) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!("cannot render oauth.html: {e}");
+            page_error(&app, StatusCode::INTERNAL_SERVER_ERROR, "template error")
+        }
+    }
+}
+
+/// `POST H/api/oauth2/authorize`: the consent form.
+pub async fn authorize_post(
+    State(app): App,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: Uri,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let Some(id) = auth::identify_cookie(&app, &headers) else {
+        return login_redirect(&app, &uri);
+    };
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let xsrf = form
+        .iter()
+        .find(|(k, _)| k == "_xsrf")
+        .map(|(_, v)| v.clone());
+    if !auth::xsrf_ok(
+        &app,
+        &Method::POST,
+        &headers,
+        xsrf.as_deref(),
+        Some(peer.ip()),
+    ) {
+        return page_error(
+            &app,
+            StatusCode::FORBIDDEN,
+            "The form is invalid or expired (XSRF check failed).",
+        );
+    }
+    let req = match parse_authorize(&app, q.as_deref()) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(user) = id.user_name().map(str::to_owned) else {
+        return page_error(
+            &app,
+            StatusCode::FORBIDDEN,
+            "Only users can authorize clients",
+        );
+    };
+    if !may_access(&id, &req.client) {
+        return page_error(
+            &app,
+            StatusCode::FORBIDDEN,
+            &format!(
+                "You do not have permission to access {}",
+                req.client.description
+            ),
+        );
+    }
+    // only what the GET offered can be granted
+    let mut scopes: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "scopes")
+        .map(|(_, v)| v.clone())
+        .filter(|s| req.scopes.contains(s))
+        .collect();
+    for s in IDENTIFY {
+        if !scopes.iter().any(|g| g == s) {
+            scopes.push((*s).to_owned());
+        }
+    }
+    issue_code(&app, &headers, &user, &req, scopes).await
+}
+
+/// An OAuth error response (RFC 6749 §5.2).
+fn oauth_error(status: StatusCode, error: &str, description: Option<&str>) -> Response {
+    let mut body = json!({ "error": error });
+    if let Some(d) = description {
+        body["error_description"] = json!(d);
+    }
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn pkce_ok(method: Option<&str>, challenge: &str, verifier: &str) -> bool {
+    let computed = match method {
+        Some("S256") => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes())),
+        _ => verifier.to_owned(),
+    };
+    subtle::ConstantTimeEq::ct_eq(computed.as_bytes(), challenge.as_bytes()).into()
+}
+
+/// `POST H/api/oauth2/token`.
+pub async fn token(State(app): App, headers: HeaderMap, body: Bytes) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("The token request must be form-encoded."),
+        );
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("Malformed body."),
+        );
+    };
+    let arg = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    match arg("grant_type") {
+        Some("authorization_code") => {}
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("Request is missing grant type."),
+            )
+        }
+        Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
+    }
+    // client authentication: body credentials only
+    let (Some(client_id), Some(secret)) = (arg("client_id"), arg("client_secret")) else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
+    };
+    let client = app.replica.read(|s| s.clients.get(client_id).cloned());
+    let authenticated = client.as_ref().is_some_and(|c| {
+        !c.secret_hash.is_empty()
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                sha256_hex(secret).as_bytes(),
+                c.secret_hash.as_bytes(),
+            ))
+    });
+    let Some(client) = client.filter(|_| authenticated) else {
+        tracing::info!(client = %crate::api::users::clip(client_id), "token request with bad client credentials");
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
+    };
+    let Some(code) = arg("code").filter(|c| !c.is_empty()) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("Missing code parameter."),
+        );
+    };
+    // taking the code makes it single-use, even when two requests race
+    let rec = match ops::take_code(app.store.as_ref(), code).await {
+        Ok(r) => r,
+        Err(e) => return crate::error::HttpError::from(e).into_response(),
+    };
+    let Some(rec) = rec else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
+    };
+    if rec.expires_at <= now_micros() || rec.client_id != client.client_id {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
+    }
+    if let Some(r) = arg("redirect_uri") {
+        if r != rec.redirect_uri {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("Mismatching redirect URI."),
+            );
+        }
+    }
+    if let Some(challenge) = &rec.code_challenge {
+        let Some(verifier) = arg("code_verifier").filter(|v| !v.is_empty()) else {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("Code verifier required."),
+            );
+        };
+        if !pkce_ok(rec.code_challenge_method.as_deref(), challenge, verifier) {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
+        }
+    }
+    let Ok(user) = UserName::parse(&rec.user) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
+    };
+    let expires_in = app.cookie_max_age_secs.max(1) as u64;
+    let spec = NewToken {
+        owner: Owner::User(user.as_str().to_owned()),
+        scopes: rec.scopes.clone(),
+        note: format!("OAuth token for {}", client.description),
+        expires_in: Some(expires_in),
+        session_id: rec.session_id.clone(),
+        client_id: client.client_id.clone(),
+    };
+    let created = match app.router.user(&user).await {
+        Ok(actor) => ask(&actor, |reply| UserMsg::CreateToken { spec, reply })
+            .await
+            .and_then(|r| r),
+        Err(e) => Err(e),
+    };
+    let (_, secret) = match created {
+        Ok(t) => t,
+        Err(galilean_actors::OpError::NotFound(_)) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None)
+        }
+        Err(e) => return crate::error::HttpError::from(e).into_response(),
+    };
+    let body = json!({
+        "access_token": secret,
+        "expires_in": expires_in,
+        "token_type": "Bearer",
+        "scope": rec.scopes.join(" "),
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
