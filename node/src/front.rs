@@ -39,12 +39,8 @@ impl Front {
         activity: ActivityRecorder,
     ) -> Front {
         let hub = crate::pages::router(app.clone());
-        let version = HeaderValue::from_str(&format!(
-            "{} (galilean {})",
-            galilean_proto::JUPYTERHUB_VERSION,
-            galilean_proto::GALILEAN_VERSION
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static(galilean_proto::JUPYTERHUB_VERSION));
+        // clients parse this as a version number: Galilean's own goes beside it
+        let version = HeaderValue::from_static(galilean_proto::JUPYTERHUB_VERSION);
         Front {
             app,
             routes,
@@ -93,9 +89,7 @@ impl Front {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-                .headers_mut()
-                .insert("x-jupyterhub-version", self.version.clone());
+            self.stamp(&mut response);
             return Ok(response.map(Either::Right));
         }
         let mut req = req.map(Body::new);
@@ -108,10 +102,18 @@ impl Front {
         if response.status().is_client_error() || response.status().is_server_error() {
             response = describe_bare_error(&self.app, response, is_api).await;
         }
-        response
-            .headers_mut()
-            .insert("x-jupyterhub-version", self.version.clone());
+        self.stamp(&mut response);
         Ok(response.map(Either::Right))
+    }
+
+    /// The version headers of every hub response.
+    fn stamp(&self, response: &mut Response<Body>) {
+        let h = response.headers_mut();
+        h.insert("x-jupyterhub-version", self.version.clone());
+        h.insert(
+            "x-galilean-version",
+            HeaderValue::from_static(galilean_proto::GALILEAN_VERSION),
+        );
     }
 }
 
