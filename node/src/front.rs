@@ -30,6 +30,8 @@ pub struct Front {
     proxy: Proxy,
     hub: axum::Router,
     version: HeaderValue,
+    /// Browsers reach the hub over https (`hub.public_url`): cookies get `Secure`.
+    secure_cookies: bool,
 }
 
 impl Front {
@@ -41,7 +43,14 @@ impl Front {
         let hub = crate::pages::router(app.clone());
         // clients parse this as a version number: Galilean's own goes beside it
         let version = HeaderValue::from_static(galilean_proto::JUPYTERHUB_VERSION);
+        let secure_cookies = app
+            .config
+            .hub
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
         Front {
+            secure_cookies,
             app,
             routes,
             proxy: Proxy::new(activity),
@@ -109,6 +118,16 @@ impl Front {
     /// The version headers of every hub response.
     fn stamp(&self, response: &mut Response<Body>) {
         let h = response.headers_mut();
+        if self.secure_cookies {
+            let cookies: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+            h.remove(header::SET_COOKIE);
+            for c in cookies {
+                let v = format!("{}; Secure", c.to_str().unwrap_or_default());
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.append(header::SET_COOKIE, v);
+                }
+            }
+        }
         h.insert("x-jupyterhub-version", self.version.clone());
         h.insert(
             "x-galilean-version",

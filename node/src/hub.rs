@@ -401,13 +401,7 @@ pub async fn flush_activity(app: &AppState) -> anyhow::Result<()> {
 /// Re-adopts servers that a previous run left running: those whose process answers keep
 /// their route and `started` time; the others are marked stopped.
 async fn readopt(app: &Arc<AppState>) {
-    let found: Vec<(String, String)> = app.replica.read(|s| {
-        s.servers
-            .values()
-            .filter(|r| r.phase != ServerPhase::Stopped)
-            .map(|r| (r.user.clone(), r.name.clone()))
-            .collect()
-    });
+    let found = unstopped_servers(app);
     let checks = found.into_iter().map(|(u, s)| {
         let app = app.clone();
         async move {
@@ -428,6 +422,17 @@ async fn readopt(app: &Arc<AppState>) {
     futures::future::join_all(checks).await;
 }
 
+/// (user, server name) of every server record that is not stopped.
+fn unstopped_servers(app: &AppState) -> Vec<(String, String)> {
+    app.replica.read(|s| {
+        s.servers
+            .values()
+            .filter(|r| r.phase != ServerPhase::Stopped)
+            .map(|r| (r.user.clone(), r.name.clone()))
+            .collect()
+    })
+}
+
 fn server_name(s: &str) -> Result<ServerName, galilean_proto::names::NameError> {
     if s.is_empty() {
         Ok(ServerName::default())
@@ -438,13 +443,7 @@ fn server_name(s: &str) -> Result<ServerName, galilean_proto::names::NameError> 
 
 /// Stops every server this node runs (`hub.cleanup_servers`).
 async fn stop_all_servers(app: &Arc<AppState>) {
-    let found: Vec<(String, String)> = app.replica.read(|s| {
-        s.servers
-            .values()
-            .filter(|r| r.phase != ServerPhase::Stopped)
-            .map(|r| (r.user.clone(), r.name.clone()))
-            .collect()
-    });
+    let found = unstopped_servers(app);
     let stops = found.into_iter().map(|(u, s)| {
         let app = app.clone();
         async move {

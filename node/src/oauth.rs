@@ -204,6 +204,35 @@ fn may_access(id: &auth::Identity, client: &OAuthClientRecord) -> bool {
     false
 }
 
+/// A valid request from a user who may use the client (§3.2 steps 2-3), and the user.
+#[allow(clippy::result_large_err)]
+fn checked_request(
+    app: &AppState,
+    id: &auth::Identity,
+    query: Option<&str>,
+) -> Result<(AuthorizeRequest, String), Response> {
+    let req = parse_authorize(app, query)?;
+    let Some(user) = id.user_name().map(str::to_owned) else {
+        return Err(page_error(
+            app,
+            StatusCode::FORBIDDEN,
+            "Only users can authorize clients",
+        ));
+    };
+    if !may_access(id, &req.client) {
+        tracing::info!(user = %user, client = %req.client.client_id, "authorize refused");
+        return Err(page_error(
+            app,
+            StatusCode::FORBIDDEN,
+            &format!(
+                "You do not have permission to access {}",
+                req.client.description
+            ),
+        ));
+    }
+    Ok((req, user))
+}
+
 /// Whether consent is skipped: the client is one of the user's own servers.
 fn own_server(user: &str, client: &OAuthClientRecord) -> bool {
     client.server.as_ref().is_some_and(|(u, _)| u == user)
@@ -279,28 +308,10 @@ pub async fn authorize(
     let Some(id) = auth::identify_cookie(&app, &headers) else {
         return login_redirect(&app, &uri);
     };
-    let req = match parse_authorize(&app, q.as_deref()) {
+    let (req, user) = match checked_request(&app, &id, q.as_deref()) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let Some(user) = id.user_name().map(str::to_owned) else {
-        return page_error(
-            &app,
-            StatusCode::FORBIDDEN,
-            "Only users can authorize clients",
-        );
-    };
-    if !may_access(&id, &req.client) {
-        tracing::info!(user = %user, client = %req.client.client_id, "authorize refused");
-        return page_error(
-            &app,
-            StatusCode::FORBIDDEN,
-            &format!(
-                "You do not have permission to access {}",
-                req.client.description
-            ),
-        );
-    }
     if own_server(&user, &req.client) {
         let scopes = req.scopes.clone();
         return issue_code(&app, &headers, &user, &req, scopes).await;
@@ -367,27 +378,10 @@ pub async fn authorize_post(
             "The form is invalid or expired (XSRF check failed).",
         );
     }
-    let req = match parse_authorize(&app, q.as_deref()) {
+    let (req, user) = match checked_request(&app, &id, q.as_deref()) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let Some(user) = id.user_name().map(str::to_owned) else {
-        return page_error(
-            &app,
-            StatusCode::FORBIDDEN,
-            "Only users can authorize clients",
-        );
-    };
-    if !may_access(&id, &req.client) {
-        return page_error(
-            &app,
-            StatusCode::FORBIDDEN,
-            &format!(
-                "You do not have permission to access {}",
-                req.client.description
-            ),
-        );
-    }
     // only what the GET offered can be granted
     let mut scopes: Vec<String> = form
         .iter()

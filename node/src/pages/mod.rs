@@ -568,25 +568,8 @@ fn server_json(
         ServerPhase::Stopping => Some("stop"),
         _ => None,
     };
-    let suffix = if server.is_default() {
-        user.escaped()
-    } else {
-        format!("{}/{}", user.escaped(), server.escaped())
-    };
-    let progress = if server.is_default() {
-        format!(
-            "{}api/users/{}/server/progress",
-            app.hub_prefix,
-            user.escaped()
-        )
-    } else {
-        format!(
-            "{}api/users/{}/servers/{}/progress",
-            app.hub_prefix,
-            user.escaped(),
-            server.escaped()
-        )
-    };
+    let suffix = server_suffix(user, server);
+    let progress = progress_url(app, user, server);
     json!({
         "name": server.as_str(),
         "display_name": rec.map(|r| r.display_name.clone()).filter(|d| !d.is_empty()),
@@ -686,25 +669,38 @@ fn page_target(
     Ok((user, server))
 }
 
-fn pending_url(app: &AppState, user: &UserName, server: &ServerName) -> String {
+/// `<esc user>[/<esc server>]`, as the spawn and pending pages name a server.
+fn server_suffix(user: &UserName, server: &ServerName) -> String {
     if server.is_default() {
-        format!("{}spawn-pending/{}", app.hub_prefix, user.escaped())
+        user.escaped()
     } else {
-        format!(
-            "{}spawn-pending/{}/{}",
-            app.hub_prefix,
-            user.escaped(),
-            server.escaped()
-        )
+        format!("{}/{}", user.escaped(), server.escaped())
     }
 }
 
+fn pending_url(app: &AppState, user: &UserName, server: &ServerName) -> String {
+    format!(
+        "{}spawn-pending/{}",
+        app.hub_prefix,
+        server_suffix(user, server)
+    )
+}
+
 fn spawn_url(app: &AppState, user: &UserName, server: &ServerName) -> String {
+    format!("{}spawn/{}", app.hub_prefix, server_suffix(user, server))
+}
+
+/// The §5.6 progress stream of a server.
+fn progress_url(app: &AppState, user: &UserName, server: &ServerName) -> String {
     if server.is_default() {
-        format!("{}spawn/{}", app.hub_prefix, user.escaped())
+        format!(
+            "{}api/users/{}/server/progress",
+            app.hub_prefix,
+            user.escaped()
+        )
     } else {
         format!(
-            "{}spawn/{}/{}",
+            "{}api/users/{}/servers/{}/progress",
             app.hub_prefix,
             user.escaped(),
             server.escaped()
@@ -941,20 +937,7 @@ async fn spawn_pending(
         Err(e) => return op_error_page(app, headers, e),
     };
     let spawn = with_next(&spawn_url(app, &user, &server), next.as_deref());
-    let progress_url = if server.is_default() {
-        format!(
-            "{}api/users/{}/server/progress",
-            app.hub_prefix,
-            user.escaped()
-        )
-    } else {
-        format!(
-            "{}api/users/{}/servers/{}/progress",
-            app.hub_prefix,
-            user.escaped(),
-            server.escaped()
-        )
-    };
+    let progress_url = progress_url(app, &user, &server);
     let display_name = app.replica.read(|s| {
         s.servers
             .get(&(user.as_str().to_owned(), server.as_str().to_owned()))

@@ -47,11 +47,16 @@ impl Hub {
 
     /// A hub with `[spawner]` body `spawner` and more TOML `rest` (other sections).
     pub fn with(spawner: &str, rest: &str) -> Hub {
+        Hub::with_hub("", spawner, rest)
+    }
+
+    /// As [`Hub::with`], with more `[hub]` keys.
+    pub fn with_hub(hub_extra: &str, spawner: &str, rest: &str) -> Hub {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let config = dir.path().join("hub.toml");
         let text = format!(
-            "[hub]\nbind_url = \"http://127.0.0.1:0/\"\ndata_dir = {}\n\n\
+            "[hub]\nbind_url = \"http://127.0.0.1:0/\"\ndata_dir = {}\n{hub_extra}\n\
              [spawner]\n{spawner}\n\n\
              [[services]]\nname = \"test-admin\"\napi_token = \"{ADMIN_TOKEN}\"\nadmin = true\n\n{rest}\n",
             toml_str(&data.to_string_lossy())
