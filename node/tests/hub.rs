@@ -174,6 +174,16 @@ async fn start_proxy_stop_through_the_api() {
     let who: Value = r.json().await.unwrap();
     assert_eq!(who["path"], "/user/alice/whoami");
     assert_eq!(who["user"], "alice");
+    // user-redirect: to the logged-in user's own server, through the hub's cookie path
+    let b = Browser::new(&hub.url);
+    assert_eq!(b.login("alice", "pw", None).await.0, 302);
+    let (hops, last) = b.follow("/user-redirect/whoami?x=1").await;
+    assert_eq!(last.status(), 200, "{hops:?}");
+    let who: Value = last.json().await.unwrap();
+    assert_eq!(
+        (who["path"].as_str(), who["query"].as_str()),
+        (Some("/user/alice/whoami"), Some("x=1"))
+    );
     // the proxy table lists it
     let (_, routes) = hub.admin_get("/proxy").await;
     assert!(routes.get("/user/alice/").is_some(), "{routes}");
