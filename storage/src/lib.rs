@@ -19,6 +19,7 @@ use tokio::sync::broadcast;
 
 pub mod memory;
 mod occ;
+pub mod raft;
 pub mod redb_store;
 pub mod tuple;
 
@@ -71,7 +72,7 @@ impl StoreError {
 }
 
 /// One change in a committed transaction, in the order the transaction made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mutation {
     Set {
         key: Vec<u8>,

@@ -1,0 +1,105 @@
+//! The replicated store's durable half: openraft's log and state machine kept in one redb
+//! file, every write synced before it is acknowledged.
+//!
+//! - [`LogStore`] (`RaftLogStorage`): entries by index, the vote, the committed log id and
+//!   the last purged log id.
+//! - [`StateMachine`] (`RaftStateMachine`): the hub's key-value state, the last applied log
+//!   id and the membership, changed together in one redb transaction per batch of entries;
+//!   snapshots are the whole state (hub state is tens of MB at most), serialized with
+//!   rmp-serde.
+//!
+//! A log entry carries a [`Command`]: the mutations of one transaction that the leader has
+//! already validated (the conflict check runs once, on the leader, before the entry is
+//! proposed), so every replica applies the same entries to the same state in the same
+//! order. The version of a write is the index of its log entry.
+
+// openraft's trait methods return its `StorageError`, which is large; the helpers here
+// return the same type rather than boxing and unboxing it at every trait boundary.
+#![allow(clippy::result_large_err)]
+
+mod log_store;
+mod state_machine;
+
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::{AnyError, ErrorSubject, ErrorVerb, StorageError, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+
+use crate::Mutation;
+
+/// The raft node id.
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// Galilean's raft types.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// What a log entry asks the state machine to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// The writes of one validated transaction, applied atomically.
+    Write { mutations: Vec<Mutation> },
+}
+
+/// What applying an entry gives back to the proposer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CommandResult {
+    /// The version the write created (its log index); 0 for entries that write nothing.
+    pub version: u64,
+}
+
+pub type RaftError = StorageError<NodeId>;
+
+/// Opens (or creates) the raft store file: its log store and state machine share it.
+pub fn open(path: &Path) -> Result<(LogStore, StateMachine), RaftError> {
+    let db = redb::Database::create(path)
+        .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Read, e))?;
+    let db = Arc::new(db);
+    let log = LogStore::new(db.clone())?;
+    let sm = StateMachine::new(db)?;
+    Ok((log, sm))
+}
+
+fn io_error<E: std::error::Error + 'static>(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: E,
+) -> RaftError {
+    StorageError::IO {
+        source: StorageIOError::new(subject, verb, AnyError::new(&e)),
+    }
+}
+
+fn encode<T: Serialize>(value: &T, subject: ErrorSubject<NodeId>) -> Result<Vec<u8>, RaftError> {
+    rmp_serde::to_vec_named(value).map_err(|e| io_error(subject, ErrorVerb::Write, e))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(
+    bytes: &[u8],
+    subject: ErrorSubject<NodeId>,
+) -> Result<T, RaftError> {
+    rmp_serde::from_slice(bytes).map_err(|e| io_error(subject, ErrorVerb::Read, e))
+}
+
+/// Runs blocking redb work (which may fsync) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RaftError> + Send + 'static,
+) -> Result<T, RaftError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(io_error(ErrorSubject::Store, ErrorVerb::Write, e)),
+    }
+}
