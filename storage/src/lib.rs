@@ -186,6 +186,18 @@ pub trait Store: Send + Sync + 'static {
     fn backend_name(&self) -> &'static str;
 }
 
+/// How long to wait before retry `attempt` (1, 2, ...): "full jitter" over a window that
+/// doubles from 1 ms up to 100 ms, so that contending writers spread out instead of
+/// colliding again (FoundationDB's retry loop backs off the same way).
+fn retry_backoff(attempt: u32) -> std::time::Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let window_us = (1_000u64 << attempt.min(7)).min(100_000);
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    std::time::Duration::from_micros(random % (window_us + 1))
+}
+
 /// Runs `f` in a transaction and commits it, retrying on conflict (FoundationDB's retry
 /// loop). `f` must be safe to run more than once.
 pub async fn transact<T, F>(store: &dyn Store, mut f: F) -> Result<T, StoreError>
@@ -213,8 +225,7 @@ where
             Ok(_) => return Ok(out),
             Err(e) if e.is_retryable() && attempt < 100 => {
                 attempt += 1;
-                let backoff = std::time::Duration::from_micros(200 * u64::from(attempt.min(20)));
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(retry_backoff(attempt)).await;
             }
             Err(e) => return Err(e),
         }

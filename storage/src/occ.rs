@@ -20,7 +20,7 @@
 //! it refuses every later transaction (`Unavailable`) until the store is reopened.
 
 mod log;
-mod ranges;
+pub(crate) mod ranges;
 mod txn;
 mod writes;
 
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use self::log::CommitLog;
-use self::ranges::{point, RangeSet};
+use self::ranges::RangeSet;
 use crate::{ChangeBatch, Counters, KeyValue, Mutation, StoreError, Version};
 
 pub(crate) use self::txn::OccTransaction;
@@ -85,6 +85,19 @@ pub(crate) struct CommitRequest {
     pub(crate) read_version: Version,
     pub(crate) reads: RangeSet,
     pub(crate) mutations: Vec<Mutation>,
+}
+
+/// Decides and applies commits for [`OccTransaction`]s: the local [`Engine`], or the raft
+/// store, which has the replicated state machine decide.
+pub(crate) trait Committer: Send + Sync + 'static {
+    type Snapshot: Snapshot;
+    /// Whether reads and commits may block on I/O (then they run on blocking threads).
+    const BLOCKING: bool;
+    fn counters(&self) -> &Counters;
+    /// How long a transaction may run.
+    fn max_age(&self) -> Duration;
+    /// Validates and applies one commit; durable when it returns `Ok`.
+    fn commit(&self, request: CommitRequest) -> Result<Version, StoreError>;
 }
 
 pub(crate) struct Engine<B: Backend> {
@@ -152,7 +165,7 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Starts a transaction at the newest committed version.
-    pub(crate) fn begin(self: &Arc<Self>) -> Result<OccTransaction<B>, StoreError> {
+    pub(crate) fn begin(self: &Arc<Self>) -> Result<OccTransaction<Engine<B>>, StoreError> {
         // the start time is taken before the version is read, so that every commit
         // after the read version happened after the start (see `CommitLog`)
         let started = Instant::now();
@@ -169,7 +182,7 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Validates, applies and publishes one commit. Blocks on the backend's I/O.
-    pub(crate) fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
+    pub(crate) fn commit_request(&self, request: CommitRequest) -> Result<Version, StoreError> {
         let CommitRequest {
             read_version,
             reads,
@@ -205,14 +218,7 @@ impl<B: Backend> Engine<B> {
             current.version = next;
             current.snapshot = snapshot;
         }
-        let writes = mutations
-            .iter()
-            .map(|m| match m {
-                Mutation::Set { key, .. } | Mutation::Clear { key } => point(key),
-                Mutation::ClearRange { begin, end } => (begin.clone(), end.clone()),
-            })
-            .collect();
-        log.push(next, RangeSet::from_unsorted(writes), Instant::now());
+        log.push(next, RangeSet::written(&mutations), Instant::now());
         self.counters.write_commits.fetch_add(1, Ordering::Relaxed);
         self.counters
             .mutations
@@ -223,6 +229,23 @@ impl<B: Backend> Engine<B> {
             mutations,
         }));
         Ok(next)
+    }
+}
+
+impl<B: Backend> Committer for Engine<B> {
+    type Snapshot = B::Snapshot;
+    const BLOCKING: bool = B::BLOCKING;
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
+        self.commit_request(request)
     }
 }
 

@@ -39,7 +39,8 @@ fn io(e: impl fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
-type Table = ReadOnlyTable<&'static [u8], &'static [u8]>;
+/// A read-only view of a key-value table: a consistent snapshot (also the raft store's).
+pub(crate) type Table = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 impl Snapshot for Table {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -69,6 +70,30 @@ impl Snapshot for Table {
     }
 }
 
+/// Applies `mutations` in order to a key-value table inside a write transaction.
+pub(crate) fn apply_mutations(
+    data: &mut redb::Table<&[u8], &[u8]>,
+    mutations: &[Mutation],
+) -> Result<(), StoreError> {
+    for m in mutations {
+        match m {
+            Mutation::Set { key, value } => {
+                data.insert(key.as_slice(), value.as_slice()).map_err(io)?;
+            }
+            Mutation::Clear { key } => {
+                data.remove(key.as_slice()).map_err(io)?;
+            }
+            Mutation::ClearRange { begin, end } => {
+                if begin < end {
+                    data.retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false)
+                        .map_err(io)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 struct RedbBackend {
     db: Database,
 }
@@ -90,20 +115,7 @@ impl Backend for RedbBackend {
         w.set_durability(Durability::Immediate);
         {
             let mut data = w.open_table(DATA).map_err(io)?;
-            for m in mutations {
-                match m {
-                    Mutation::Set { key, value } => {
-                        data.insert(key.as_slice(), value.as_slice()).map_err(io)?;
-                    }
-                    Mutation::Clear { key } => {
-                        data.remove(key.as_slice()).map_err(io)?;
-                    }
-                    Mutation::ClearRange { begin, end } => {
-                        data.retain_in::<&[u8], _>(begin.as_slice()..end.as_slice(), |_, _| false)
-                            .map_err(io)?;
-                    }
-                }
-            }
+            apply_mutations(&mut data, mutations)?;
             let mut meta = w.open_table(META).map_err(io)?;
             meta.insert(META_VERSION, version).map_err(io)?;
         }

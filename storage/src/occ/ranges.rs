@@ -39,6 +39,23 @@ impl RangeSet {
         RangeSet { ranges: merged }
     }
 
+    /// The key ranges that `mutations` write.
+    pub(crate) fn written(mutations: &[crate::Mutation]) -> RangeSet {
+        use crate::Mutation;
+        let ranges = mutations
+            .iter()
+            .map(|m| match m {
+                Mutation::Set { key, .. } | Mutation::Clear { key } => point(key),
+                Mutation::ClearRange { begin, end } => (begin.clone(), end.clone()),
+            })
+            .collect();
+        RangeSet::from_unsorted(ranges)
+    }
+
+    pub(crate) fn into_ranges(self) -> Vec<Range> {
+        self.ranges
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }

@@ -9,15 +9,15 @@ use async_trait::async_trait;
 
 use super::ranges::{point, Range, RangeSet};
 use super::writes::{Overlay, WriteBuffer};
-use super::{Backend, CommitRequest, Engine, Snapshot};
+use super::{CommitRequest, Committer, Snapshot};
 use crate::{KeyValue, StoreError, Transaction, Version, MAX_KEY_BYTES};
 
 /// The largest limit of a range read that a blocking backend serves on the async thread.
 const INLINE_RANGE_LIMIT: usize = 100;
 
-pub(crate) struct OccTransaction<B: Backend> {
-    engine: Arc<Engine<B>>,
-    snapshot: Arc<B::Snapshot>,
+pub(crate) struct OccTransaction<C: Committer> {
+    engine: Arc<C>,
+    snapshot: Arc<C::Snapshot>,
     read_version: Version,
     started: Instant,
     /// Everything read from the snapshot, for the conflict check.
@@ -25,13 +25,13 @@ pub(crate) struct OccTransaction<B: Backend> {
     writes: WriteBuffer,
 }
 
-impl<B: Backend> OccTransaction<B> {
-    pub(super) fn new(
-        engine: Arc<Engine<B>>,
-        snapshot: Arc<B::Snapshot>,
+impl<C: Committer> OccTransaction<C> {
+    pub(crate) fn new(
+        engine: Arc<C>,
+        snapshot: Arc<C::Snapshot>,
         read_version: Version,
         started: Instant,
-    ) -> OccTransaction<B> {
+    ) -> OccTransaction<C> {
         OccTransaction {
             engine,
             snapshot,
@@ -43,14 +43,14 @@ impl<B: Backend> OccTransaction<B> {
     }
 
     fn check_age(&self) -> Result<(), StoreError> {
-        if self.started.elapsed() > self.engine.max_age {
+        if self.started.elapsed() > self.engine.max_age() {
             return Err(StoreError::Invalid("transaction too old"));
         }
         Ok(())
     }
 
     fn count_read(&self) {
-        self.engine.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.engine.counters().reads.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads `[begin, end)` through `overlay`. On a blocking backend, only small reads
@@ -64,7 +64,7 @@ impl<B: Backend> OccTransaction<B> {
         reverse: bool,
     ) -> Result<Vec<KeyValue>, StoreError> {
         let small = limit != 0 && limit <= INLINE_RANGE_LIMIT && overlay.is_uncleared(begin, end);
-        if !B::BLOCKING || small {
+        if !C::BLOCKING || small {
             return overlay.read(self.snapshot.as_ref(), limit, reverse);
         }
         let snapshot = self.snapshot.clone();
@@ -75,7 +75,7 @@ impl<B: Backend> OccTransaction<B> {
 }
 
 #[async_trait]
-impl<B: Backend> Transaction for OccTransaction<B> {
+impl<C: Committer> Transaction for OccTransaction<C> {
     fn read_version(&self) -> Version {
         self.read_version
     }
@@ -165,7 +165,7 @@ impl<B: Backend> Transaction for OccTransaction<B> {
             reads: RangeSet::from_unsorted(reads),
             mutations: writes.into_mutations(),
         };
-        if !B::BLOCKING {
+        if !C::BLOCKING {
             return engine.commit(request);
         }
         tokio::task::spawn_blocking(move || engine.commit(request))

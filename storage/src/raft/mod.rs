@@ -18,7 +18,9 @@
 #![allow(clippy::result_large_err)]
 
 mod log_store;
+pub mod net;
 mod state_machine;
+mod store;
 
 use std::io::Cursor;
 use std::path::Path;
@@ -28,7 +30,8 @@ use openraft::{AnyError, ErrorSubject, ErrorVerb, StorageError, StorageIOError};
 use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
-pub use state_machine::StateMachine;
+pub use state_machine::{StateMachine, HISTORY_SPAN};
+pub use store::RaftStore;
 
 use crate::Mutation;
 
@@ -50,8 +53,14 @@ openraft::declare_raft_types!(
 /// What a log entry asks the state machine to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// The writes of one validated transaction, applied atomically.
-    Write { mutations: Vec<Mutation> },
+    /// A transaction's commit: applied unless a write committed after `read_version`
+    /// touched what it read (`reads`, key ranges `[begin, end)`). Every replica decides
+    /// the same way from the same log, so the check needs no leader-local state.
+    Commit {
+        read_version: u64,
+        reads: Vec<(Vec<u8>, Vec<u8>)>,
+        mutations: Vec<Mutation>,
+    },
 }
 
 /// What applying an entry gives back to the proposer.
@@ -59,6 +68,8 @@ pub enum Command {
 pub struct CommandResult {
     /// The version the write created (its log index); 0 for entries that write nothing.
     pub version: u64,
+    /// The commit was refused: something it read changed after its read version.
+    pub conflict: bool,
 }
 
 pub type RaftError = StorageError<NodeId>;
@@ -102,4 +113,62 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r,
         Err(e) => Err(io_error(ErrorSubject::Store, ErrorVerb::Write, e)),
     }
+}
+
+/// Raft timing for a cluster on one machine or a LAN.
+pub fn default_config() -> Arc<openraft::Config> {
+    let config = openraft::Config {
+        cluster_name: "galilean".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        ..Default::default()
+    };
+    Arc::new(config.validate().expect("the fixed raft config is valid"))
+}
+
+/// Starts a raft node over `path`: the store file, a server for raft traffic on
+/// `listener`, and the `Store` over it. The caller initializes the membership (once,
+/// on one node) or adds the node to an existing cluster.
+pub async fn start_node(
+    id: NodeId,
+    path: &Path,
+    listener: tokio::net::TcpListener,
+    secret: &str,
+) -> Result<(RaftStore, tokio::task::JoinHandle<()>), RaftError> {
+    let (log, sm) = open(path)?;
+    let network = net::HttpNetwork::new(secret);
+    let raft = openraft::Raft::new(id, default_config(), network.clone(), log, sm.clone())
+        .await
+        .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
+    let server = tokio::spawn(net::serve(listener, raft.clone(), secret.into()));
+    Ok((RaftStore::new(raft, sm, network), server))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A single-member cluster, initialized and leading.
+    async fn single_node() -> (RaftStore, (tempfile::TempDir, tokio::task::JoinHandle<()>)) {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (store, server) = start_node(1, &dir.path().join("raft.redb"), listener, "s3cret")
+            .await
+            .unwrap();
+        let members = BTreeMap::from([(1, openraft::BasicNode { addr })]);
+        store.raft().initialize(members).await.unwrap();
+        store
+            .raft()
+            .wait(Some(std::time::Duration::from_secs(10)))
+            .current_leader(1, "single node leads")
+            .await
+            .unwrap();
+        (store, (dir, server))
+    }
+
+    crate::store_conformance!(conformance, single_node);
 }

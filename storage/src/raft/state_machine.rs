@@ -1,36 +1,58 @@
 //! The replicated state machine in redb: the hub's key-value state, the last applied log
-//! id and the membership, changed together in one synced transaction per batch.
+//! id, the membership and the recent-commit history, changed together in one synced
+//! transaction per batch of entries.
+//!
+//! The conflict check of a commit runs here, on every replica, against the history of
+//! the writes of the last [`HISTORY_SPAN`] log indices. The history is part of the state
+//! (stored, and carried by snapshots), so every replica decides every commit the same way.
 
+use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, RaftSnapshotBuilder,
     Snapshot, SnapshotMeta, StoredMembership,
 };
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
 
 use super::{
     blocking, decode, encode, io_error, Command, CommandResult, NodeId, RaftError, TypeConfig,
 };
-use crate::Mutation;
+use crate::occ::ranges::RangeSet;
+use crate::redb_store::{apply_mutations, Table};
+use crate::{ChangeBatch, StoreError, Version};
+
+/// How many log indices of write history the conflict check keeps: a transaction whose
+/// read version is older than that is refused as a conflict (and retried).
+pub const HISTORY_SPAN: u64 = 50_000;
+/// Change batches a feed subscriber may fall behind.
+const FEED_CAPACITY: usize = 4096;
 
 /// The hub's keys and values.
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_kv");
-/// `applied`, `membership`, `snapshot`.
+/// `applied`, `membership`, `snapshot`, `floor`, `version` (the newest write's log index).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+/// Write ranges of recent commits, by version.
+const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_history");
 
 type Entry = openraft::Entry<TypeConfig>;
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
 type Meta = SnapshotMeta<NodeId, openraft::BasicNode>;
+type Ranges = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// The whole state, as a snapshot carries it.
 #[derive(Serialize, Deserialize)]
 struct SnapshotData {
     kv: Vec<(Vec<u8>, Vec<u8>)>,
+    history: Vec<(u64, Ranges)>,
+    floor: u64,
+    /// The newest write's version.
+    version: u64,
 }
 
 /// The snapshot kept for `get_current_snapshot`.
@@ -40,10 +62,39 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-/// The state machine; clones share the database (a clone is the snapshot builder).
+/// The conflict-check history: writes of recent commits. Reads with a version below
+/// `floor` cannot be checked.
+#[derive(Default)]
+struct History {
+    writes: BTreeMap<u64, RangeSet>,
+    floor: u64,
+}
+
+impl History {
+    fn conflicts(&self, read_version: u64, reads: &RangeSet) -> bool {
+        if reads.is_empty() {
+            return false;
+        }
+        if read_version < self.floor {
+            return true;
+        }
+        self.writes
+            .range(read_version + 1..)
+            .any(|(_, w)| w.intersects_set(reads))
+    }
+}
+
+/// The state machine; clones share the database, the history, the change feed and the
+/// applied index (a clone is the snapshot builder).
 #[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Database>,
+    history: Arc<Mutex<History>>,
+    feed: broadcast::Sender<Arc<ChangeBatch>>,
+    /// The newest applied log index.
+    applied: Arc<watch::Sender<Version>>,
+    /// The newest write's version (log entries that write nothing do not move it).
+    version: Arc<watch::Sender<Version>>,
     snapshots_built: Arc<AtomicU64>,
 }
 
@@ -55,30 +106,8 @@ fn werr<E: std::error::Error + 'static>(e: E) -> RaftError {
     io_error(ErrorSubject::StateMachine, ErrorVerb::Write, e)
 }
 
-fn apply_mutations(
-    table: &mut redb::Table<&[u8], &[u8]>,
-    mutations: &[Mutation],
-) -> Result<(), RaftError> {
-    for m in mutations {
-        match m {
-            Mutation::Set { key, value } => {
-                table
-                    .insert(key.as_slice(), value.as_slice())
-                    .map_err(werr)?;
-            }
-            Mutation::Clear { key } => {
-                table.remove(key.as_slice()).map_err(werr)?;
-            }
-            Mutation::ClearRange { begin, end } => {
-                if begin < end {
-                    table
-                        .retain_in(begin.as_slice()..end.as_slice(), |_, _| false)
-                        .map_err(werr)?;
-                }
-            }
-        }
-    }
-    Ok(())
+fn store_err(e: StoreError) -> RaftError {
+    io_error(ErrorSubject::StateMachine, ErrorVerb::Write, e)
 }
 
 impl StateMachine {
@@ -86,11 +115,39 @@ impl StateMachine {
         let tx = db.begin_write().map_err(werr)?;
         tx.open_table(KV).map_err(werr)?;
         tx.open_table(META).map_err(werr)?;
+        tx.open_table(HISTORY).map_err(werr)?;
         tx.commit().map_err(werr)?;
-        Ok(StateMachine {
+        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let sm = StateMachine {
             db,
+            history: Arc::default(),
+            feed,
+            applied: Arc::new(watch::channel(0).0),
+            version: Arc::new(watch::channel(0).0),
             snapshots_built: Arc::new(AtomicU64::new(0)),
-        })
+        };
+        sm.load_history()?;
+        let applied = sm.meta::<Option<LogId<NodeId>>>("applied")?.flatten();
+        sm.applied.send_replace(applied.map_or(0, |id| id.index));
+        sm.version
+            .send_replace(sm.meta::<u64>("version")?.unwrap_or(0));
+        Ok(sm)
+    }
+
+    fn load_history(&self) -> Result<(), RaftError> {
+        let tx = self.db.begin_read().map_err(rerr)?;
+        let table = tx.open_table(HISTORY).map_err(rerr)?;
+        let mut h = History {
+            floor: self.meta::<u64>("floor")?.unwrap_or(0),
+            ..History::default()
+        };
+        for item in table.iter().map_err(rerr)? {
+            let (k, v) = item.map_err(rerr)?;
+            let ranges: Ranges = decode(v.value(), ErrorSubject::StateMachine)?;
+            h.writes.insert(k.value(), RangeSet::from_unsorted(ranges));
+        }
+        *self.history.lock().unwrap_or_else(|e| e.into_inner()) = h;
+        Ok(())
     }
 
     fn meta<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Option<T>, RaftError> {
@@ -100,6 +157,40 @@ impl StateMachine {
             Some(v) => Ok(Some(decode(v.value(), ErrorSubject::StateMachine)?)),
             None => Ok(None),
         }
+    }
+
+    /// A consistent read view and the version (applied log index) it shows.
+    pub(crate) fn read_view(&self) -> Result<(Table, Version), StoreError> {
+        let io = |e: &dyn std::fmt::Display| StoreError::Io(e.to_string());
+        let tx = self.db.begin_read().map_err(|e| io(&e))?;
+        let meta = tx.open_table(META).map_err(|e| io(&e))?;
+        let version: u64 = match meta.get("version").map_err(|e| io(&e))? {
+            Some(v) => rmp_serde::from_slice(v.value()).map_err(|e| io(&e))?,
+            None => 0,
+        };
+        let table = tx.open_table(KV).map_err(|e| io(&e))?;
+        Ok((table, version))
+    }
+
+    /// The newest applied log index.
+    pub fn applied_index(&self) -> Version {
+        *self.applied.borrow()
+    }
+
+    /// The newest write's version.
+    pub fn version(&self) -> Version {
+        *self.version.borrow()
+    }
+
+    /// Waits until the log index `version` has been applied here.
+    pub async fn wait_applied(&self, version: Version) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|v| *v >= version).await;
+    }
+
+    /// Committed batches, in log order, as they are applied here.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeBatch>> {
+        self.feed.subscribe()
     }
 
     /// The value of `key` as applied so far.
@@ -115,7 +206,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let db = self.db.clone();
         let n = self.snapshots_built.fetch_add(1, Ordering::Relaxed) + 1;
         let stored = blocking(move || {
-            // one read transaction: the state and its applied id agree
+            // one read transaction: the state, its history and its applied id agree
             let tx = db.begin_read().map_err(rerr)?;
             let meta_table = tx.open_table(META).map_err(rerr)?;
             let read_meta = |name: &str| -> Result<Option<Vec<u8>>, RaftError> {
@@ -132,11 +223,23 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 Some(b) => decode(&b, ErrorSubject::StateMachine)?,
                 None => Membership::default(),
             };
-            let table = tx.open_table(KV).map_err(rerr)?;
+            let floor: u64 = match read_meta("floor")? {
+                Some(b) => decode(&b, ErrorSubject::StateMachine)?,
+                None => 0,
+            };
+            let version: u64 = match read_meta("version")? {
+                Some(b) => decode(&b, ErrorSubject::StateMachine)?,
+                None => 0,
+            };
             let mut kv = Vec::new();
-            for item in table.iter().map_err(rerr)? {
+            for item in tx.open_table(KV).map_err(rerr)?.iter().map_err(rerr)? {
                 let (k, v) = item.map_err(rerr)?;
                 kv.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            let mut history = Vec::new();
+            for item in tx.open_table(HISTORY).map_err(rerr)?.iter().map_err(rerr)? {
+                let (k, v) = item.map_err(rerr)?;
+                history.push((k.value(), decode(v.value(), ErrorSubject::StateMachine)?));
             }
             drop(tx);
             let snapshot_id = match &applied {
@@ -148,10 +251,19 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 last_membership: membership,
                 snapshot_id,
             };
-            let data = encode(&SnapshotData { kv }, ErrorSubject::Snapshot(None))?;
+            let data = encode(
+                &SnapshotData {
+                    kv,
+                    history,
+                    floor,
+                    version,
+                },
+                ErrorSubject::Snapshot(None),
+            )?;
             let stored = StoredSnapshot { meta, data };
             let bytes = encode(&stored, ErrorSubject::Snapshot(None))?;
-            let wtx = db.begin_write().map_err(werr)?;
+            let mut wtx = db.begin_write().map_err(werr)?;
+            wtx.set_durability(Durability::Immediate);
             {
                 let mut meta_table = wtx.open_table(META).map_err(werr)?;
                 meta_table
@@ -167,6 +279,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             snapshot: Box::new(Cursor::new(stored.data)),
         })
     }
+}
+
+/// What one batch of entries did, for the history and the feed once it is durable.
+struct Applied {
+    results: Vec<CommandResult>,
+    commits: Vec<(u64, RangeSet, Vec<crate::Mutation>)>,
+    last: u64,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -188,37 +307,101 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(Vec::new());
         }
         let db = self.db.clone();
-        blocking(move || {
-            let tx = db.begin_write().map_err(werr)?;
-            let mut results = Vec::with_capacity(entries.len());
+        let history = self.history.clone();
+        let applied = blocking(move || {
+            let mut tx = db.begin_write().map_err(werr)?;
+            tx.set_durability(Durability::Immediate);
+            let mut out = Applied {
+                results: Vec::with_capacity(entries.len()),
+                commits: Vec::new(),
+                last: 0,
+            };
+            // the history as this batch sees it: the stored one plus this batch's commits
+            let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
+            let mut floor = h.floor;
             {
                 let mut kv = tx.open_table(KV).map_err(werr)?;
                 let mut meta = tx.open_table(META).map_err(werr)?;
+                let mut hist = tx.open_table(HISTORY).map_err(werr)?;
                 let mut last = None;
                 for e in &entries {
                     let id = *e.get_log_id();
                     match &e.payload {
-                        EntryPayload::Blank => results.push(CommandResult::default()),
-                        EntryPayload::Normal(Command::Write { mutations }) => {
-                            apply_mutations(&mut kv, mutations)?;
-                            results.push(CommandResult { version: id.index });
+                        EntryPayload::Blank => out.results.push(CommandResult::default()),
+                        EntryPayload::Normal(Command::Commit {
+                            read_version,
+                            reads,
+                            mutations,
+                        }) => {
+                            let reads = RangeSet::from_unsorted(reads.clone());
+                            let batch_conflict = out
+                                .commits
+                                .iter()
+                                .any(|(v, w, _)| *v > *read_version && w.intersects_set(&reads));
+                            if batch_conflict || h.conflicts(*read_version, &reads) {
+                                out.results.push(CommandResult {
+                                    version: 0,
+                                    conflict: true,
+                                });
+                            } else {
+                                apply_mutations(&mut kv, mutations).map_err(store_err)?;
+                                let writes = RangeSet::written(mutations);
+                                let stored =
+                                    encode(&writes.clone().into_ranges(), ErrorSubject::Apply(id))?;
+                                hist.insert(id.index, stored.as_slice()).map_err(werr)?;
+                                out.commits.push((id.index, writes, mutations.clone()));
+                                out.results.push(CommandResult {
+                                    version: id.index,
+                                    conflict: false,
+                                });
+                            }
                         }
                         EntryPayload::Membership(m) => {
                             let stored = Membership::new(Some(id), m.clone());
                             let bytes = encode(&stored, ErrorSubject::StateMachine)?;
                             meta.insert("membership", bytes.as_slice()).map_err(werr)?;
-                            results.push(CommandResult::default());
+                            out.results.push(CommandResult::default());
                         }
                     }
                     last = Some(id);
                 }
+                let last_index = last.map_or(0, |id| id.index);
+                // the window moves with the log: deterministic on every replica
+                let new_floor = last_index.saturating_sub(HISTORY_SPAN);
+                if new_floor > floor {
+                    floor = new_floor;
+                    hist.retain_in(..=floor, |_, _| false).map_err(werr)?;
+                    meta.insert(
+                        "floor",
+                        encode(&floor, ErrorSubject::StateMachine)?.as_slice(),
+                    )
+                    .map_err(werr)?;
+                }
                 let bytes = encode(&last, ErrorSubject::StateMachine)?;
                 meta.insert("applied", bytes.as_slice()).map_err(werr)?;
+                if let Some((v, _, _)) = out.commits.last() {
+                    let bytes = encode(v, ErrorSubject::StateMachine)?;
+                    meta.insert("version", bytes.as_slice()).map_err(werr)?;
+                }
+                out.last = last_index;
             }
             tx.commit().map_err(werr)?;
-            Ok(results)
+            // durable: now the in-memory history may show it
+            for (v, w, _) in &out.commits {
+                h.writes.insert(*v, w.clone());
+            }
+            h.floor = floor;
+            let keep = h.writes.split_off(&(floor + 1));
+            h.writes = keep;
+            Ok(out)
         })
-        .await
+        .await?;
+        for (version, _, mutations) in applied.commits {
+            self.version.send_replace(version);
+            let _ = self.feed.send(Arc::new(ChangeBatch { version, mutations }));
+        }
+        self.applied.send_replace(applied.last);
+        Ok(applied.results)
     }
 
     async fn get_snapshot_builder(&mut self) -> StateMachine {
@@ -245,25 +428,46 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             subject.clone(),
         )?;
         let applied = encode(&meta.last_log_id, subject.clone())?;
-        let membership = encode(&meta.last_membership, subject)?;
+        let membership = encode(&meta.last_membership, subject.clone())?;
+        let floor = encode(&state.floor, subject.clone())?;
+        let version = encode(&state.version, subject.clone())?;
+        let new_version = state.version;
+        let mut history_rows = Vec::with_capacity(state.history.len());
+        for (v, ranges) in &state.history {
+            history_rows.push((*v, encode(ranges, subject.clone())?));
+        }
         let db = self.db.clone();
+        let kv_rows = state.kv;
         blocking(move || {
-            let tx = db.begin_write().map_err(werr)?;
+            let mut tx = db.begin_write().map_err(werr)?;
+            tx.set_durability(Durability::Immediate);
             {
                 let mut kv = tx.open_table(KV).map_err(werr)?;
                 kv.retain(|_, _| false).map_err(werr)?;
-                for (k, v) in &state.kv {
+                for (k, v) in &kv_rows {
                     kv.insert(k.as_slice(), v.as_slice()).map_err(werr)?;
+                }
+                let mut hist = tx.open_table(HISTORY).map_err(werr)?;
+                hist.retain(|_, _| false).map_err(werr)?;
+                for (v, bytes) in &history_rows {
+                    hist.insert(*v, bytes.as_slice()).map_err(werr)?;
                 }
                 let mut m = tx.open_table(META).map_err(werr)?;
                 m.insert("applied", applied.as_slice()).map_err(werr)?;
                 m.insert("membership", membership.as_slice())
                     .map_err(werr)?;
                 m.insert("snapshot", stored.as_slice()).map_err(werr)?;
+                m.insert("floor", floor.as_slice()).map_err(werr)?;
+                m.insert("version", version.as_slice()).map_err(werr)?;
             }
             tx.commit().map_err(werr)
         })
-        .await
+        .await?;
+        self.load_history()?;
+        self.version.send_replace(new_version);
+        self.applied
+            .send_replace(meta.last_log_id.map_or(0, |id| id.index));
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, RaftError> {
@@ -274,51 +478,5 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mutations_apply_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, sm) = super::super::open(&dir.path().join("raft.redb")).unwrap();
-        let tx = sm.db.begin_write().unwrap();
-        {
-            let mut kv = tx.open_table(KV).unwrap();
-            apply_mutations(
-                &mut kv,
-                &[
-                    Mutation::Set {
-                        key: b"a".to_vec(),
-                        value: b"1".to_vec(),
-                    },
-                    Mutation::Set {
-                        key: b"b".to_vec(),
-                        value: b"2".to_vec(),
-                    },
-                    Mutation::Set {
-                        key: b"c".to_vec(),
-                        value: b"3".to_vec(),
-                    },
-                    Mutation::ClearRange {
-                        begin: b"a".to_vec(),
-                        end: b"c".to_vec(),
-                    },
-                    Mutation::Set {
-                        key: b"b".to_vec(),
-                        value: b"4".to_vec(),
-                    },
-                    Mutation::Clear { key: b"c".to_vec() },
-                ],
-            )
-            .unwrap();
-        }
-        tx.commit().unwrap();
-        assert_eq!(sm.get(b"a").unwrap(), None);
-        assert_eq!(sm.get(b"b").unwrap(), Some(b"4".to_vec()));
-        assert_eq!(sm.get(b"c").unwrap(), None);
     }
 }

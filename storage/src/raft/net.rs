@@ -1,0 +1,268 @@
+//! Raft traffic between nodes over HTTP/1.1: openraft's RPCs (append, vote, snapshot
+//! chunks) and writes forwarded from followers to the leader. Bodies are rmp-serde; every
+//! request carries the cluster secret, compared in constant time.
+//!
+//! This is plain HTTP: it is for loopback and trusted networks until TLS is added.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use super::{Command, CommandResult, NodeId, TypeConfig};
+
+/// Header carrying the cluster secret.
+pub const SECRET_HEADER: &str = "x-galilean-cluster-secret";
+/// Largest RPC body accepted (snapshot chunks are smaller).
+const MAX_BODY: usize = 64 << 20;
+
+/// Where a follower's forwarded write failed.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum ForwardError {
+    #[error("no leader is known")]
+    NoLeader,
+    #[error("the node asked is not the leader (leader: {0:?})")]
+    NotLeader(Option<NodeId>),
+    #[error("raft failed: {0}")]
+    Raft(String),
+    #[error("cannot reach the leader: {0}")]
+    Unreachable(String),
+}
+
+/// Clients for every peer, sharing one connection pool.
+#[derive(Clone)]
+pub struct HttpNetwork {
+    client: reqwest::Client,
+    secret: Arc<str>,
+}
+
+impl HttpNetwork {
+    pub fn new(secret: &str) -> HttpNetwork {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a reqwest client with fixed settings builds");
+        HttpNetwork {
+            client,
+            secret: secret.into(),
+        }
+    }
+
+    async fn post<Q: Serialize, A: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &Q,
+        timeout: Duration,
+    ) -> Result<A, String> {
+        let bytes = rmp_serde::to_vec_named(body).map_err(|e| e.to_string())?;
+        let r = self
+            .client
+            .post(format!("http://{addr}{path}"))
+            .header(SECRET_HEADER, &*self.secret)
+            .timeout(timeout)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != StatusCode::OK {
+            return Err(format!("{addr}{path} answered {}", r.status()));
+        }
+        let body = r.bytes().await.map_err(|e| e.to_string())?;
+        rmp_serde::from_slice(&body).map_err(|e| e.to_string())
+    }
+
+    /// Sends a write to the leader at `addr`.
+    pub async fn forward_write(
+        &self,
+        addr: &str,
+        command: &Command,
+    ) -> Result<CommandResult, ForwardError> {
+        self.post::<_, Result<CommandResult, ForwardError>>(
+            addr,
+            "/raft/write",
+            command,
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(ForwardError::Unreachable)?
+    }
+}
+
+/// A connection to one peer.
+pub struct PeerClient {
+    net: HttpNetwork,
+    target: NodeId,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            net: self.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Transport(String);
+
+impl PeerClient {
+    async fn rpc<Q: Serialize, A: DeserializeOwned, E: std::error::Error + DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Q,
+        option: &RPCOption,
+    ) -> Result<A, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
+        let answer: Result<A, RaftError<NodeId, E>> = self
+            .net
+            .post(&self.addr, path, req, option.hard_ttl())
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&Transport(e))))?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.rpc("/raft/append", &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.rpc("/raft/snapshot", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.rpc("/raft/vote", &rpc, &option).await
+    }
+}
+
+/// Serves raft RPCs and forwarded writes for `raft` on `listener` until the task is
+/// dropped.
+pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, secret: Arc<str>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let raft = raft.clone();
+        let secret = secret.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let raft = raft.clone();
+                let secret = secret.clone();
+                async move { Ok::<_, Infallible>(handle(req, raft, &secret).await) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn reply<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match rmp_serde::to_vec_named(value) {
+        Ok(b) => Response::new(Full::new(Bytes::from(b))),
+        Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn status(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())));
+    *r.status_mut() = code;
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    raft: Raft<TypeConfig>,
+    secret: &str,
+) -> Response<Full<Bytes>> {
+    let given = req
+        .headers()
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_slice(),
+        secret.as_bytes(),
+    )) {
+        tracing::warn!("refused a raft request with a wrong cluster secret");
+        return status(StatusCode::FORBIDDEN, "wrong cluster secret");
+    }
+    let path = req.uri().path().to_owned();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    macro_rules! decode {
+        ($t:ty) => {
+            match rmp_serde::from_slice::<$t>(&body) {
+                Ok(v) => v,
+                Err(e) => return status(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        };
+    }
+    match path.as_str() {
+        "/raft/append" => reply(
+            &raft
+                .append_entries(decode!(AppendEntriesRequest<TypeConfig>))
+                .await,
+        ),
+        "/raft/vote" => reply(&raft.vote(decode!(VoteRequest<NodeId>)).await),
+        "/raft/snapshot" => reply(
+            &raft
+                .install_snapshot(decode!(InstallSnapshotRequest<TypeConfig>))
+                .await,
+        ),
+        "/raft/write" => {
+            let command = decode!(Command);
+            let answer: Result<CommandResult, ForwardError> = match raft.client_write(command).await
+            {
+                Ok(r) => Ok(r.data),
+                Err(e) => Err(match e.forward_to_leader() {
+                    Some(f) => ForwardError::NotLeader(f.leader_id),
+                    None => ForwardError::Raft(e.to_string()),
+                }),
+            };
+            reply(&answer)
+        }
+        _ => status(StatusCode::NOT_FOUND, "no such raft endpoint"),
+    }
+}

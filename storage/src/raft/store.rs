@@ -1,0 +1,168 @@
+//! [`RaftStore`]: the `Store` trait over openraft (backend name `raft`).
+//!
+//! Transactions read this node's state machine (a consistent redb snapshot at the applied
+//! log index, which is the version). A commit becomes a [`Command::Commit`] log entry,
+//! proposed through this node when it leads, else sent to the leader; the state machine
+//! of every replica decides it the same way (conflict or applied). The commit returns
+//! once the entry is committed by a quorum and applied on this node, so the caller reads
+//! its own write next.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use openraft::Raft;
+use tokio::sync::broadcast;
+
+use super::net::{ForwardError, HttpNetwork};
+use super::{Command, CommandResult, StateMachine, TypeConfig};
+use crate::occ::{CommitRequest, Committer, OccTransaction};
+use crate::redb_store::Table;
+use crate::{ChangeBatch, Counters, Store, StoreError, Transaction, Version};
+
+/// FoundationDB's transaction age limit, as the other backends.
+const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(5);
+/// How long a commit may wait for the leader before it is `Unavailable`.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The raft-replicated store of one node.
+pub struct RaftStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    raft: Raft<TypeConfig>,
+    sm: StateMachine,
+    net: HttpNetwork,
+    counters: Counters,
+    runtime: tokio::runtime::Handle,
+}
+
+impl RaftStore {
+    /// A store over a started `raft` whose state machine is `sm`; `net` reaches the
+    /// leader for forwarded writes. Call from within a tokio runtime.
+    pub fn new(raft: Raft<TypeConfig>, sm: StateMachine, net: HttpNetwork) -> RaftStore {
+        RaftStore {
+            inner: Arc::new(Inner {
+                raft,
+                sm,
+                net,
+                counters: Counters::default(),
+                runtime: tokio::runtime::Handle::current(),
+            }),
+        }
+    }
+
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.inner.raft
+    }
+
+    pub fn state_machine(&self) -> &StateMachine {
+        &self.inner.sm
+    }
+}
+
+impl Inner {
+    /// Proposes `command` here or at the leader; retries while a leader is being elected.
+    async fn propose(&self, command: Command) -> Result<CommandResult, StoreError> {
+        let deadline = Instant::now() + COMMIT_TIMEOUT;
+        loop {
+            let attempt = match self.raft.client_write(command.clone()).await {
+                Ok(r) => Ok(r.data),
+                Err(e) => match e.forward_to_leader() {
+                    Some(f) => match &f.leader_node {
+                        Some(node) => self.net.forward_write(&node.addr, &command).await,
+                        None => Err(ForwardError::NoLeader),
+                    },
+                    None => return Err(StoreError::Unavailable(format!("raft: {e}"))),
+                },
+            };
+            match attempt {
+                Ok(r) => return Ok(r),
+                // the write was not applied anywhere: safe to try again once a leader is known
+                Err(ForwardError::NoLeader | ForwardError::NotLeader(_))
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(StoreError::Unavailable(e.to_string())),
+            }
+        }
+    }
+}
+
+impl Committer for Inner {
+    type Snapshot = Table;
+    const BLOCKING: bool = true;
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn max_age(&self) -> Duration {
+        MAX_TRANSACTION_AGE
+    }
+
+    fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
+        let CommitRequest {
+            read_version,
+            reads,
+            mutations,
+        } = request;
+        let count = mutations.len() as u64;
+        let command = Command::Commit {
+            read_version,
+            reads: reads.into_ranges(),
+            mutations,
+        };
+        // a blocking thread of the runtime (see OccTransaction::commit)
+        self.runtime.block_on(async {
+            let result = self.propose(command).await?;
+            if result.conflict {
+                self.counters
+                    .conflicts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(StoreError::Conflict);
+            }
+            // read-your-writes: this node's replica has it before we return
+            self.sm.wait_applied(result.version).await;
+            self.counters
+                .write_commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.counters
+                .mutations
+                .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+            Ok(result.version)
+        })
+    }
+}
+
+#[async_trait]
+impl Store for RaftStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let started = Instant::now();
+        let (table, version) = self.inner.sm.read_view()?;
+        Ok(Box::new(OccTransaction::new(
+            self.inner.clone(),
+            Arc::new(table),
+            version,
+            started,
+        )))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeBatch>> {
+        self.inner.sm.subscribe()
+    }
+
+    fn committed_version(&self) -> Version {
+        self.inner.sm.version()
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "raft"
+    }
+}
