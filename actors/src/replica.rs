@@ -219,11 +219,13 @@ async fn follow(
                 let Some(r) = replica.upgrade() else { return };
                 r.apply(&batch);
             }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(
-                    skipped = n,
-                    "replica lagged behind the change feed, reloading"
-                );
+            Err(e) => {
+                // lagged, or the store's state jumped (a raft snapshot was installed)
+                tracing::warn!(error = %e, "replica lost the change feed, reloading");
+                if matches!(e, broadcast::error::RecvError::Closed) {
+                    // never spin on a feed that closes again at once
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
                 let Some(r) = replica.upgrade() else { return };
                 rx = store.subscribe();
                 match load(store.as_ref()).await {
@@ -231,7 +233,6 @@ async fn follow(
                     Err(e) => tracing::error!(error = %e, "replica reload failed"),
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

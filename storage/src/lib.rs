@@ -177,7 +177,8 @@ pub trait Transaction: Send {
 pub trait Store: Send + Sync + 'static {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
     /// Every committed batch from now on, in commit order. A receiver that lags gets
-    /// `RecvError::Lagged` and must re-read its prefix.
+    /// `RecvError::Lagged`, and one whose store's state jumped (a replica that installed
+    /// a raft snapshot) gets `RecvError::Closed`: either must subscribe again and re-read.
     fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeBatch>>;
     /// The newest committed version.
     fn committed_version(&self) -> Version;

@@ -191,3 +191,69 @@ async fn a_wrong_cluster_secret_is_refused() {
     assert!(err.to_string().contains("403"), "{err}");
     assert_eq!(get(&nodes[l].store, b"evil").await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_catches_up_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path()).await;
+    let l = leader(&nodes, Duration::from_secs(5)).await;
+    let lead = nodes[l].store.clone();
+    let mut last = 0;
+    for i in 0..30 {
+        last = put(&lead, format!("k{i:02}").as_bytes(), b"v")
+            .await
+            .unwrap();
+    }
+    // snapshot, then drop the log it covers: a newcomer can only catch up by snapshot
+    lead.raft().trigger().snapshot().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let snap = loop {
+        if let Some(s) = lead.raft().metrics().borrow().snapshot {
+            if s.index >= last {
+                break s;
+            }
+        }
+        assert!(Instant::now() < deadline, "no snapshot was built");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    lead.raft().trigger().purge_log(snap.index).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lead
+        .raft()
+        .metrics()
+        .borrow()
+        .purged
+        .is_none_or(|p| p.index < snap.index)
+    {
+        assert!(Instant::now() < deadline, "the log was not purged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (newcomer, _server) = raft::start_node(4, &dir.path().join("node4.redb"), listener, SECRET)
+        .await
+        .unwrap();
+    let mut feed = newcomer.subscribe();
+    lead.raft()
+        .add_learner(4, BasicNode { addr }, true)
+        .await
+        .unwrap();
+    newcomer.state_machine().wait_applied(last).await;
+    for i in 0..30 {
+        assert_eq!(
+            get(&newcomer, format!("k{i:02}").as_bytes()).await,
+            Some(b"v".to_vec())
+        );
+    }
+    assert_eq!(newcomer.committed_version(), last);
+    // the feed could not describe the jump: its followers are told to reload
+    assert!(matches!(
+        feed.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Closed)
+    ));
+    // and later writes reach the newcomer as usual
+    let v = put(&lead, b"later", b"v").await.unwrap();
+    newcomer.state_machine().wait_applied(v).await;
+    assert_eq!(get(&newcomer, b"later").await, Some(b"v".to_vec()));
+}

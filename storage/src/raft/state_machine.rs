@@ -90,7 +90,9 @@ impl History {
 pub struct StateMachine {
     db: Arc<Database>,
     history: Arc<Mutex<History>>,
-    feed: broadcast::Sender<Arc<ChangeBatch>>,
+    /// Replaced when a snapshot is installed, which closes every receiver: a follower of
+    /// the feed must then re-read the state (see `Store::subscribe`).
+    feed: Arc<Mutex<broadcast::Sender<Arc<ChangeBatch>>>>,
     /// The newest applied log index.
     applied: Arc<watch::Sender<Version>>,
     /// The newest write's version (log entries that write nothing do not move it).
@@ -117,11 +119,11 @@ impl StateMachine {
         tx.open_table(META).map_err(werr)?;
         tx.open_table(HISTORY).map_err(werr)?;
         tx.commit().map_err(werr)?;
-        let (feed, _) = broadcast::channel(FEED_CAPACITY);
+        let feed = broadcast::channel(FEED_CAPACITY).0;
         let sm = StateMachine {
             db,
             history: Arc::default(),
-            feed,
+            feed: Arc::new(Mutex::new(feed)),
             applied: Arc::new(watch::channel(0).0),
             version: Arc::new(watch::channel(0).0),
             snapshots_built: Arc::new(AtomicU64::new(0)),
@@ -190,7 +192,10 @@ impl StateMachine {
 
     /// Committed batches, in log order, as they are applied here.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeBatch>> {
-        self.feed.subscribe()
+        self.feed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .subscribe()
     }
 
     /// The value of `key` as applied so far.
@@ -396,9 +401,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Ok(out)
         })
         .await?;
-        for (version, _, mutations) in applied.commits {
-            self.version.send_replace(version);
-            let _ = self.feed.send(Arc::new(ChangeBatch { version, mutations }));
+        {
+            let feed = self.feed.lock().unwrap_or_else(|e| e.into_inner());
+            for (version, _, mutations) in applied.commits {
+                self.version.send_replace(version);
+                let _ = feed.send(Arc::new(ChangeBatch { version, mutations }));
+            }
         }
         self.applied.send_replace(applied.last);
         Ok(applied.results)
@@ -465,6 +473,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await?;
         self.load_history()?;
         self.version.send_replace(new_version);
+        // the state jumped: close the feed so that its followers reload
+        *self.feed.lock().unwrap_or_else(|e| e.into_inner()) = broadcast::channel(FEED_CAPACITY).0;
         self.applied
             .send_replace(meta.last_log_id.map_or(0, |id| id.index));
         Ok(())
