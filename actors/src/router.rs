@@ -24,6 +24,12 @@ pub struct Router {
 impl Router {
     pub fn new(ctx: Arc<HubCtx>) -> Arc<Router> {
         let members = vec![ctx.settings.node_id];
+        Router::with_members(ctx, members)
+    }
+
+    /// A router over the cluster's `members` (node ids): keys owned by another node are
+    /// refused with `Unavailable` until remote routing exists.
+    pub fn with_members(ctx: Arc<HubCtx>, members: Vec<u64>) -> Arc<Router> {
         Arc::new(Router {
             ctx,
             members,
@@ -34,6 +40,11 @@ impl Router {
 
     pub fn ctx(&self) -> &Arc<HubCtx> {
         &self.ctx
+    }
+
+    /// Whether this node owns `user`'s actors.
+    pub fn is_local(&self, user: &str) -> bool {
+        self.check_local(user).is_ok()
     }
 
     fn check_local(&self, key: &str) -> Result<(), OpError> {

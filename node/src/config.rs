@@ -69,6 +69,8 @@ pub const ENV_HUB_BIND_URL: &str = "GALILEAN_HUB_BIND_URL";
 pub const ENV_HUB_DATA_DIR: &str = "GALILEAN_HUB_DATA_DIR";
 /// Replaces `authenticator.password`.
 pub const ENV_AUTHENTICATOR_PASSWORD: &str = "GALILEAN_AUTHENTICATOR_PASSWORD";
+/// Replaces `cluster.secret`.
+pub const ENV_CLUSTER_SECRET: &str = "GALILEAN_CLUSTER_SECRET";
 
 /// The variable that replaces the `api_token` of the service named `service_name`:
 /// `GALILEAN_SERVICE_<NAME>_API_TOKEN`, NAME upper-cased with `-` written `_`
@@ -91,6 +93,10 @@ pub struct Config {
     pub spawner: SpawnerConfig,
     /// `[[services]]`: external programs that talk to the hub API with their own token.
     pub services: Vec<ServiceConfig>,
+    /// `[cluster]`: this node's place in a multi-node hub; `None` for a single node.
+    pub cluster: Option<ClusterConfig>,
+    /// `[storage]`: where state is kept.
+    pub storage: StorageConfig,
     /// The file this was read from; empty for [`Config::default_for_tests`].
     pub source: PathBuf,
 }
@@ -132,6 +138,10 @@ pub struct HubConfig {
     /// a host. Its origin counts as the hub's own when checking `next` redirect targets and
     /// is given to servers as `JUPYTERHUB_HOST`. Default: none.
     pub public_url: Option<String>,
+    /// `hub.connect_url`: how spawned servers reach this node's hub API, e.g.
+    /// `"http://10.0.0.5:8000/"`. Default: none (the node's own listening address, with
+    /// loopback for an unspecified host).
+    pub connect_url: Option<String>,
     /// `hub.log_level`: one of `"error"`, `"warn"`, `"info"`, `"debug"`, `"trace"`.
     /// Default `"info"`.
     pub log_level: LogLevel,
@@ -209,6 +219,55 @@ pub struct ServiceConfig {
     pub api_token: Option<Secret>,
     /// `admin`: give the service the admin role. Default `false`.
     pub admin: bool,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// `cluster.node_id` (required, ≥ 1): this node's id; it must appear in `peers`.
+    pub node_id: u64,
+    /// `cluster.bind` (required): `host:port` for node-to-node traffic, separate from the
+    /// public listener.
+    pub bind: String,
+    /// `cluster.peers` (required): every member, this node included, as
+    /// `"<id>@<host>:<port>"`, e.g. `["1@127.0.0.1:7101", "2@127.0.0.1:7102"]`. Nodes
+    /// started with the same list form the cluster by themselves.
+    pub peers: Vec<Peer>,
+    /// `cluster.secret` (required, at least 16 characters): shared by every member; a
+    /// node with another secret is refused. A secret: prefer `GALILEAN_CLUSTER_SECRET`.
+    pub secret: Secret,
+}
+
+/// One `cluster.peers` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u64,
+    /// `host:port` of its `cluster.bind`.
+    pub addr: String,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// `storage.backend`: `"redb"` (one node, the embedded default), `"raft"` (replicated
+    /// across `[cluster]`, its default) or `"fdb"` (FoundationDB; only in builds with the
+    /// `fdb` feature).
+    pub backend: StorageBackendKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageBackendKind {
+    Redb,
+    Raft,
+    Fdb,
+}
+
+impl StorageBackendKind {
+    const ALL: &'static [(&'static str, StorageBackendKind)] = &[
+        ("redb", StorageBackendKind::Redb),
+        ("raft", StorageBackendKind::Raft),
+        ("fdb", StorageBackendKind::Fdb),
+    ];
 }
 
 /// Where to listen: an `http` host and port.
@@ -389,6 +448,7 @@ impl Default for HubConfig {
             template_paths: Vec::new(),
             cookie_max_age: Duration::from_secs(14 * 86_400),
             public_url: None,
+            connect_url: None,
             log_level: LogLevel::Info,
         }
     }
@@ -453,13 +513,26 @@ impl Config {
             &mut errors,
             String::new(),
             Some(&root_value),
-            &["hub", "authenticator", "spawner", "services"],
+            &[
+                "hub",
+                "authenticator",
+                "spawner",
+                "services",
+                "cluster",
+                "storage",
+            ],
         );
         let root = top.table.expect("the root is a table");
         let hub = read_hub(&mut errors, root.get("hub"), env);
         let authenticator = read_authenticator(&mut errors, root.get("authenticator"), env);
         let spawner = read_spawner(&mut errors, root.get("spawner"), &hub.data_dir);
         let services = read_services(&mut errors, root.get("services"), env);
+        let cluster = read_cluster(&mut errors, root.get("cluster"), env);
+        let storage = read_storage(
+            &mut errors,
+            root.get("storage"),
+            root.get("cluster").is_some(),
+        );
         if !errors.is_empty() {
             return Err(fail(errors));
         }
@@ -468,6 +541,8 @@ impl Config {
             authenticator,
             spawner,
             services,
+            cluster,
+            storage,
             source: path.to_path_buf(),
         })
     }
@@ -504,6 +579,10 @@ impl Config {
             authenticator: AuthenticatorConfig::default(),
             spawner,
             services: Vec::new(),
+            cluster: None,
+            storage: StorageConfig {
+                backend: StorageBackendKind::Redb,
+            },
             source: PathBuf::new(),
         }
     }
@@ -541,6 +620,7 @@ fn read_hub(
         "template_paths",
         "cookie_max_age_days",
         "public_url",
+        "connect_url",
         "log_level",
     ];
     let d = HubConfig::default();
@@ -570,6 +650,7 @@ fn read_hub(
             .duration("cookie_max_age_days", 86_400.0)
             .unwrap_or(d.cookie_max_age),
         public_url: r.parsed("public_url", parse_public_url).or(d.public_url),
+        connect_url: r.parsed("connect_url", parse_public_url).or(d.connect_url),
         log_level: r
             .parsed("log_level", |s| choice(s, LogLevel::ALL))
             .unwrap_or(d.log_level),
@@ -663,6 +744,132 @@ fn read_spawner(
             .parsed("default_url", |s| Ok(s.to_owned()))
             .or(d.default_url),
     }
+}
+
+fn read_cluster(
+    errors: &mut Vec<ConfigError>,
+    value: Option<&Value>,
+    env: &BTreeMap<String, String>,
+) -> Option<ClusterConfig> {
+    value?;
+    let mut r = Reader::open(
+        errors,
+        "cluster".into(),
+        value,
+        &["node_id", "bind", "peers", "secret"],
+    );
+    r.table?;
+    let node_id = r.integer("node_id", 1, i64::MAX).map(|n| n as u64);
+    let bind = r.parsed("bind", parse_host_port);
+    let peers = r.list("peers", parse_peer);
+    let mut secret = r.parsed("secret", parse_cluster_secret);
+    if let Some(s) = r.env_override(env, ENV_CLUSTER_SECRET, "secret", parse_cluster_secret) {
+        secret = Some(s);
+    }
+    for key in ["node_id", "bind", "peers"] {
+        if r.get(key).is_none() {
+            r.error(
+                key,
+                "missing: every [cluster] needs node_id, bind, peers and secret",
+            );
+        }
+    }
+    if secret.is_none() && r.get("secret").is_none() {
+        r.error(
+            "secret",
+            format!("missing: set it here or in {ENV_CLUSTER_SECRET}"),
+        );
+    }
+    if let Some(peers) = &peers {
+        let mut seen = BTreeSet::new();
+        for p in peers {
+            if !seen.insert(p.id) {
+                r.error("peers", format!("node id {} appears twice", p.id));
+            }
+        }
+        if let Some(id) = node_id {
+            if !seen.contains(&id) {
+                r.error("peers", format!("must include this node (node_id = {id})"));
+            }
+        }
+    }
+    Some(ClusterConfig {
+        node_id: node_id?,
+        bind: bind?,
+        peers: peers?,
+        secret: secret?,
+    })
+}
+
+fn read_storage(
+    errors: &mut Vec<ConfigError>,
+    value: Option<&Value>,
+    clustered: bool,
+) -> StorageConfig {
+    let mut r = Reader::open(errors, "storage".into(), value, &["backend"]);
+    let default = if clustered {
+        StorageBackendKind::Raft
+    } else {
+        StorageBackendKind::Redb
+    };
+    let backend = r
+        .parsed("backend", |s| choice(s, StorageBackendKind::ALL))
+        .unwrap_or(default);
+    match (backend, clustered) {
+        (StorageBackendKind::Redb, true) => r.error(
+            "backend",
+            "\"redb\" keeps state on one node; a [cluster] needs \"raft\" or \"fdb\"",
+        ),
+        (StorageBackendKind::Raft, false) => r.error(
+            "backend",
+            "\"raft\" replicates across a [cluster]; add one, or use \"redb\"",
+        ),
+        (StorageBackendKind::Fdb, _) => r.error(
+            "backend",
+            "\"fdb\" is not built into this binary (the `fdb` cargo feature)",
+        ),
+        _ => {}
+    }
+    StorageConfig { backend }
+}
+
+fn parse_host_port(text: &str) -> Result<String, String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!(
+            "must be host:port, e.g. \"127.0.0.1:7101\"; found {text:?}"
+        ));
+    };
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err(format!("must be host:port with a host; found {text:?}"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("the port must be a number up to 65535; found {text:?}"))?;
+    Ok(text.to_owned())
+}
+
+fn parse_peer(text: &str) -> Result<Peer, String> {
+    let Some((id, addr)) = text.split_once('@') else {
+        return Err(format!("must be \"<id>@<host>:<port>\"; found {text:?}"));
+    };
+    let id: u64 = id
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("the node id must be a number ≥ 1; found {text:?}"))?;
+    Ok(Peer {
+        id,
+        addr: parse_host_port(addr)?,
+    })
+}
+
+fn parse_cluster_secret(text: &str) -> Result<Secret, String> {
+    if text.chars().count() < 16 {
+        return Err("must be at least 16 characters".into());
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace".into());
+    }
+    Ok(Secret::new(text))
 }
 
 fn read_services(
@@ -1748,5 +1955,79 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(c.hub.allow_named_servers);
         assert_eq!(c.source, path);
+    }
+
+    const CLUSTER: &str = r#"
+[cluster]
+node_id = 2
+bind = "127.0.0.1:7102"
+peers = ["1@127.0.0.1:7101", "2@127.0.0.1:7102", "3@127.0.0.1:7103"]
+secret = "a-cluster-secret-of-some-length"
+"#;
+
+    #[test]
+    fn a_cluster_section_defaults_storage_to_raft() {
+        let c = parse(CLUSTER).unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.node_id, 2);
+        assert_eq!(cluster.bind, "127.0.0.1:7102");
+        assert_eq!(cluster.peers.len(), 3);
+        assert_eq!(
+            cluster.peers[2],
+            Peer {
+                id: 3,
+                addr: "127.0.0.1:7103".into()
+            }
+        );
+        assert_eq!(c.storage.backend, StorageBackendKind::Raft);
+        // without [cluster], the embedded store
+        assert_eq!(parse("").unwrap().storage.backend, StorageBackendKind::Redb);
+        assert!(parse("").unwrap().cluster.is_none());
+    }
+
+    #[test]
+    fn cluster_mistakes_are_each_reported() {
+        let errs = errors(
+            r#"
+[cluster]
+node_id = 0
+bind = "nowhere"
+peers = ["1@127.0.0.1:7101", "x@y", "1@127.0.0.1:7109"]
+secret = "short"
+[storage]
+backend = "redb"
+"#,
+        );
+        assert!(error_for(&errs, "cluster.node_id").contains("1"));
+        assert!(error_for(&errs, "cluster.bind").contains("host:port"));
+        assert!(error_for(&errs, "cluster.secret").contains("16"));
+        assert!(
+            errs.iter()
+                .any(|(k, m)| k.starts_with("cluster.peers") && m.contains("x@y")),
+            "{errs:#?}"
+        );
+        assert!(error_for(&errs, "storage.backend").contains("raft"));
+        let errs = errors("[cluster]\nnode_id = 4\n");
+        for key in ["cluster.bind", "cluster.peers", "cluster.secret"] {
+            assert!(errs.iter().any(|(k, _)| k == key), "{key}: {errs:#?}");
+        }
+        let errs = errors(&CLUSTER.replace("node_id = 2", "node_id = 9"));
+        assert!(error_for(&errs, "cluster.peers").contains("node_id = 9"));
+        let errs = errors("[storage]\nbackend = \"raft\"\n");
+        assert!(error_for(&errs, "storage.backend").contains("[cluster]"));
+    }
+
+    #[test]
+    fn the_cluster_secret_can_come_from_the_environment() {
+        let text = CLUSTER.replace("secret = \"a-cluster-secret-of-some-length\"\n", "");
+        let env = BTreeMap::from([(
+            ENV_CLUSTER_SECRET.to_owned(),
+            "from-the-environment-123".to_owned(),
+        )]);
+        let c = Config::parse(&text, Path::new("hub.toml"), &env).unwrap();
+        assert_eq!(
+            c.cluster.unwrap().secret.expose(),
+            "from-the-environment-123"
+        );
     }
 }

@@ -178,8 +178,13 @@ async fn describe_bare_error(
     out
 }
 
-/// Accepts connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, front: Arc<Front>, mut shutdown: watch::Receiver<bool>) {
+/// Accepts connections until `shutdown` turns true. Until `front` holds the hub (while
+/// the node starts, e.g. waiting for its cluster), every request gets 503.
+pub async fn serve(
+    listener: TcpListener,
+    front: watch::Receiver<Option<Arc<Front>>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
         TokioExecutor::new(),
     ));
@@ -202,8 +207,13 @@ pub async fn serve(listener: TcpListener, front: Arc<Front>, mut shutdown: watch
         let builder = builder.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let front = front.clone();
-                async move { front.handle(req, peer).await }
+                let current = front.borrow().clone();
+                async move {
+                    match current {
+                        Some(front) => front.handle(req, peer).await,
+                        None => Ok(starting()),
+                    }
+                }
             });
             if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -213,6 +223,20 @@ pub async fn serve(listener: TcpListener, front: Arc<Front>, mut shutdown: watch
             }
         });
     }
+}
+
+/// The answer of a node that is not ready yet.
+fn starting() -> Response<FrontBody> {
+    let body = r#"{"status": 503, "message": "This hub node is starting (waiting for its store or cluster)."}"#;
+    let mut r = Response::new(Either::Right(Body::from(body)));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 /// A plain status response.

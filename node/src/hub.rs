@@ -31,6 +31,8 @@ pub const ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The store file under `hub.data_dir`.
 pub const STORE_FILE: &str = "galilean.redb";
+/// The raft store file under `hub.data_dir` (a node of a cluster).
+pub const RAFT_FILE: &str = "raft.redb";
 
 /// Sets up logging to stderr; `RUST_LOG` wins over the configured level.
 pub fn init_tracing(level: &str) {
@@ -91,10 +93,83 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-/// Starts a node on `listener` with the embedded store.
+/// Starts a node on `listener` with the store its config names: the embedded redb store,
+/// or, with `[cluster]`, the raft store replicated across the peers (formed by itself:
+/// every node initializes the same membership, which openraft allows).
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Node> {
-    let store = open_store(&config.hub.data_dir)?;
-    start_with_store(config, listener, store).await
+    let (front_tx, front_rx) = watch::channel(None);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let addr = listener.local_addr()?;
+    // answer (503) while the store comes up
+    let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
+    let (store, extra) = match &config.cluster {
+        None => (open_store(&config.hub.data_dir)?, None),
+        Some(cluster) => {
+            let (store, server) = start_raft(&config, cluster).await?;
+            (store, Some(server))
+        }
+    };
+    let mut node = build_at(addr, config, store, front_tx, shutdown, shutdown_rx).await?;
+    node.tasks.push(serving);
+    node.tasks.extend(extra);
+    Ok(node)
+}
+
+/// Opens the raft store, serves raft traffic on `cluster.bind`, joins the configured
+/// membership, and waits until a leader is known.
+async fn start_raft(
+    config: &Config,
+    cluster: &crate::config::ClusterConfig,
+) -> anyhow::Result<(Arc<dyn Store>, JoinHandle<()>)> {
+    std::fs::create_dir_all(&config.hub.data_dir).with_context(|| {
+        format!(
+            "cannot create hub.data_dir {}",
+            config.hub.data_dir.display()
+        )
+    })?;
+    let raft_listener = TcpListener::bind(&cluster.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (cluster.bind)", cluster.bind))?;
+    let path = config.hub.data_dir.join(RAFT_FILE);
+    let (store, server) = galilean_storage::raft::start_node(
+        cluster.node_id,
+        &path,
+        raft_listener,
+        cluster.secret.expose(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start the raft store at {}: {e}", path.display()))?;
+    let members: std::collections::BTreeMap<u64, openraft::BasicNode> = cluster
+        .peers
+        .iter()
+        .map(|p| {
+            (
+                p.id,
+                openraft::BasicNode {
+                    addr: p.addr.clone(),
+                },
+            )
+        })
+        .collect();
+    match store.raft().initialize(members).await {
+        Ok(()) => tracing::info!("initialized the cluster membership"),
+        // already initialized: by an earlier run of this node, or by the leader
+        Err(e) => tracing::debug!("membership already initialized: {e}"),
+    }
+    let mut waited = std::time::Instant::now();
+    while !store.ready() {
+        if waited.elapsed() > Duration::from_secs(5) {
+            tracing::info!(
+                peers = cluster.peers.len(),
+                "waiting for the cluster to elect a leader"
+            );
+            waited = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let leader = store.raft().metrics().borrow().current_leader;
+    tracing::info!(node = cluster.node_id, ?leader, "joined the cluster");
+    Ok((Arc::new(store), server))
 }
 
 /// Starts a node on `listener` with a given store.
@@ -103,7 +178,24 @@ pub async fn start_with_store(
     listener: TcpListener,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<Node> {
+    let (front_tx, front_rx) = watch::channel(None);
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let addr = listener.local_addr()?;
+    let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
+    let mut node = build_at(addr, config, store, front_tx, shutdown, shutdown_rx).await?;
+    node.tasks.push(serving);
+    Ok(node)
+}
+
+/// Everything above the store: replica, actors, reconciled config state, the hub.
+async fn build_at(
+    addr: SocketAddr,
+    config: Config,
+    store: Arc<dyn Store>,
+    front_tx: watch::Sender<Option<Arc<Front>>>,
+    shutdown: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+) -> anyhow::Result<Node> {
     let data_dir = config.hub.data_dir.clone();
     let replica = Replica::start(store.clone())
         .await
@@ -123,7 +215,11 @@ pub async fn start_with_store(
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         std::net::IpAddr::V4(ip) => ip.to_string(),
     };
-    let hub_api_url = format!("http://{connect_host}:{}{hub_prefix}api", addr.port());
+    let hub_api_url = match &config.hub.connect_url {
+        Some(url) => format!("{}{hub_prefix}api", origin_of(url)),
+        None => format!("http://{connect_host}:{}{hub_prefix}api", addr.port()),
+    };
+    let node_id = config.cluster.as_ref().map_or(1, |c| c.node_id);
     let public_host = config
         .hub
         .public_url
@@ -143,7 +239,7 @@ pub async fn start_with_store(
         stop_grace: config.spawner.stop_grace,
         default_url: config.spawner.default_url.clone(),
         log_dir: data_dir.join("logs"),
-        node_id: 1,
+        node_id,
         hub_env: std::env::vars().collect(),
     };
     std::fs::create_dir_all(&settings.log_dir)
@@ -160,7 +256,10 @@ pub async fn start_with_store(
         spawning_peak: Default::default(),
         probe: probe_client(),
     });
-    let router = Router::new(ctx.clone());
+    let router = match &config.cluster {
+        Some(c) => Router::with_members(ctx.clone(), c.peers.iter().map(|p| p.id).collect()),
+        None => Router::new(ctx.clone()),
+    };
 
     let cookie_secret = ops::secret(store.as_ref(), "cookie_secret", 64).await?;
     let xsrf_secret = ops::secret(store.as_ref(), "xsrf_secret", 32).await?;
@@ -198,26 +297,15 @@ pub async fn start_with_store(
         user_activity: Default::default(),
     });
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(feed_routes(
-        replica.clone(),
-        base_url.clone(),
-        routes_tx,
-    )));
-    tasks.push(tokio::spawn(flush_activity_forever(
-        app.clone(),
-        shutdown_rx.clone(),
-    )));
+    let tasks = vec![
+        tokio::spawn(feed_routes(replica.clone(), base_url.clone(), routes_tx)),
+        tokio::spawn(flush_activity_forever(app.clone(), shutdown_rx.clone())),
+    ];
 
     readopt(&app).await;
 
     let front = Arc::new(Front::new(app.clone(), routes_rx, activity));
-    tasks.push(tokio::spawn(crate::front::serve(
-        listener,
-        front,
-        shutdown_rx,
-    )));
+    front_tx.send_replace(Some(front));
     Ok(Node {
         addr,
         app,
@@ -422,12 +510,12 @@ async fn readopt(app: &Arc<AppState>) {
     futures::future::join_all(checks).await;
 }
 
-/// (user, server name) of every server record that is not stopped.
+/// (user, server name) of every server record this node owns that is not stopped.
 fn unstopped_servers(app: &AppState) -> Vec<(String, String)> {
     app.replica.read(|s| {
         s.servers
             .values()
-            .filter(|r| r.phase != ServerPhase::Stopped)
+            .filter(|r| r.phase != ServerPhase::Stopped && app.router.is_local(&r.user))
             .map(|r| (r.user.clone(), r.name.clone()))
             .collect()
     })

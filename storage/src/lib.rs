@@ -185,6 +185,11 @@ pub trait Store: Send + Sync + 'static {
     fn counters(&self) -> &Counters;
     /// A short name for logs and `/hub/api/info`: `memory`, `redb`, `raft`, `fdb`.
     fn backend_name(&self) -> &'static str;
+    /// Whether the store can serve reads and writes now (a replicated store: whether a
+    /// leader is known).
+    fn ready(&self) -> bool {
+        true
+    }
 }
 
 /// How long to wait before retry `attempt` (1, 2, ...): "full jitter" over a window that

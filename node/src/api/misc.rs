@@ -61,8 +61,17 @@ pub async fn proxy(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
     Ok(Json(Value::Object(routes)).into_response())
 }
 
-pub async fn health() -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "").into_response()
+/// 200 when this node can serve reads and writes (its store is ready), else 503.
+pub async fn health(State(app): App) -> Response {
+    if app.store.ready() {
+        (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "").into_response()
+    } else {
+        crate::error::HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node cannot serve now: its store has no leader.",
+        )
+        .into_response()
+    }
 }
 
 /// Prometheus-style counters; the store counters let tests assert on reads and writes.

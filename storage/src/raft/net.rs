@@ -139,7 +139,16 @@ impl PeerClient {
             .net
             .post(&self.addr, path, req, option.hard_ttl())
             .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&Transport(e))))?;
+            .map_err(|e| {
+                if e.contains("403") {
+                    tracing::error!(
+                        peer = self.target,
+                        addr = %self.addr,
+                        "the peer refused us: our cluster.secret differs from the cluster's"
+                    );
+                }
+                RPCError::Unreachable(Unreachable::new(&Transport(e)))
+            })?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

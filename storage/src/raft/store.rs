@@ -165,4 +165,8 @@ impl Store for RaftStore {
     fn backend_name(&self) -> &'static str {
         "raft"
     }
+
+    fn ready(&self) -> bool {
+        self.inner.raft.metrics().borrow().current_leader.is_some()
+    }
 }

@@ -1,0 +1,294 @@
+//! Three `galilean` processes on loopback with `[cluster]` and the raft store: they form
+//! the cluster by themselves, replicate state to every node, proxy every route on every
+//! node, and refuse a node whose cluster secret differs.
+//!
+//! Actors are placed by rendezvous hash over the members; until requests are routed to a
+//! remote owner, only the owner of a user acts on it and the other nodes refuse (503) —
+//! which this test also pins down, since it is what keeps a server from running twice.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::ADMIN_TOKEN;
+use serde_json::Value;
+
+const SECRET: &str = "a-cluster-secret-for-tests";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct ClusterNode {
+    id: u64,
+    url: String,
+    log: std::path::PathBuf,
+    child: Child,
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ClusterNode {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts node `id` of a cluster whose peers are `peers` (`(id, cluster port)`).
+fn start_node(dir: &std::path::Path, id: u64, peers: &[(u64, u16)], secret: &str) -> ClusterNode {
+    let port = free_port();
+    let cluster_port = peers.iter().find(|(p, _)| *p == id).unwrap().1;
+    let peer_list: Vec<String> = peers
+        .iter()
+        .map(|(p, port)| format!("\"{p}@127.0.0.1:{port}\""))
+        .collect();
+    let data = dir.join(format!("node{id}"));
+    let config = dir.join(format!("node{id}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[hub]\nbind_url = \"http://127.0.0.1:{port}/\"\ndata_dir = {data}\n\n\
+             [cluster]\nnode_id = {id}\nbind = \"127.0.0.1:{cluster_port}\"\npeers = [{peers}]\nsecret = \"{secret}\"\n\n\
+             [authenticator]\nallow_all = true\n\n\
+             [spawner]\ncmd = [{tiny}]\nstart_timeout = 20\nhttp_timeout = 20\nstop_grace = 2\n\n\
+             [[services]]\nname = \"test-admin\"\napi_token = \"{ADMIN_TOKEN}\"\nadmin = true\n",
+            data = common::toml_str(&data.to_string_lossy()),
+            peers = peer_list.join(", "),
+            tiny = common::toml_str(common::tiny_server_bin()),
+        ),
+    )
+    .unwrap();
+    let log = dir.join(format!("node{id}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(common::galilean_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    ClusterNode {
+        id,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+        child,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap()
+}
+
+async fn health(url: &str) -> u16 {
+    match client().get(format!("{url}/hub/health")).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+async fn wait_healthy(nodes: &[&ClusterNode], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    for n in nodes {
+        while health(&n.url).await != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "node {} never became healthy:\n{}",
+                n.id,
+                n.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn call(url: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let r = client()
+        .request(method, format!("{url}/hub/api{path}"))
+        .header("Authorization", format!("token {ADMIN_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (
+        s,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+/// Polls until `f` holds, for at most `timeout`; returns how long it took.
+async fn within<F, Fut>(timeout: Duration, what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{what} did not happen within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
+    let nodes: Vec<ClusterNode> = peers
+        .iter()
+        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
+        .collect();
+    let refs: Vec<&ClusterNode> = nodes.iter().collect();
+    let formed = Instant::now();
+    wait_healthy(&refs, Duration::from_secs(30)).await;
+    eprintln!("three nodes healthy after {:?}", formed.elapsed());
+
+    // alice's owner creates her; every node reads her from its own replica
+    let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
+    let owner = &nodes[(owner_id - 1) as usize];
+    let (s, _) = call(&owner.url, reqwest::Method::POST, "/users/alice").await;
+    assert_eq!(s, 201);
+    for n in &nodes {
+        let took = within(Duration::from_secs(2), "replication of alice", || async {
+            call(&n.url, reqwest::Method::GET, "/users/alice").await.0 == 200
+        })
+        .await;
+        eprintln!("alice readable on node {} after {took:?}", n.id);
+    }
+
+    // a server started through its owner is proxied by every node
+    let (s, _) = call(&owner.url, reqwest::Method::POST, "/users/alice/server").await;
+    assert!(s == 201 || s == 202, "{s}");
+    within(Duration::from_secs(20), "alice's server ready", || async {
+        call(&owner.url, reqwest::Method::GET, "/users/alice")
+            .await
+            .1["servers"][""]["ready"]
+            == true
+    })
+    .await;
+    let ready = Instant::now();
+    for n in &nodes {
+        within(
+            Duration::from_secs(1),
+            "the route on every node",
+            || async {
+                let r = client()
+                    .get(format!("{}/user/alice/whoami", n.url))
+                    .send()
+                    .await;
+                r.is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await;
+    }
+    eprintln!("route on all nodes {:?} after ready", ready.elapsed());
+
+    // another node never starts alice's server itself: there is one process
+    let other = nodes.iter().find(|n| n.id != owner_id).unwrap();
+    let (s, body) = call(&other.url, reqwest::Method::POST, "/users/alice/server").await;
+    assert_eq!(s, 503, "{body}");
+    let (_, model) = call(&owner.url, reqwest::Method::GET, "/users/alice").await;
+    let pid = model["servers"][""]["state"]["pid"].clone();
+    let who: Value = client()
+        .get(format!("{}/user/alice/whoami", other.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["pid"], pid);
+
+    // a token made through one node works on the others; deleted, it is refused there
+    let (s, tok) = call(&owner.url, reqwest::Method::POST, "/users/alice/tokens").await;
+    assert_eq!(s, 201, "{tok}");
+    let token = tok["token"].as_str().unwrap().to_owned();
+    let id = tok["id"].as_str().unwrap().to_owned();
+    for n in &nodes {
+        within(
+            Duration::from_secs(2),
+            "the token on every node",
+            || async {
+                client()
+                    .get(format!("{}/hub/api/user", n.url))
+                    .header("Authorization", format!("token {token}"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await;
+    }
+    let (s, _) = call(
+        &owner.url,
+        reqwest::Method::DELETE,
+        &format!("/users/alice/tokens/{id}"),
+    )
+    .await;
+    assert_eq!(s, 204);
+    for n in &nodes {
+        within(
+            Duration::from_secs(2),
+            "revocation on every node",
+            || async {
+                client()
+                    .get(format!("{}/hub/api/user", n.url))
+                    .header("Authorization", format!("token {token}"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 403)
+            },
+        )
+        .await;
+    }
+
+    let (s, _) = call(&owner.url, reqwest::Method::DELETE, "/users/alice/server").await;
+    assert!(s == 204 || s == 202);
+    common::kill_processes_under(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
+    let good1 = start_node(dir.path(), 1, &peers, SECRET);
+    let good2 = start_node(dir.path(), 2, &peers, SECRET);
+    let bad = start_node(dir.path(), 3, &peers, "some-other-secret-entirely");
+    // two of three agree: they form the cluster without the third
+    wait_healthy(&[&good1, &good2], Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        health(&bad.url).await,
+        503,
+        "a node with the wrong secret serves"
+    );
+    let log = bad.log_text();
+    assert!(
+        log.contains("cluster.secret differs"),
+        "the refused node does not say why:\n{log}"
+    );
+    let log = good1.log_text() + &good2.log_text();
+    assert!(log.contains("wrong cluster secret"), "{log}");
+}
