@@ -226,40 +226,33 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     assert_eq!(s, 201, "{tok}");
     let token = tok["token"].as_str().unwrap().to_owned();
     let id = tok["id"].as_str().unwrap().to_owned();
+    let token_status = |url: String| {
+        let token = token.clone();
+        async move {
+            client()
+                .get(format!("{url}/hub/api/user"))
+                .header("Authorization", format!("token {token}"))
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        }
+    };
     for n in &nodes {
         within(
             Duration::from_secs(2),
             "the token on every node",
-            || async {
-                client()
-                    .get(format!("{}/hub/api/user", n.url))
-                    .header("Authorization", format!("token {token}"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            },
+            || async { token_status(n.url.clone()).await == 200 },
         )
         .await;
     }
-    let (s, _) = call(
-        &owner.url,
-        reqwest::Method::DELETE,
-        &format!("/users/alice/tokens/{id}"),
-    )
-    .await;
+    let path = format!("/users/alice/tokens/{id}");
+    let (s, _) = call(&owner.url, reqwest::Method::DELETE, &path).await;
     assert_eq!(s, 204);
     for n in &nodes {
         within(
             Duration::from_secs(2),
             "revocation on every node",
-            || async {
-                client()
-                    .get(format!("{}/hub/api/user", n.url))
-                    .header("Authorization", format!("token {token}"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 403)
-            },
+            || async { token_status(n.url.clone()).await == 403 },
         )
         .await;
     }
