@@ -27,12 +27,9 @@ macro_rules! in_txn {
             let value = $body;
             match $tx.commit().await {
                 Ok(version) => break Ok::<_, $crate::error::OpError>((value, version)),
-                Err(galilean_storage::StoreError::Conflict) if attempts < 64 => {
+                Err(galilean_storage::StoreError::Conflict) if attempts < 100 => {
                     attempts += 1;
-                    tokio::time::sleep(std::time::Duration::from_micros(
-                        100 * u64::from(attempts.min(30)),
-                    ))
-                    .await;
+                    tokio::time::sleep(galilean_storage::retry_backoff(attempts)).await;
                 }
                 Err(e) => break Err($crate::error::OpError::from(e)),
             }

@@ -52,13 +52,20 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How a node starts, beyond its config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// Make this node's settings the cluster's recorded ones (`--update-cluster-settings`).
+    pub update_cluster_settings: bool,
+}
+
 /// Runs a hub until SIGTERM or SIGINT.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: Config, options: StartOptions) -> anyhow::Result<()> {
     let authority = config.hub.bind_url.authority();
     let listener = TcpListener::bind(&authority)
         .await
         .with_context(|| format!("cannot listen on {authority} (hub.bind_url)"))?;
-    let node = start(config, listener).await?;
+    let node = start_with_options(config, listener, options).await?;
     let url = format!("http://{}{}hub/", node.addr, node.app.base_url);
     tracing::info!("Galilean is running at {url}");
     wait_for_signal().await;
@@ -97,6 +104,15 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
 /// or, with `[cluster]`, the raft store replicated across the peers (formed by itself:
 /// every node initializes the same membership, which openraft allows).
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Node> {
+    start_with_options(config, listener, StartOptions::default()).await
+}
+
+/// As [`start`], with options.
+pub async fn start_with_options(
+    config: Config,
+    listener: TcpListener,
+    options: StartOptions,
+) -> anyhow::Result<Node> {
     let (front_tx, front_rx) = watch::channel(None);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let addr = listener.local_addr()?;
@@ -106,6 +122,12 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Node
         None => (open_store(&config.hub.data_dir)?, None),
         Some(cluster) => {
             let (store, server) = start_raft(&config, cluster).await?;
+            crate::settings::agree(
+                store.as_ref(),
+                &crate::settings::agreed(&config),
+                options.update_cluster_settings,
+            )
+            .await?;
             (store, Some(server))
         }
     };

@@ -15,3 +15,4 @@ pub mod next_url;
 pub mod oauth;
 pub mod pages;
 pub mod proxy;
+pub mod settings;

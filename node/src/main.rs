@@ -25,6 +25,10 @@ enum Command {
         /// The TOML config file.
         #[arg(long, short)]
         config: PathBuf,
+        /// In a cluster: make this node's settings the cluster's, instead of refusing to
+        /// start when they differ.
+        #[arg(long)]
+        update_cluster_settings: bool,
     },
     /// Work with config files.
     Config {
@@ -71,7 +75,10 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Serve { config } => {
+        Command::Serve {
+            config,
+            update_cluster_settings,
+        } => {
             let config = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
@@ -87,12 +94,25 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(galilean_node::hub::run(config)) {
+            let options = galilean_node::hub::StartOptions {
+                update_cluster_settings,
+            };
+            match runtime.block_on(galilean_node::hub::run(config, options)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
                     eprintln!("galilean: {e:#}");
-                    ExitCode::FAILURE
+                    // settings that differ from the cluster's are a config problem
+                    let refused = e
+                        .downcast_ref::<galilean_node::settings::SettingsError>()
+                        .is_some_and(|s| {
+                            matches!(s, galilean_node::settings::SettingsError::Differ(_))
+                        });
+                    if refused {
+                        ExitCode::from(EXIT_CONFIG)
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
             }
         }

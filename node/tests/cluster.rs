@@ -46,6 +46,18 @@ impl ClusterNode {
 
 /// Starts node `id` of a cluster whose peers are `peers` (`(id, cluster port)`).
 fn start_node(dir: &std::path::Path, id: u64, peers: &[(u64, u16)], secret: &str) -> ClusterNode {
+    start_node_with(dir, id, peers, secret, |c| c, &[])
+}
+
+/// As [`start_node`], with the config text passed through `tweak` and more CLI `args`.
+fn start_node_with(
+    dir: &std::path::Path,
+    id: u64,
+    peers: &[(u64, u16)],
+    secret: &str,
+    tweak: impl Fn(String) -> String,
+    args: &[&str],
+) -> ClusterNode {
     let port = free_port();
     let cluster_port = peers.iter().find(|(p, _)| *p == id).unwrap().1;
     let peer_list: Vec<String> = peers
@@ -56,7 +68,7 @@ fn start_node(dir: &std::path::Path, id: u64, peers: &[(u64, u16)], secret: &str
     let config = dir.join(format!("node{id}.toml"));
     std::fs::write(
         &config,
-        format!(
+        tweak(format!(
             "[hub]\nbind_url = \"http://127.0.0.1:{port}/\"\ndata_dir = {data}\n\n\
              [cluster]\nnode_id = {id}\nbind = \"127.0.0.1:{cluster_port}\"\npeers = [{peers}]\nsecret = \"{secret}\"\n\n\
              [authenticator]\nallow_all = true\n\n\
@@ -65,7 +77,7 @@ fn start_node(dir: &std::path::Path, id: u64, peers: &[(u64, u16)], secret: &str
             data = common::toml_str(&data.to_string_lossy()),
             peers = peer_list.join(", "),
             tiny = common::toml_str(common::tiny_server_bin()),
-        ),
+        )),
     )
     .unwrap();
     let log = dir.join(format!("node{id}.log"));
@@ -73,6 +85,7 @@ fn start_node(dir: &std::path::Path, id: u64, peers: &[(u64, u16)], secret: &str
     let child = Command::new(common::galilean_bin())
         .args(["serve", "--config"])
         .arg(&config)
+        .args(args)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -284,4 +297,51 @@ async fn a_node_with_another_secret_is_refused() {
     );
     let log = good1.log_text() + &good2.log_text();
     assert!(log.contains("wrong cluster secret"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
+    let n1 = start_node(dir.path(), 1, &peers, SECRET);
+    let n2 = start_node(dir.path(), 2, &peers, SECRET);
+    wait_healthy(&[&n1, &n2], Duration::from_secs(30)).await;
+    let differ = |c: String| {
+        c.replace("start_timeout = 20", "start_timeout = 25")
+            .replace("allow_all = true", "allow_all = false")
+    };
+    let mut n3 = start_node_with(dir.path(), 3, &peers, SECRET, differ, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = n3.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 was not refused:\n{}",
+            n3.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(2));
+    let log = n3.log_text();
+    assert!(
+        log.contains("spawner.start_timeout") && log.contains("authenticator.allow_all"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("spawner.cmd"),
+        "a key that agrees is named: {log}"
+    );
+    drop(n3);
+    // told to, it makes its settings the cluster's
+    let n3 = start_node_with(
+        dir.path(),
+        3,
+        &peers,
+        SECRET,
+        differ,
+        &["--update-cluster-settings"],
+    );
+    wait_healthy(&[&n3], Duration::from_secs(30)).await;
 }

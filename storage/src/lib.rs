@@ -195,7 +195,7 @@ pub trait Store: Send + Sync + 'static {
 /// How long to wait before retry `attempt` (1, 2, ...): "full jitter" over a window that
 /// doubles from 1 ms up to 100 ms, so that contending writers spread out instead of
 /// colliding again (FoundationDB's retry loop backs off the same way).
-fn retry_backoff(attempt: u32) -> std::time::Duration {
+pub fn retry_backoff(attempt: u32) -> std::time::Duration {
     use std::hash::{BuildHasher, Hasher};
     let window_us = (1_000u64 << attempt.min(7)).min(100_000);
     let random = std::collections::hash_map::RandomState::new()
