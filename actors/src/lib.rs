@@ -13,6 +13,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod ops;
 pub mod placement;
+pub mod remote;
 pub mod replica;
 pub mod router;
 pub mod scopes;

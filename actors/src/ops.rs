@@ -157,7 +157,7 @@ pub async fn ensure_user(
 }
 
 /// What a new token should be.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewToken {
     pub owner: Owner,
     pub scopes: Vec<String>,

@@ -47,6 +47,22 @@ impl Router {
         self.check_local(user).is_ok()
     }
 
+    /// The members actors are placed over.
+    pub fn members(&self) -> &[u64] {
+        &self.members
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.ctx.settings.node_id
+    }
+
+    /// The node that owns `user`'s actors.
+    pub fn owner_of(&self, user: &str) -> Result<u64, OpError> {
+        placement::owner(user.as_bytes(), &self.members)
+            .ok_or_else(|| OpError::Unavailable("no live members".into()))
+    }
+
     fn check_local(&self, key: &str) -> Result<(), OpError> {
         match placement::owner(key.as_bytes(), &self.members) {
             Some(n) if n == self.ctx.settings.node_id => Ok(()),

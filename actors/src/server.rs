@@ -38,6 +38,7 @@ impl Progress {
     }
 }
 
+#[derive(ractor_cluster::RactorMessage)]
 pub enum ServerMsg {
     /// Start the server. Replies with the progress of the spawn (a start already under
     /// way replies with its progress too).

@@ -16,6 +16,7 @@ use crate::router::{ask, Router};
 use crate::server::ServerMsg;
 use crate::{in_txn, keys};
 
+#[derive(ractor_cluster::RactorMessage)]
 pub enum UserMsg {
     /// Create the user; 409 if it exists.
     Create {

@@ -137,6 +137,41 @@ pub async fn start_with_options(
     Ok(node)
 }
 
+/// Actor messages between nodes use the port after `cluster.bind`'s (raft uses that one).
+fn actor_link(
+    c: &crate::config::ClusterConfig,
+) -> anyhow::Result<galilean_actors::remote::ClusterLink> {
+    let split = |addr: &str| -> anyhow::Result<(String, u16)> {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow::anyhow!("{addr} is not host:port"))?;
+        let port: u16 = port.parse()?;
+        let next = port
+            .checked_add(1)
+            .ok_or_else(|| anyhow::anyhow!("{addr}: the actor port would be past 65535"))?;
+        Ok((host.trim_matches(['[', ']']).to_owned(), next))
+    };
+    let (host, port) = split(&c.bind)?;
+    let listen: std::net::IpAddr = host.parse().with_context(|| {
+        format!(
+            "cluster.bind must be an IP address and port, not {}",
+            c.bind
+        )
+    })?;
+    let mut peers = Vec::new();
+    for p in c.peers.iter().filter(|p| p.id != c.node_id) {
+        let (h, port) = split(&p.addr)?;
+        peers.push((p.id, format!("{h}:{port}")));
+    }
+    Ok(galilean_actors::remote::ClusterLink {
+        node_id: c.node_id,
+        listen,
+        port,
+        peers,
+        cookie: c.secret.expose().to_owned(),
+    })
+}
+
 /// Opens the raft store, serves raft traffic on `cluster.bind`, joins the configured
 /// membership, and waits until a leader is known.
 async fn start_raft(
@@ -282,6 +317,10 @@ async fn build_at(
         Some(c) => Router::with_members(ctx.clone(), c.peers.iter().map(|p| p.id).collect()),
         None => Router::new(ctx.clone()),
     };
+    let mut cluster_tasks = Vec::new();
+    if let Some(c) = &config.cluster {
+        cluster_tasks.push(router.join_cluster(actor_link(c)?).await?);
+    }
 
     let cookie_secret = ops::secret(store.as_ref(), "cookie_secret", 64).await?;
     let xsrf_secret = ops::secret(store.as_ref(), "xsrf_secret", 32).await?;
@@ -319,10 +358,11 @@ async fn build_at(
         user_activity: Default::default(),
     });
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(feed_routes(replica.clone(), base_url.clone(), routes_tx)),
         tokio::spawn(flush_activity_forever(app.clone(), shutdown_rx.clone())),
     ];
+    tasks.extend(cluster_tasks);
 
     readopt(&app).await;
 

@@ -12,9 +12,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use cookie::{Cookie, SameSite};
 use galilean_actors::ops::{self, sha256_hex, NewToken};
-use galilean_actors::router::ask;
 use galilean_actors::scopes::{Access, Target};
-use galilean_actors::user::UserMsg;
 use galilean_proto::names::UserName;
 use galilean_proto::records::{OAuthClientRecord, OAuthCodeRecord, Owner, FORMAT};
 use galilean_proto::time::now_micros;
@@ -522,12 +520,7 @@ pub async fn token(State(app): App, headers: HeaderMap, body: Bytes) -> Response
         session_id: rec.session_id.clone(),
         client_id: client.client_id.clone(),
     };
-    let created = match app.router.user(&user).await {
-        Ok(actor) => ask(&actor, |reply| UserMsg::CreateToken { spec, reply })
-            .await
-            .and_then(|r| r),
-        Err(e) => Err(e),
-    };
+    let created = app.router.create_token(&user, spec).await;
     let (_, secret) = match created {
         Ok(t) => t,
         Err(galilean_actors::OpError::NotFound(_)) => {

@@ -2,9 +2,8 @@
 //! the cluster by themselves, replicate state to every node, proxy every route on every
 //! node, and refuse a node whose cluster secret differs.
 //!
-//! Actors are placed by rendezvous hash over the members; until requests are routed to a
-//! remote owner, only the owner of a user acts on it and the other nodes refuse (503) —
-//! which this test also pins down, since it is what keeps a server from running twice.
+//! Actors are placed by rendezvous hash over the members; any node answers for any user by
+//! calling the owner's router actor over ractor_cluster, and a server runs once.
 
 mod common;
 
@@ -22,6 +21,17 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A port `p` with `p + 1` free too: raft uses `cluster.bind`'s port, actor messages the
+/// next one.
+fn free_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
 }
 
 struct ClusterNode {
@@ -168,7 +178,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let nodes: Vec<ClusterNode> = peers
         .iter()
         .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
@@ -178,24 +188,27 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     wait_healthy(&refs, Duration::from_secs(30)).await;
     eprintln!("three nodes healthy after {:?}", formed.elapsed());
 
-    // alice's owner creates her; every node reads her from its own replica
+    // any node answers for alice: a node that does not own her creates her through
+    // her owner, and every node reads her from its own replica at once
     let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
     let owner = &nodes[(owner_id - 1) as usize];
-    let (s, _) = call(&owner.url, reqwest::Method::POST, "/users/alice").await;
-    assert_eq!(s, 201);
+    let others: Vec<&ClusterNode> = nodes.iter().filter(|n| n.id != owner_id).collect();
+    let (s, body) = call(&others[0].url, reqwest::Method::POST, "/users/alice").await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(
+        body["name"], "alice",
+        "the 201 carries the model: the caller's replica has her"
+    );
     for n in &nodes {
-        let took = within(Duration::from_secs(2), "replication of alice", || async {
-            call(&n.url, reqwest::Method::GET, "/users/alice").await.0 == 200
-        })
-        .await;
-        eprintln!("alice readable on node {} after {took:?}", n.id);
+        let (s, _) = call(&n.url, reqwest::Method::GET, "/users/alice").await;
+        assert_eq!(s, 200, "node {}", n.id);
     }
 
-    // a server started through its owner is proxied by every node
-    let (s, _) = call(&owner.url, reqwest::Method::POST, "/users/alice/server").await;
+    // a start through another non-owner runs on the owner, once
+    let (s, _) = call(&others[1].url, reqwest::Method::POST, "/users/alice/server").await;
     assert!(s == 201 || s == 202, "{s}");
     within(Duration::from_secs(20), "alice's server ready", || async {
-        call(&owner.url, reqwest::Method::GET, "/users/alice")
+        call(&others[1].url, reqwest::Method::GET, "/users/alice")
             .await
             .1["servers"][""]["ready"]
             == true
@@ -217,22 +230,37 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
         .await;
     }
     eprintln!("route on all nodes {:?} after ready", ready.elapsed());
-
-    // another node never starts alice's server itself: there is one process
-    let other = nodes.iter().find(|n| n.id != owner_id).unwrap();
-    let (s, body) = call(&other.url, reqwest::Method::POST, "/users/alice/server").await;
-    assert_eq!(s, 503, "{body}");
+    // starting again through any node changes nothing: still one process
     let (_, model) = call(&owner.url, reqwest::Method::GET, "/users/alice").await;
     let pid = model["servers"][""]["state"]["pid"].clone();
-    let who: Value = client()
-        .get(format!("{}/user/alice/whoami", other.url))
+    for n in &nodes {
+        let (s, _) = call(&n.url, reqwest::Method::POST, "/users/alice/server").await;
+        assert!(s == 201 || s == 400, "node {}: {s}", n.id);
+    }
+    for n in &nodes {
+        let who: Value = client()
+            .get(format!("{}/user/alice/whoami", n.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(who["pid"], pid, "node {}", n.id);
+    }
+    // the progress stream answers through a non-owner too
+    let r = client()
+        .get(format!(
+            "{}/hub/api/users/alice/server/progress",
+            others[0].url
+        ))
+        .header("Authorization", format!("token {ADMIN_TOKEN}"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(who["pid"], pid);
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("\"ready\":true"), "{text}");
 
     // a token made through one node works on the others; deleted, it is refused there
     let (s, tok) = call(&owner.url, reqwest::Method::POST, "/users/alice/tokens").await;
@@ -270,15 +298,28 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
         .await;
     }
 
-    let (s, _) = call(&owner.url, reqwest::Method::DELETE, "/users/alice/server").await;
-    assert!(s == 204 || s == 202);
+    // stopped through a non-owner: the process group is gone
+    let (s, _) = call(
+        &others[0].url,
+        reqwest::Method::DELETE,
+        "/users/alice/server",
+    )
+    .await;
+    assert!(s == 204 || s == 202, "{s}");
+    let pid = pid.as_i64().unwrap() as i32;
+    within(
+        Duration::from_secs(10),
+        "the server's process group to go",
+        || async { !common::group_alive(pid) },
+    )
+    .await;
     common::kill_processes_under(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_another_secret_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let good1 = start_node(dir.path(), 1, &peers, SECRET);
     let good2 = start_node(dir.path(), 2, &peers, SECRET);
     let bad = start_node(dir.path(), 3, &peers, "some-other-secret-entirely");
@@ -302,7 +343,7 @@ async fn a_node_with_another_secret_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_port())).collect();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let n1 = start_node(dir.path(), 1, &peers, SECRET);
     let n2 = start_node(dir.path(), 2, &peers, SECRET);
     wait_healthy(&[&n1, &n2], Duration::from_secs(30)).await;

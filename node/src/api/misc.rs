@@ -61,14 +61,17 @@ pub async fn proxy(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
     Ok(Json(Value::Object(routes)).into_response())
 }
 
-/// 200 when this node can serve reads and writes (its store is ready), else 503.
+/// 200 when this node can serve reads and writes — its store is ready and it reaches a
+/// majority of the members for actor messages — else 503.
 pub async fn health(State(app): App) -> Response {
-    if app.store.ready() {
+    let members = app.router.members().len();
+    let majority = members / 2 + 1;
+    if app.store.ready() && app.router.reachable_members() >= majority {
         (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "").into_response()
     } else {
         crate::error::HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "This node cannot serve now: its store has no leader.",
+            "This node cannot serve now: no store leader, or too few members reachable.",
         )
         .into_response()
     }

@@ -10,10 +10,9 @@ use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use galilean_actors::router::ask;
+use galilean_actors::remote::{ServerSummary, StartOutcome};
 use galilean_actors::scopes::Target;
-use galilean_actors::server::{Progress, ServerMsg};
-use galilean_proto::names::ServerName;
+use galilean_proto::names::{ServerName, UserName};
 use galilean_proto::records::ServerPhase;
 use serde_json::Value;
 
@@ -122,27 +121,15 @@ async fn start(
             )));
         }
     }
-    let actor = app.router.server(&user, &server).await?;
-    let mut progress = ask(&actor, |reply| ServerMsg::Start {
-        user_options,
-        display_name,
-        reply,
-    })
-    .await??;
-    let ready = tokio::time::timeout(SLOW_SPAWN, progress.wait_for(|p| p.finished())).await;
-    match ready {
-        Ok(Ok(p)) => {
-            let last = p.events.last().cloned();
-            match last {
-                Some(ev) if ev.ready == Some(true) => Ok(empty(StatusCode::CREATED)),
-                Some(ev) => {
-                    // the contract: a failed start is not a 500; report it with the reason
-                    Err(HttpError::bad_request(ev.message))
-                }
-                None => Ok(empty(StatusCode::ACCEPTED)),
-            }
-        }
-        _ => Ok(empty(StatusCode::ACCEPTED)),
+    let outcome = app
+        .router
+        .start_server(&user, &server, user_options, display_name, SLOW_SPAWN)
+        .await?;
+    match outcome {
+        StartOutcome::Ready => Ok(empty(StatusCode::CREATED)),
+        // the contract: a failed start is not a 500; report it with the reason
+        StartOutcome::Failed(message) => Err(HttpError::bad_request(message)),
+        StartOutcome::Pending => Ok(empty(StatusCode::ACCEPTED)),
     }
 }
 
@@ -218,11 +205,10 @@ async fn stop(
             "{user} has no server named '{server}'"
         )));
     }
-    let actor = app.router.server(&user, &server).await?;
-    let mut done = ask(&actor, |reply| ServerMsg::Stop { remove, reply }).await??;
-    let stopped = tokio::time::timeout(SLOW_STOP, done.wait_for(|d| *d))
-        .await
-        .is_ok();
+    let stopped = app
+        .router
+        .stop_server(&user, &server, remove, SLOW_STOP)
+        .await?;
     Ok(empty(if stopped {
         StatusCode::NO_CONTENT
     } else {
@@ -272,12 +258,10 @@ async fn progress(
     if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
         return Err(HttpError::not_found(format!("No such user: {user}")));
     }
-    let actor = app.router.server(&user, &server).await?;
-    let status = ask(&actor, |reply| ServerMsg::Status { reply }).await?;
-    let fresh_failure = status.last_failure.is_some();
+    let status = app.router.server_status(&user, &server).await?;
     let prefix = galilean_proto::names::server_prefix(&app.base_url, &user, &server);
-    let rx = match status.phase {
-        ServerPhase::Starting => status.progress,
+    let first = match status.phase {
+        ServerPhase::Starting => status,
         ServerPhase::Running => {
             let ev = galilean_proto::models::ProgressEvent {
                 ready: Some(true),
@@ -288,13 +272,12 @@ async fn progress(
                     format!("Server ready at {prefix}"),
                 )
             };
-            tokio::sync::watch::channel(Arc::new(Progress {
-                instance: 0,
+            ServerSummary {
                 events: vec![ev],
-            }))
-            .1
+                ..status
+            }
         }
-        ServerPhase::Stopped if fresh_failure => status.progress,
+        ServerPhase::Stopped if status.last_failure.is_some() => status,
         _ => {
             let what = if server.is_default() {
                 user.to_string()
@@ -304,31 +287,44 @@ async fn progress(
             return Err(HttpError::bad_request(format!("{what} is not starting...")));
         }
     };
-    Ok(Sse::new(event_stream(rx))
+    Ok(Sse::new(event_stream(app.clone(), user, server, first))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(8)).text(""))
         .into_response())
 }
 
-/// Turns the progress watch into SSE events; ends after a terminal event.
+/// How often a progress stream asks the server's owner for news.
+const PROGRESS_POLL: Duration = Duration::from_millis(200);
+
+/// The progress events as SSE, asking the owner (wherever it runs) until a terminal
+/// event.
 fn event_stream(
-    mut rx: tokio::sync::watch::Receiver<Arc<Progress>>,
+    app: Arc<AppState>,
+    user: UserName,
+    server: ServerName,
+    first: ServerSummary,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream(move |tx| async move {
         let mut sent = 0usize;
+        let mut summary = first;
         loop {
-            let snapshot = rx.borrow_and_update().clone();
-            for ev in &snapshot.events[sent.min(snapshot.events.len())..] {
+            for ev in &summary.events[sent.min(summary.events.len())..] {
                 let data = serde_json::to_string(ev).unwrap_or_default();
                 if tx.send(Ok(Event::default().data(data))).await.is_err() {
                     return;
                 }
             }
-            sent = snapshot.events.len();
-            if snapshot.finished() {
+            sent = summary.events.len();
+            if summary.finished() {
                 return;
             }
-            if rx.changed().await.is_err() {
-                return;
+            tokio::time::sleep(PROGRESS_POLL).await;
+            summary = match app.router.server_status(&user, &server).await {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            // a new start began: its events start over
+            if summary.events.len() < sent {
+                sent = 0;
             }
         }
     })

@@ -8,9 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use galilean_actors::ops::NewToken;
-use galilean_actors::router::ask;
 use galilean_actors::scopes::{self, Filter, ScopeOwner, ScopeSet, Target};
-use galilean_actors::user::UserMsg;
 use galilean_proto::records::{Owner, TokenRecord};
 use galilean_proto::time::now_micros;
 use serde::Deserialize;
@@ -194,8 +192,7 @@ pub async fn create(
         session_id: None,
         client_id: "jupyterhub".to_owned(),
     };
-    let actor = app.router.user(&user).await?;
-    let (rec, secret) = ask(&actor, |reply| UserMsg::CreateToken { spec, reply }).await??;
+    let (rec, secret) = app.router.create_token(&user, spec).await?;
     let mut model = app.replica.read(|s| model_of(&app, s, &rec));
     model.token = Some(secret);
     Ok((StatusCode::CREATED, Json(model)).into_response())
@@ -227,8 +224,7 @@ pub async fn delete(
     let user = path_user(&name)?;
     require(&id, &["tokens"], Target::User(user.as_str()))?;
     let tid = parse_id(&token_id, user.as_str())?;
-    let actor = app.router.user(&user).await?;
-    ask(&actor, |reply| UserMsg::DeleteToken { id: tid, reply }).await??;
+    app.router.delete_token(&user, tid).await?;
     Ok((
         StatusCode::NO_CONTENT,
         [(header::CONTENT_TYPE, "text/plain")],

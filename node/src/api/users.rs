@@ -8,9 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use galilean_actors::ops;
-use galilean_actors::router::ask;
 use galilean_actors::scopes::Target;
-use galilean_actors::user::UserMsg;
 use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, ServerPhase};
 use galilean_proto::time::{self, now_micros};
@@ -333,8 +331,7 @@ pub async fn create_one(
             "Only admins can grant admin permissions",
         ));
     }
-    let actor = app.router.user(&user).await?;
-    ask(&actor, |reply| UserMsg::Create { admin, reply }).await??;
+    app.router.create_user(&user, admin).await?;
     let model = app.replica.read(|s| {
         s.users
             .get(user.as_str())
@@ -381,7 +378,6 @@ pub async fn patch(
             return Err(HttpError::bad_request("Renaming users is not supported"));
         }
     }
-    let actor = app.router.user(&user).await?;
     if let Some(admin) = req.get("admin") {
         let Some(admin) = admin.as_bool() else {
             return Err(HttpError::bad_request("admin must be a boolean"));
@@ -391,7 +387,7 @@ pub async fn patch(
                 "Only admins can grant admin permissions",
             ));
         }
-        ask(&actor, |reply| UserMsg::SetAdmin { admin, reply }).await??;
+        app.router.set_admin(&user, admin).await?;
     }
     let model = app.replica.read(|s| {
         s.users.get(user.as_str()).map(|u| {
@@ -418,8 +414,7 @@ pub async fn delete(
     if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
         return Err(HttpError::not_found(format!("No such user: {user}")));
     }
-    let actor = app.router.user(&user).await?;
-    ask(&actor, |reply| UserMsg::Delete { reply }).await??;
+    app.router.delete_user(&user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

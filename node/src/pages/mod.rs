@@ -14,9 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use cookie::{Cookie, SameSite};
-use galilean_actors::router::ask;
+use galilean_actors::remote::StartOutcome;
 use galilean_actors::scopes::{Access, Target};
-use galilean_actors::server::ServerMsg;
 use galilean_proto::names::{ServerName, UserName};
 use galilean_proto::records::ServerPhase;
 use galilean_proto::time::iso;
@@ -483,15 +482,7 @@ async fn logout(State(app): App, headers: HeaderMap) -> Response {
     if let Some((name, _)) = auth::cookie_user(&app, &jar) {
         if let Some(session) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {
             if let Ok(user) = UserName::parse(&name) {
-                let ended = match app.router.user(&user).await {
-                    Ok(actor) => ask(&actor, |reply| galilean_actors::user::UserMsg::EndSession {
-                        session_id: session.clone(),
-                        reply,
-                    })
-                    .await
-                    .and_then(|r| r),
-                    Err(e) => Err(e),
-                };
+                let ended = app.router.end_session(&user, &session).await;
                 if let Err(e) = ended {
                     // the cookies are not cleared: logging out must not look done when
                     // the session's tokens still work
@@ -825,11 +816,7 @@ async fn spawn(
     };
     let q = uri.query();
     let next = valid_next(app, headers, query_arg(q, "next").as_deref());
-    let actor = match app.router.server(&user, &server).await {
-        Ok(a) => a,
-        Err(e) => return op_error_page(app, headers, e),
-    };
-    let status = match ask(&actor, |reply| ServerMsg::Status { reply }).await {
+    let status = match app.router.server_status(&user, &server).await {
         Ok(s) => s,
         Err(e) => return op_error_page(app, headers, e),
     };
@@ -857,25 +844,19 @@ async fn spawn(
     let display_name = query_arg(q, "display_name")
         .map(|d| d.trim().to_owned())
         .filter(|d| !d.is_empty() && d.chars().count() <= 255 && !d.chars().any(char::is_control));
-    let progress = ask(&actor, |reply| ServerMsg::Start {
-        user_options,
-        display_name,
-        reply,
-    })
-    .await
-    .and_then(|r| r);
-    let mut progress = match progress {
-        Ok(p) => p,
-        Err(e) => return op_error_page(app, headers, e),
-    };
-    // an immediate failure or success is shown without a detour
-    if let Ok(Ok(p)) =
-        tokio::time::timeout(SPAWN_FAST_FAIL, progress.wait_for(|p| p.finished())).await
+    // an immediate success is shown without a detour; anything else goes to the
+    // pending page, which also shows a failure
+    match app
+        .router
+        .start_server(&user, &server, user_options, display_name, SPAWN_FAST_FAIL)
+        .await
     {
-        if p.events.last().is_some_and(|e| e.ready == Some(true)) {
+        Ok(StartOutcome::Ready) => {
             let to = next.unwrap_or_else(|| server_url(app, &user, &server));
             return redirect(StatusCode::FOUND, &to);
         }
+        Ok(_) => {}
+        Err(e) => return op_error_page(app, headers, e),
     }
     redirect(StatusCode::FOUND, &pending)
 }
@@ -928,11 +909,7 @@ async fn spawn_pending(
         Err(r) => return r,
     };
     let next = valid_next(app, headers, query_arg(uri.query(), "next").as_deref());
-    let actor = match app.router.server(&user, &server).await {
-        Ok(a) => a,
-        Err(e) => return op_error_page(app, headers, e),
-    };
-    let status = match ask(&actor, |reply| ServerMsg::Status { reply }).await {
+    let status = match app.router.server_status(&user, &server).await {
         Ok(s) => s,
         Err(e) => return op_error_page(app, headers, e),
     };
@@ -1122,8 +1099,8 @@ async fn not_routed(
     // the owning actor knows better than this node's route table
     let exists = app.replica.read(|s| s.users.contains_key(user.as_str()));
     let status = if exists {
-        match app.router.server(&user, &server).await {
-            Ok(actor) => ask(&actor, |reply| ServerMsg::Status { reply }).await.ok(),
+        match app.router.server_status(&user, &server).await {
+            Ok(status) => Some(status),
             Err(e) => {
                 let e = crate::error::HttpError::from(e);
                 return if get {

@@ -1,0 +1,645 @@
+//! Operations on users and servers addressed to their owner, wherever it runs.
+//!
+//! [`Router::call`] runs a [`Call`] on this node's actors when this node owns the user,
+//! else sends it over ractor_cluster to the owner's **node router actor**, the only
+//! remotable actor (one per node, in the process group `galilean-router-<id>`), which runs
+//! it on its local actors. Calls and replies cross the wire as rmp-serde bytes inside a
+//! `Vec<u8>`, so a bad payload is an error value, never a panic in the transport.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use galilean_proto::models::ProgressEvent;
+use galilean_proto::names::{ServerName, UserName};
+use galilean_proto::records::{ServerPhase, TokenRecord, UserRecord};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+use crate::error::OpError;
+use crate::ops::NewToken;
+use crate::router::{ask, Router};
+use crate::server::ServerMsg;
+use crate::user::UserMsg;
+
+/// Extra time a remote call may take beyond the wait it asks for.
+const REMOTE_SLACK: Duration = Duration::from_secs(10);
+/// How long a call waits for its owner's node to be connected.
+const CONNECT_WAIT: Duration = Duration::from_secs(3);
+
+/// An operation on one user's actors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Call {
+    CreateUser {
+        name: String,
+        admin: bool,
+    },
+    SetAdmin {
+        name: String,
+        admin: bool,
+    },
+    DeleteUser {
+        name: String,
+    },
+    CreateToken {
+        name: String,
+        spec: NewToken,
+    },
+    DeleteToken {
+        name: String,
+        id: u64,
+    },
+    EndSession {
+        name: String,
+        session_id: String,
+    },
+    Start {
+        user: String,
+        server: String,
+        user_options: Option<String>,
+        display_name: Option<String>,
+        wait_ms: u64,
+    },
+    Stop {
+        user: String,
+        server: String,
+        remove: bool,
+        wait_ms: u64,
+    },
+    Status {
+        user: String,
+        server: String,
+    },
+}
+
+impl Call {
+    /// The user whose owner runs this call.
+    fn user(&self) -> &str {
+        match self {
+            Call::CreateUser { name, .. }
+            | Call::SetAdmin { name, .. }
+            | Call::DeleteUser { name }
+            | Call::CreateToken { name, .. }
+            | Call::DeleteToken { name, .. }
+            | Call::EndSession { name, .. } => name,
+            Call::Start { user, .. } | Call::Stop { user, .. } | Call::Status { user, .. } => user,
+        }
+    }
+
+    /// How long the call may take at its owner.
+    fn wait(&self) -> Duration {
+        match self {
+            Call::Start { wait_ms, .. } | Call::Stop { wait_ms, .. } => {
+                Duration::from_millis(*wait_ms)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// How a start ended within the wait.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartOutcome {
+    Ready,
+    /// The spawn failed; the message carries the reason.
+    Failed(String),
+    /// Still starting when the wait ended.
+    Pending,
+}
+
+/// A server's state as its owner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSummary {
+    pub phase: ServerPhase,
+    /// The last start failed (and nothing has been started since).
+    pub last_failure: Option<String>,
+    /// Progress events of the current (or last failed) start.
+    pub events: Vec<ProgressEvent>,
+}
+
+impl ServerSummary {
+    /// Whether the progress ended (ready or failed).
+    pub fn finished(&self) -> bool {
+        self.events.last().is_some_and(ProgressEvent::is_terminal)
+    }
+}
+
+/// The answer to a [`Call`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    User(UserRecord),
+    Done,
+    Token(TokenRecord, String),
+    Started(StartOutcome),
+    /// Whether the server stopped within the wait.
+    Stopped(bool),
+    Status(ServerSummary),
+}
+
+/// An [`OpError`] as it crosses the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum WireError {
+    NotFound(String),
+    Exists(String),
+    BadRequest(String),
+    Forbidden(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl From<OpError> for WireError {
+    fn from(e: OpError) -> WireError {
+        match e {
+            OpError::NotFound(m) => WireError::NotFound(m),
+            OpError::Exists(m) => WireError::Exists(m),
+            OpError::BadRequest(m) => WireError::BadRequest(m),
+            OpError::Forbidden(m) => WireError::Forbidden(m),
+            OpError::Unavailable(m) => WireError::Unavailable(m),
+            OpError::Store(galilean_storage::StoreError::TooLarge(what)) => {
+                WireError::BadRequest(format!("{what} too large"))
+            }
+            OpError::Store(galilean_storage::StoreError::Unavailable(m)) => {
+                WireError::Unavailable(m)
+            }
+            other => WireError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<WireError> for OpError {
+    fn from(e: WireError) -> OpError {
+        match e {
+            WireError::NotFound(m) => OpError::NotFound(m),
+            WireError::Exists(m) => OpError::Exists(m),
+            WireError::BadRequest(m) => OpError::BadRequest(m),
+            WireError::Forbidden(m) => OpError::Forbidden(m),
+            WireError::Unavailable(m) => OpError::Unavailable(m),
+            WireError::Internal(m) => OpError::Corrupt(m),
+        }
+    }
+}
+
+fn server_name(s: &str) -> Result<ServerName, OpError> {
+    if s.is_empty() {
+        Ok(ServerName::default())
+    } else {
+        ServerName::parse(s).map_err(|e| OpError::BadRequest(e.to_string()))
+    }
+}
+
+fn user_name(s: &str) -> Result<UserName, OpError> {
+    UserName::parse(s).map_err(|e| OpError::BadRequest(e.to_string()))
+}
+
+/// The process group of node `id`'s router actor.
+pub fn router_group(id: u64) -> String {
+    format!("galilean-router-{id}")
+}
+
+impl Router {
+    /// Runs `call` at the owner of its user: here, or over the cluster.
+    pub async fn call(self: &Arc<Self>, call: Call) -> Result<Reply, OpError> {
+        let owner = self.owner_of(call.user())?;
+        if owner == self.node_id() {
+            self.call_local(call).await
+        } else {
+            self.call_remote(owner, call).await
+        }
+    }
+
+    async fn call_remote(&self, owner: u64, call: Call) -> Result<Reply, OpError> {
+        // a peer that is (re)connecting gets a moment before the call fails
+        let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+        let cell = loop {
+            if let Some(cell) = ractor::pg::get_members(&router_group(owner))
+                .into_iter()
+                .next()
+            {
+                break cell;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(OpError::Unavailable(format!(
+                    "node {owner}, which owns {}, is not connected",
+                    call.user()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let actor: ActorRef<RouterMsg> = cell.into();
+        let timeout = call.wait() + REMOTE_SLACK;
+        let bytes = rmp_serde::to_vec_named(&call).map_err(|e| OpError::Corrupt(e.to_string()))?;
+        let answer = actor
+            .call(|port| RouterMsg::Call(bytes, port), Some(timeout))
+            .await
+            .map_err(|e| OpError::Unavailable(format!("node {owner}: {e}")))?;
+        let ractor::rpc::CallResult::Success(bytes) = answer else {
+            return Err(OpError::Unavailable(format!(
+                "node {owner} did not answer in time"
+            )));
+        };
+        let (reply, version): (Result<Reply, WireError>, u64) =
+            rmp_serde::from_slice(&bytes).map_err(|e| OpError::Corrupt(e.to_string()))?;
+        // read-your-writes here too: wait until this node's replica has what the owner
+        // had when it answered
+        let caught_up =
+            tokio::time::timeout(REMOTE_SLACK, self.ctx().replica.wait_for(version)).await;
+        if caught_up.is_err() {
+            return Err(OpError::Unavailable(format!(
+                "this node's replica did not reach version {version}"
+            )));
+        }
+        reply.map_err(OpError::from)
+    }
+
+    /// Runs `call` on this node's actors.
+    pub async fn call_local(self: &Arc<Self>, call: Call) -> Result<Reply, OpError> {
+        match call {
+            Call::CreateUser { name, admin } => {
+                let actor = self.user(&user_name(&name)?).await?;
+                Ok(Reply::User(
+                    ask(&actor, |reply| UserMsg::Create { admin, reply }).await??,
+                ))
+            }
+            Call::SetAdmin { name, admin } => {
+                let actor = self.user(&user_name(&name)?).await?;
+                Ok(Reply::User(
+                    ask(&actor, |reply| UserMsg::SetAdmin { admin, reply }).await??,
+                ))
+            }
+            Call::DeleteUser { name } => {
+                let actor = self.user(&user_name(&name)?).await?;
+                ask(&actor, |reply| UserMsg::Delete { reply }).await??;
+                Ok(Reply::Done)
+            }
+            Call::CreateToken { name, spec } => {
+                let actor = self.user(&user_name(&name)?).await?;
+                let (rec, secret) =
+                    ask(&actor, |reply| UserMsg::CreateToken { spec, reply }).await??;
+                Ok(Reply::Token(rec, secret))
+            }
+            Call::DeleteToken { name, id } => {
+                let actor = self.user(&user_name(&name)?).await?;
+                ask(&actor, |reply| UserMsg::DeleteToken { id, reply }).await??;
+                Ok(Reply::Done)
+            }
+            Call::EndSession { name, session_id } => {
+                let actor = self.user(&user_name(&name)?).await?;
+                ask(&actor, |reply| UserMsg::EndSession { session_id, reply }).await??;
+                Ok(Reply::Done)
+            }
+            Call::Start {
+                user,
+                server,
+                user_options,
+                display_name,
+                wait_ms,
+            } => {
+                let actor = self
+                    .server(&user_name(&user)?, &server_name(&server)?)
+                    .await?;
+                let mut progress = ask(&actor, |reply| ServerMsg::Start {
+                    user_options,
+                    display_name,
+                    reply,
+                })
+                .await??;
+                let wait = Duration::from_millis(wait_ms);
+                let outcome =
+                    match tokio::time::timeout(wait, progress.wait_for(|p| p.finished())).await {
+                        Ok(Ok(p)) => match p.events.last() {
+                            Some(ev) if ev.ready == Some(true) => StartOutcome::Ready,
+                            Some(ev) => StartOutcome::Failed(ev.message.clone()),
+                            None => StartOutcome::Pending,
+                        },
+                        _ => StartOutcome::Pending,
+                    };
+                Ok(Reply::Started(outcome))
+            }
+            Call::Stop {
+                user,
+                server,
+                remove,
+                wait_ms,
+            } => {
+                let actor = self
+                    .server(&user_name(&user)?, &server_name(&server)?)
+                    .await?;
+                let mut done = ask(&actor, |reply| ServerMsg::Stop { remove, reply }).await??;
+                let wait = Duration::from_millis(wait_ms);
+                let stopped = tokio::time::timeout(wait, done.wait_for(|d| *d))
+                    .await
+                    .is_ok();
+                Ok(Reply::Stopped(stopped))
+            }
+            Call::Status { user, server } => {
+                let actor = self
+                    .server(&user_name(&user)?, &server_name(&server)?)
+                    .await?;
+                let status = ask(&actor, |reply| ServerMsg::Status { reply }).await?;
+                let events = status.progress.borrow().events.clone();
+                Ok(Reply::Status(ServerSummary {
+                    phase: status.phase,
+                    last_failure: status.last_failure,
+                    events,
+                }))
+            }
+        }
+    }
+
+    // typed helpers over `call`
+
+    pub async fn create_user(
+        self: &Arc<Self>,
+        name: &UserName,
+        admin: bool,
+    ) -> Result<UserRecord, OpError> {
+        match self
+            .call(Call::CreateUser {
+                name: name.as_str().into(),
+                admin,
+            })
+            .await?
+        {
+            Reply::User(u) => Ok(u),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn set_admin(
+        self: &Arc<Self>,
+        name: &UserName,
+        admin: bool,
+    ) -> Result<UserRecord, OpError> {
+        match self
+            .call(Call::SetAdmin {
+                name: name.as_str().into(),
+                admin,
+            })
+            .await?
+        {
+            Reply::User(u) => Ok(u),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete_user(self: &Arc<Self>, name: &UserName) -> Result<(), OpError> {
+        self.call(Call::DeleteUser {
+            name: name.as_str().into(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn create_token(
+        self: &Arc<Self>,
+        name: &UserName,
+        spec: NewToken,
+    ) -> Result<(TokenRecord, String), OpError> {
+        match self
+            .call(Call::CreateToken {
+                name: name.as_str().into(),
+                spec,
+            })
+            .await?
+        {
+            Reply::Token(rec, secret) => Ok((rec, secret)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete_token(self: &Arc<Self>, name: &UserName, id: u64) -> Result<(), OpError> {
+        self.call(Call::DeleteToken {
+            name: name.as_str().into(),
+            id,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn end_session(
+        self: &Arc<Self>,
+        name: &UserName,
+        session_id: &str,
+    ) -> Result<(), OpError> {
+        self.call(Call::EndSession {
+            name: name.as_str().into(),
+            session_id: session_id.into(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Starts a server and waits up to `wait` for it to be ready or fail.
+    pub async fn start_server(
+        self: &Arc<Self>,
+        user: &UserName,
+        server: &ServerName,
+        user_options: Option<String>,
+        display_name: Option<String>,
+        wait: Duration,
+    ) -> Result<StartOutcome, OpError> {
+        let call = Call::Start {
+            user: user.as_str().into(),
+            server: server.as_str().into(),
+            user_options,
+            display_name,
+            wait_ms: wait.as_millis() as u64,
+        };
+        match self.call(call).await? {
+            Reply::Started(o) => Ok(o),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stops a server; `true` when it stopped within `wait`.
+    pub async fn stop_server(
+        self: &Arc<Self>,
+        user: &UserName,
+        server: &ServerName,
+        remove: bool,
+        wait: Duration,
+    ) -> Result<bool, OpError> {
+        let call = Call::Stop {
+            user: user.as_str().into(),
+            server: server.as_str().into(),
+            remove,
+            wait_ms: wait.as_millis() as u64,
+        };
+        match self.call(call).await? {
+            Reply::Stopped(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn server_status(
+        self: &Arc<Self>,
+        user: &UserName,
+        server: &ServerName,
+    ) -> Result<ServerSummary, OpError> {
+        let call = Call::Status {
+            user: user.as_str().into(),
+            server: server.as_str().into(),
+        };
+        match self.call(call).await? {
+            Reply::Status(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected(reply: Reply) -> OpError {
+    OpError::Corrupt(format!("unexpected reply {reply:?}"))
+}
+
+/// The node router actor's message: a [`Call`] in, a `Result<Reply, WireError>` out.
+#[derive(ractor_cluster::RactorClusterMessage)]
+pub enum RouterMsg {
+    #[rpc]
+    Call(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+/// Runs calls from other nodes on this node's actors.
+pub struct NodeRouterActor;
+
+impl Actor for NodeRouterActor {
+    type Msg = RouterMsg;
+    type State = Weak<Router>;
+    type Arguments = Weak<Router>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RouterMsg>,
+        router: Weak<Router>,
+    ) -> Result<Weak<Router>, ActorProcessingErr> {
+        Ok(router)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<RouterMsg>,
+        msg: RouterMsg,
+        router: &mut Weak<Router>,
+    ) -> Result<(), ActorProcessingErr> {
+        let RouterMsg::Call(bytes, port) = msg;
+        let router = router.clone();
+        // every call runs in its own task: a slow start never holds up the others
+        tokio::spawn(async move {
+            let version = router.upgrade().map_or(0, |r| r.ctx().replica.version());
+            let reply: Result<Reply, WireError> =
+                match (router.upgrade(), rmp_serde::from_slice::<Call>(&bytes)) {
+                    (None, _) => Err(WireError::Unavailable("this node is shutting down".into())),
+                    (_, Err(e)) => Err(WireError::BadRequest(format!("undecodable call: {e}"))),
+                    (Some(router), Ok(call)) => {
+                        // only the owner runs a call: a stale view of the membership is refused
+                        match router.owner_of(call.user()) {
+                            Ok(owner) if owner == router.node_id() => {
+                                router.call_local(call).await.map_err(WireError::from)
+                            }
+                            Ok(owner) => Err(WireError::Unavailable(format!(
+                                "{} is owned by node {owner}",
+                                call.user()
+                            ))),
+                            Err(e) => Err(e.into()),
+                        }
+                    }
+                };
+            // the version after the call, for the caller's read-your-writes
+            let version = router
+                .upgrade()
+                .map_or(version, |r| r.ctx().replica.version());
+            match rmp_serde::to_vec_named(&(reply, version)) {
+                Ok(b) => {
+                    let _ = port.send(b);
+                }
+                Err(e) => tracing::error!("cannot encode a reply: {e}"),
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Where this node meets the others for actor messages.
+#[derive(Debug, Clone)]
+pub struct ClusterLink {
+    pub node_id: u64,
+    /// The address and port this node's ractor_cluster server listens on.
+    pub listen: std::net::IpAddr,
+    pub port: u16,
+    /// The other members: `(id, "host:port")` of their ractor_cluster servers.
+    pub peers: Vec<(u64, String)>,
+    /// The shared cookie (the cluster secret).
+    pub cookie: String,
+}
+
+/// Node names in ractor_cluster (it adds `@<hostname>`).
+fn node_name(id: u64) -> String {
+    format!("galilean-{id}")
+}
+
+const HOSTNAME: &str = "localhost";
+
+impl Router {
+    /// Joins the cluster for actor messages: starts this node's ractor_cluster server and
+    /// router actor, and keeps a session to every peer with a lower id (the peers with
+    /// higher ids dial this node), redialing lost ones. Returns the task that redials.
+    pub async fn join_cluster(
+        self: &Arc<Self>,
+        link: ClusterLink,
+    ) -> Result<tokio::task::JoinHandle<()>, OpError> {
+        let server = ractor_cluster::NodeServer::new(
+            link.port,
+            link.cookie.clone(),
+            node_name(link.node_id),
+            HOSTNAME.into(),
+            None,
+            None,
+        )
+        .with_listen_addr(link.listen);
+        let (node, _) = Actor::spawn(None, server, ())
+            .await
+            .map_err(|e| OpError::Unavailable(format!("cannot start the cluster server: {e}")))?;
+        let (router_actor, _) = Actor::spawn(None, NodeRouterActor, Arc::downgrade(self))
+            .await
+            .map_err(|e| OpError::Unavailable(format!("cannot start the router actor: {e}")))?;
+        ractor::pg::join(router_group(link.node_id), vec![router_actor.get_cell()]);
+        let dial = tokio::spawn(async move {
+            let _keep = router_actor;
+            loop {
+                let sessions = match node
+                    .call(
+                        ractor_cluster::NodeServerMessage::GetSessions,
+                        Some(Duration::from_secs(5)),
+                    )
+                    .await
+                {
+                    Ok(ractor::rpc::CallResult::Success(s)) => s,
+                    _ => Default::default(),
+                };
+                let connected: std::collections::HashSet<String> = sessions
+                    .values()
+                    .filter_map(|s| s.peer_name.as_ref().map(|n| n.name.clone()))
+                    .collect();
+                for (id, addr) in &link.peers {
+                    let name = format!("{}@{HOSTNAME}", node_name(*id));
+                    if *id >= link.node_id || connected.contains(&name) {
+                        continue;
+                    }
+                    if let Err(e) = ractor_cluster::client_connect(&node, addr.as_str()).await {
+                        tracing::debug!(peer = id, %addr, "cannot reach the peer's actor port: {e}");
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Ok(dial)
+    }
+
+    /// How many members this node can reach for actor messages, itself included.
+    pub fn reachable_members(&self) -> usize {
+        self.members()
+            .iter()
+            .filter(|id| {
+                **id == self.node_id() || !ractor::pg::get_members(&router_group(**id)).is_empty()
+            })
+            .count()
+    }
+}
