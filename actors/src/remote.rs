@@ -69,6 +69,8 @@ pub enum Call {
         user: String,
         server: String,
     },
+    /// Liveness: answered by the node router itself.
+    Ping,
 }
 
 impl Call {
@@ -82,6 +84,7 @@ impl Call {
             | Call::DeleteToken { name, .. }
             | Call::EndSession { name, .. } => name,
             Call::Start { user, .. } | Call::Stop { user, .. } | Call::Status { user, .. } => user,
+            Call::Ping => "",
         }
     }
 
@@ -253,6 +256,7 @@ impl Router {
     /// Runs `call` on this node's actors.
     pub async fn call_local(self: &Arc<Self>, call: Call) -> Result<Reply, OpError> {
         match call {
+            Call::Ping => Ok(Reply::Done),
             Call::CreateUser { name, admin } => {
                 let actor = self.user(&user_name(&name)?).await?;
                 Ok(Reply::User(
@@ -641,5 +645,154 @@ impl Router {
                 **id == self.node_id() || !ractor::pg::get_members(&router_group(**id)).is_empty()
             })
             .count()
+    }
+}
+
+/// The members that answer, as the raft leader last recorded them (`("m", "live")`).
+/// Actors are placed over this set, so every node agrees on owners at each version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSet {
+    /// Increases with every change.
+    pub epoch: u64,
+    pub live: Vec<u64>,
+}
+
+/// The meta key of the live set.
+pub const LIVE_KEY: &str = "live";
+
+impl LiveSet {
+    pub fn read(replica: &crate::Replica) -> Option<LiveSet> {
+        replica.read(|s| {
+            s.meta
+                .get(LIVE_KEY)
+                .and_then(|b| rmp_serde::from_slice(b).ok())
+        })
+    }
+}
+
+/// How often the leader pings the members, how long one ping may take, and how long a
+/// member may go without answering before it is not live.
+const PING_EVERY: Duration = Duration::from_millis(400);
+const PING_TIMEOUT: Duration = Duration::from_millis(800);
+const LIVE_DEADLINE: Duration = Duration::from_millis(2000);
+
+impl Router {
+    /// Pings a member's router actor.
+    async fn ping(&self, id: u64) -> bool {
+        let Some(cell) = ractor::pg::get_members(&router_group(id))
+            .into_iter()
+            .next()
+        else {
+            return false;
+        };
+        let actor: ActorRef<RouterMsg> = cell.into();
+        let Ok(bytes) = rmp_serde::to_vec_named(&Call::Ping) else {
+            return false;
+        };
+        matches!(
+            actor
+                .call(|port| RouterMsg::Call(bytes, port), Some(PING_TIMEOUT))
+                .await,
+            Ok(ractor::rpc::CallResult::Success(_))
+        )
+    }
+
+    /// While this node leads (`leading()`), pings every member and records the live set
+    /// when it changes; on every node, re-adopts the servers that a change moved here.
+    pub async fn run_liveness(self: Arc<Self>, leading: impl Fn() -> bool + Send + 'static) {
+        let me = self.node_id();
+        let start = tokio::time::Instant::now();
+        let mut last_ok: std::collections::HashMap<u64, tokio::time::Instant> =
+            self.members().iter().map(|id| (*id, start)).collect();
+        let mut seen_epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
+        loop {
+            tokio::time::sleep(PING_EVERY).await;
+            if leading() {
+                let others: Vec<u64> = self
+                    .members()
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != me)
+                    .collect();
+                let answers =
+                    futures::future::join_all(others.iter().map(|id| self.ping(*id))).await;
+                let now = tokio::time::Instant::now();
+                for (id, ok) in others.iter().zip(answers) {
+                    if ok {
+                        last_ok.insert(*id, now);
+                    }
+                }
+                last_ok.insert(me, now);
+                let mut live: Vec<u64> = self
+                    .members()
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        last_ok
+                            .get(id)
+                            .is_some_and(|t| now.duration_since(*t) < LIVE_DEADLINE)
+                    })
+                    .collect();
+                live.sort_unstable();
+                let current = LiveSet::read(&self.ctx().replica);
+                if current.as_ref().map(|c| &c.live) != Some(&live) {
+                    let epoch = current.map_or(1, |c| c.epoch + 1);
+                    let set = LiveSet { epoch, live };
+                    match self.record_live(&set).await {
+                        Ok(()) => tracing::info!(epoch, live = ?set.live, "live members changed"),
+                        Err(e) => tracing::warn!("cannot record the live members: {e}"),
+                    }
+                }
+            }
+            let epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
+            if epoch != seen_epoch {
+                seen_epoch = epoch;
+                self.adopt_moved_servers().await;
+            }
+        }
+    }
+
+    async fn record_live(&self, set: &LiveSet) -> Result<(), OpError> {
+        let bytes = rmp_serde::to_vec_named(set).map_err(|e| OpError::Corrupt(e.to_string()))?;
+        let key = crate::keys::meta(LIVE_KEY);
+        let ((), v) = crate::in_txn!(self.ctx().store, |tx| {
+            tx.set(&key, &bytes);
+        })?;
+        self.ctx().replica.wait_for(v).await;
+        Ok(())
+    }
+
+    /// Checks every unstopped server this node now owns: re-adopted if it answers,
+    /// marked stopped if not.
+    pub async fn adopt_moved_servers(self: &Arc<Self>) {
+        let mine: Vec<(String, String)> = self.ctx().replica.read(|s| {
+            s.servers
+                .values()
+                .filter(|r| r.phase != ServerPhase::Stopped)
+                .map(|r| (r.user.clone(), r.name.clone()))
+                .collect()
+        });
+        let checks = mine
+            .into_iter()
+            .filter(|(u, _)| self.is_local(u))
+            .map(|(u, s)| {
+                let router = self.clone();
+                async move {
+                    let (Ok(user), Ok(server)) = (user_name(&u), server_name(&s)) else {
+                        return;
+                    };
+                    if router.has_server_actor(&user, &server).await {
+                        return;
+                    }
+                    match router.server(&user, &server).await {
+                        Ok(actor) => {
+                            let adopted = ask(&actor, |reply| ServerMsg::Adopt { reply }).await;
+                            tracing::info!(user = %u, server = %s, ?adopted, "took over a server");
+                        }
+                        Err(e) => tracing::warn!(user = %u, server = %s, "cannot take over: {e}"),
+                    }
+                }
+            });
+        futures::future::join_all(checks).await;
     }
 }

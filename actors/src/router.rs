@@ -59,12 +59,21 @@ impl Router {
 
     /// The node that owns `user`'s actors.
     pub fn owner_of(&self, user: &str) -> Result<u64, OpError> {
-        placement::owner(user.as_bytes(), &self.members)
+        placement::owner(user.as_bytes(), &self.live_members())
             .ok_or_else(|| OpError::Unavailable("no live members".into()))
     }
 
+    /// The members that are live now: the leader's record in the store (see
+    /// `remote::LiveSet`), or every member while there is none.
+    pub fn live_members(&self) -> Vec<u64> {
+        match crate::remote::LiveSet::read(&self.ctx.replica) {
+            Some(set) if !set.live.is_empty() => set.live,
+            _ => self.members.clone(),
+        }
+    }
+
     fn check_local(&self, key: &str) -> Result<(), OpError> {
-        match placement::owner(key.as_bytes(), &self.members) {
+        match placement::owner(key.as_bytes(), &self.live_members()) {
             Some(n) if n == self.ctx.settings.node_id => Ok(()),
             Some(n) => Err(OpError::Unavailable(format!("{key} is owned by node {n}"))),
             None => Err(OpError::Unavailable("no live members".into())),
@@ -117,6 +126,16 @@ impl Router {
             .map_err(|e| OpError::Unavailable(e.to_string()))?;
         map.insert(name.as_str().to_owned(), actor.clone());
         Ok(actor)
+    }
+
+    /// Whether this node already runs the actor of a server.
+    pub async fn has_server_actor(&self, user: &UserName, server: &ServerName) -> bool {
+        let key = (user.as_str().to_owned(), server.as_str().to_owned());
+        self.servers
+            .lock()
+            .await
+            .get(&key)
+            .is_some_and(|a| a.get_status() == ractor::ActorStatus::Running)
     }
 
     /// Server actors currently alive on this node.

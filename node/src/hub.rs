@@ -320,6 +320,10 @@ async fn build_at(
     let mut cluster_tasks = Vec::new();
     if let Some(c) = &config.cluster {
         cluster_tasks.push(router.join_cluster(actor_link(c)?).await?);
+        let store = store.clone();
+        cluster_tasks.push(tokio::spawn(
+            router.clone().run_liveness(move || store.leads()),
+        ));
     }
 
     let cookie_secret = ops::secret(store.as_ref(), "cookie_secret", 64).await?;

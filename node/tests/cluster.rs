@@ -386,3 +386,72 @@ async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
     );
     wait_healthy(&[&n3], Duration::from_secs(30)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    let mut nodes: Vec<ClusterNode> = peers
+        .iter()
+        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
+        .collect();
+    let refs: Vec<&ClusterNode> = nodes.iter().collect();
+    wait_healthy(&refs, Duration::from_secs(30)).await;
+    let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
+    let survivor = nodes.iter().find(|n| n.id != owner_id).unwrap().url.clone();
+    let (s, _) = call(&survivor, reqwest::Method::POST, "/users/alice").await;
+    assert_eq!(s, 201);
+    call(&survivor, reqwest::Method::POST, "/users/alice/server").await;
+    within(Duration::from_secs(20), "alice's server ready", || async {
+        call(&survivor, reqwest::Method::GET, "/users/alice")
+            .await
+            .1["servers"][""]["ready"]
+            == true
+    })
+    .await;
+    let who = |url: String| async move {
+        let r = client()
+            .get(format!("{url}/user/alice/whoami"))
+            .send()
+            .await
+            .ok()?;
+        if r.status() != 200 {
+            return None;
+        }
+        r.json::<Value>().await.ok().map(|v| v["pid"].clone())
+    };
+    let pid = who(survivor.clone()).await.expect("alice's server answers");
+
+    // kill -9 her owner
+    let killed = Instant::now();
+    let victim = nodes.iter_mut().find(|n| n.id == owner_id).unwrap();
+    victim.child.kill().unwrap();
+    victim.child.wait().unwrap();
+    // a survivor answers for alice again: a call that needs her owner's actors works
+    // (her new owner has re-adopted the running server: starting it is "already running")
+    let took = within(Duration::from_secs(15), "alice's owner to move", || async {
+        let (s, body) = call(&survivor, reqwest::Method::POST, "/users/alice/server").await;
+        s == 400
+            && body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("already running"))
+    })
+    .await;
+    eprintln!(
+        "failover: owner killed -> a survivor acts for alice after {:?}",
+        killed.elapsed()
+    );
+    assert!(took < Duration::from_secs(10), "failover took {took:?}");
+    // the same process is still hers, reachable through the survivors
+    assert_eq!(
+        who(survivor.clone()).await,
+        Some(pid.clone()),
+        "the server was not re-adopted"
+    );
+    for n in nodes.iter().filter(|n| n.id != owner_id) {
+        assert_eq!(who(n.url.clone()).await, Some(pid.clone()), "node {}", n.id);
+    }
+    let (_, model) = call(&survivor, reqwest::Method::GET, "/users/alice").await;
+    assert_eq!(model["servers"][""]["ready"], true, "{model}");
+    common::kill_processes_under(dir.path());
+}

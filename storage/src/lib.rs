@@ -190,6 +190,11 @@ pub trait Store: Send + Sync + 'static {
     fn ready(&self) -> bool {
         true
     }
+    /// Whether this node leads (decides cluster-wide housekeeping such as the live set);
+    /// always for a store that is not replicated.
+    fn leads(&self) -> bool {
+        true
+    }
 }
 
 /// How long to wait before retry `attempt` (1, 2, ...): "full jitter" over a window that

@@ -169,4 +169,9 @@ impl Store for RaftStore {
     fn ready(&self) -> bool {
         self.inner.raft.metrics().borrow().current_leader.is_some()
     }
+
+    fn leads(&self) -> bool {
+        let m = self.inner.raft.metrics().borrow().clone();
+        m.current_leader == Some(m.id)
+    }
 }
