@@ -230,10 +230,25 @@ impl Router {
         let actor: ActorRef<RouterMsg> = cell.into();
         let timeout = call.wait() + REMOTE_SLACK;
         let bytes = rmp_serde::to_vec_named(&call).map_err(|e| OpError::Corrupt(e.to_string()))?;
-        let answer = actor
-            .call(|port| RouterMsg::Call(bytes, port), Some(timeout))
-            .await
-            .map_err(|e| OpError::Unavailable(format!("node {owner}: {e}")))?;
+        let user = call.user().to_owned();
+        // a hung owner never answers: give up as soon as it is no longer the owner
+        let moved = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if self.owner_of(&user).ok() != Some(owner) {
+                    return;
+                }
+            }
+        };
+        let answer = tokio::select! {
+            a = actor.call(|port| RouterMsg::Call(bytes, port), Some(timeout)) => a,
+            () = moved => {
+                return Err(OpError::Unavailable(format!(
+                    "node {owner} stopped answering and no longer owns {user}; try again"
+                )))
+            }
+        }
+        .map_err(|e| OpError::Unavailable(format!("node {owner}: {e}")))?;
         let ractor::rpc::CallResult::Success(bytes) = answer else {
             return Err(OpError::Unavailable(format!(
                 "node {owner} did not answer in time"

@@ -65,6 +65,14 @@ impl Front {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<FrontBody>, Infallible> {
+        // a node without a store leader (cut off from its cluster's majority) has no
+        // authority to answer anything: not even from its possibly stale routes
+        if !self.app.store.ready() {
+            let mut r = starting();
+            let body = r#"{"status": 503, "message": "This hub node cannot reach its cluster's majority."}"#;
+            *r.body_mut() = Either::Right(Body::from(body));
+            return Ok(r);
+        }
         // the borrow is released before any await
         let route = self.routes.borrow().lookup(req.uri().path());
         if let Some(route) = route {

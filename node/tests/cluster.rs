@@ -455,3 +455,56 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     assert_eq!(model["servers"][""]["ready"], true, "{model}");
     common::kill_processes_under(dir.path());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    let nodes: Vec<ClusterNode> = peers
+        .iter()
+        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
+        .collect();
+    let refs: Vec<&ClusterNode> = nodes.iter().collect();
+    wait_healthy(&refs, Duration::from_secs(30)).await;
+    let owner_id = galilean_actors::placement::owner(b"bob", &[1, 2, 3]).unwrap();
+    let hung = nodes.iter().find(|n| n.id == owner_id).unwrap();
+    let survivor = nodes.iter().find(|n| n.id != owner_id).unwrap().url.clone();
+    let (s, _) = call(&survivor, reqwest::Method::POST, "/users/bob").await;
+    assert_eq!(s, 201);
+
+    // SIGSTOP bob's owner: the others notice and take bob over
+    let signal = |sig: &str, pid: u32| {
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    let stopped = Instant::now();
+    signal("-STOP", hung.child.id());
+    let took = within(Duration::from_secs(15), "bob's owner to move", || async {
+        call(&survivor, reqwest::Method::POST, "/users/bob/tokens")
+            .await
+            .0
+            == 201
+    })
+    .await;
+    eprintln!("hung owner: a survivor acts for bob after {took:?}");
+    assert!(stopped.elapsed() < Duration::from_secs(10));
+
+    // SIGCONT: it catches up and rejoins without an operator
+    signal("-CONT", hung.child.id());
+    wait_healthy(&[hung], Duration::from_secs(15)).await;
+    within(
+        Duration::from_secs(15),
+        "the resumed node to act for bob",
+        || async {
+            call(&hung.url, reqwest::Method::POST, "/users/bob/tokens")
+                .await
+                .0
+                == 201
+        },
+    )
+    .await;
+    let (s, model) = call(&hung.url, reqwest::Method::GET, "/users/bob").await;
+    assert_eq!((s, model["name"].as_str()), (200, Some("bob")));
+}

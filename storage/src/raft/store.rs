@@ -22,6 +22,8 @@ use crate::{ChangeBatch, Counters, Store, StoreError, Transaction, Version};
 
 /// FoundationDB's transaction age limit, as the other backends.
 const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(5);
+/// How long a leader keeps serving without hearing from a quorum.
+const LEADER_LEASE: Duration = Duration::from_millis(1500);
 /// How long a commit may wait for the leader before it is `Unavailable`.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -166,12 +168,23 @@ impl Store for RaftStore {
         "raft"
     }
 
+    /// A follower: while it knows a leader (it forgets it an election timeout after the
+    /// leader goes quiet). The leader: while a quorum acknowledged it within the lease, so
+    /// a leader cut off from the majority stops serving too.
     fn ready(&self) -> bool {
-        self.inner.raft.metrics().borrow().current_leader.is_some()
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        if m.current_leader == Some(m.id) {
+            m.millis_since_quorum_ack
+                .is_some_and(|ms| ms < LEADER_LEASE.as_millis() as u64)
+        } else {
+            m.current_leader.is_some()
+        }
     }
 
     fn leads(&self) -> bool {
-        let m = self.inner.raft.metrics().borrow().clone();
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
         m.current_leader == Some(m.id)
     }
 }
