@@ -508,3 +508,118 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     let (s, model) = call(&hung.url, reqwest::Method::GET, "/users/bob").await;
     assert_eq!((s, model["name"].as_str()), (200, Some("bob")));
 }
+
+/// `JUPYTERHUB_API_TOKEN` of a running server process: the secret of its OAuth client.
+fn server_token(pid: i64) -> String {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    env.split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("JUPYTERHUB_API_TOKEN="))
+        .expect("the server has its API token")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_on_one_node_browse_and_redeem_oauth_codes_on_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    let nodes: Vec<ClusterNode> = peers
+        .iter()
+        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
+        .collect();
+    let refs: Vec<&ClusterNode> = nodes.iter().collect();
+    wait_healthy(&refs, Duration::from_secs(30)).await;
+    let (a, b, c) = (&nodes[0].url, &nodes[1].url, &nodes[2].url);
+
+    // log in through node 1
+    let browser = common::Browser::new(a);
+    assert_eq!(browser.login("carol", "pw", None).await.0, 302);
+    call(a, reqwest::Method::POST, "/users/carol/server").await;
+    within(Duration::from_secs(20), "carol's server ready", || async {
+        call(a, reqwest::Method::GET, "/users/carol").await.1["servers"][""]["ready"] == true
+    })
+    .await;
+    let (_, model) = call(b, reqwest::Method::GET, "/users/carol").await;
+    let secret = server_token(model["servers"][""]["state"]["pid"].as_i64().unwrap());
+
+    // the same cookies work on node 3: one cookie secret for the cluster
+    let cookies: Vec<String> = browser
+        .cookies("/hub/")
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let on = |url: &str, path: &str| {
+        client()
+            .get(format!("{url}{path}"))
+            .header("Cookie", cookies.join("; "))
+            .send()
+    };
+    let r = on(c, "/hub/home").await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the login from node 1 is not valid on node 3"
+    );
+    assert!(r.text().await.unwrap().contains("carol"));
+
+    // an OAuth code issued by node 3 is redeemed at node 2, once
+    let r = on(
+        c,
+        "/hub/api/oauth2/authorize?client_id=jupyterhub-user-carol&response_type=code&state=s",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let code = loc
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let redeem = |url: String| {
+        let form = [
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.clone()),
+            ("client_id", "jupyterhub-user-carol".to_owned()),
+            ("client_secret", secret.clone()),
+        ];
+        async move {
+            client()
+                .post(format!("{url}/hub/api/oauth2/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = redeem(b.clone()).await;
+    assert_eq!(r.status(), 200);
+    let token: Value = r.json().await.unwrap();
+    let access = token["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        redeem(a.clone()).await.status(),
+        400,
+        "a code was redeemed twice"
+    );
+    // the token identifies carol on every node
+    for n in &nodes {
+        within(
+            Duration::from_secs(2),
+            "the OAuth token on every node",
+            || async {
+                let r = client()
+                    .get(format!("{}/hub/api/user", n.url))
+                    .header("Authorization", format!("Bearer {access}"))
+                    .send()
+                    .await
+                    .unwrap();
+                r.status() == 200
+            },
+        )
+        .await;
+    }
+    common::kill_processes_under(dir.path());
+}
