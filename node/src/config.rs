@@ -236,6 +236,9 @@ pub struct ClusterConfig {
     /// `cluster.secret` (required, at least 16 characters): shared by every member; a
     /// node with another secret is refused. A secret: prefer `GALILEAN_CLUSTER_SECRET`.
     pub secret: Secret,
+    /// `cluster.insecure`: allow node-to-node traffic in clear on a `bind` that is not a
+    /// loopback address (node-to-node TLS is not built yet). Default `false`.
+    pub insecure: bool,
 }
 
 /// One `cluster.peers` entry.
@@ -756,9 +759,10 @@ fn read_cluster(
         errors,
         "cluster".into(),
         value,
-        &["node_id", "bind", "peers", "secret"],
+        &["node_id", "bind", "peers", "secret", "insecure"],
     );
     r.table?;
+    let insecure = r.boolean("insecure").unwrap_or(false);
     let node_id = r.integer("node_id", 1, i64::MAX).map(|n| n as u64);
     let bind = r.parsed("bind", parse_host_port);
     let peers = r.list("peers", parse_peer);
@@ -793,11 +797,28 @@ fn read_cluster(
             }
         }
     }
+    if let Some(bind) = &bind {
+        let host = bind.rsplit_once(':').map_or("", |(h, _)| h).trim_matches(['[', ']']);
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback && !insecure {
+            r.error(
+                "bind",
+                format!(
+                    "{bind} is not a loopback address, and node-to-node traffic is not encrypted yet: \
+                     keep the cluster on loopback, or set cluster.insecure = true on a trusted network"
+                ),
+            );
+        }
+    }
     Some(ClusterConfig {
         node_id: node_id?,
         bind: bind?,
         peers: peers?,
         secret: secret?,
+        insecure,
     })
 }
 
@@ -2015,6 +2036,15 @@ backend = "redb"
         assert!(error_for(&errs, "cluster.peers").contains("node_id = 9"));
         let errs = errors("[storage]\nbackend = \"raft\"\n");
         assert!(error_for(&errs, "storage.backend").contains("[cluster]"));
+    }
+
+    #[test]
+    fn a_cluster_off_loopback_needs_insecure_until_tls_exists() {
+        let lan = CLUSTER.replace("bind = \"127.0.0.1:7102\"", "bind = \"10.0.0.2:7102\"");
+        let errs = errors(&lan);
+        assert!(error_for(&errs, "cluster.bind").contains("cluster.insecure"));
+        let ok = lan.replace("[cluster]\n", "[cluster]\ninsecure = true\n");
+        assert!(parse(&ok).unwrap().cluster.unwrap().insecure);
     }
 
     #[test]

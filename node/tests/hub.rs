@@ -664,3 +664,26 @@ async fn config_errors_exit_2_and_name_every_key() {
         assert!(err.contains("bad.toml"));
     }
 }
+
+#[test]
+fn the_deploy_examples_are_valid_configs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let mut files = vec![root.join("single-node.toml")];
+    for i in 1..=3 {
+        files.push(root.join(format!("three-nodes/node{i}.toml")));
+    }
+    for f in files {
+        let out = std::process::Command::new(common::galilean_bin())
+            .args(["config", "check", "--config"])
+            .arg(&f)
+            .env("GALILEAN_CLUSTER_SECRET", "an-example-secret-of-length")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
