@@ -69,8 +69,15 @@ pub enum Call {
         user: String,
         server: String,
     },
-    /// Liveness: answered by the node router itself.
-    Ping,
+    /// Liveness, from the leader: answered by the node router itself once its replica
+    /// has `version` (the leader's), which renews its serving lease.
+    Ping {
+        version: u64,
+    },
+    /// Answered once this node's replica has `version` (a revocation waits for it).
+    WaitApplied {
+        version: u64,
+    },
 }
 
 impl Call {
@@ -84,7 +91,7 @@ impl Call {
             | Call::DeleteToken { name, .. }
             | Call::EndSession { name, .. } => name,
             Call::Start { user, .. } | Call::Stop { user, .. } | Call::Status { user, .. } => user,
-            Call::Ping => "",
+            Call::Ping { .. } | Call::WaitApplied { .. } => "",
         }
     }
 
@@ -271,7 +278,15 @@ impl Router {
     /// Runs `call` on this node's actors.
     pub async fn call_local(self: &Arc<Self>, call: Call) -> Result<Reply, OpError> {
         match call {
-            Call::Ping => Ok(Reply::Done),
+            Call::Ping { version } => {
+                self.catch_up(version, PING_TIMEOUT / 2).await?;
+                self.mark_caught_up();
+                Ok(Reply::Done)
+            }
+            Call::WaitApplied { version } => {
+                self.catch_up(version, SERVE_LEASE).await?;
+                Ok(Reply::Done)
+            }
             Call::CreateUser { name, admin } => {
                 let actor = self.user(&user_name(&name)?).await?;
                 Ok(Reply::User(
@@ -404,8 +419,9 @@ impl Router {
         self.call(Call::DeleteUser {
             name: name.as_str().into(),
         })
-        .await
-        .map(|_| ())
+        .await?;
+        self.await_revocation().await;
+        Ok(())
     }
 
     pub async fn create_token(
@@ -430,8 +446,9 @@ impl Router {
             name: name.as_str().into(),
             id,
         })
-        .await
-        .map(|_| ())
+        .await?;
+        self.await_revocation().await;
+        Ok(())
     }
 
     pub async fn end_session(
@@ -443,8 +460,9 @@ impl Router {
             name: name.as_str().into(),
             session_id: session_id.into(),
         })
-        .await
-        .map(|_| ())
+        .await?;
+        self.await_revocation().await;
+        Ok(())
     }
 
     /// Starts a server and waits up to `wait` for it to be ready or fail.
@@ -484,7 +502,13 @@ impl Router {
             wait_ms: wait.as_millis() as u64,
         };
         match self.call(call).await? {
-            Reply::Stopped(s) => Ok(s),
+            Reply::Stopped(stopped) => {
+                // the server's token and OAuth client are gone with it
+                if stopped {
+                    self.await_revocation().await;
+                }
+                Ok(stopped)
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -547,6 +571,9 @@ impl Actor for NodeRouterActor {
                 match (router.upgrade(), rmp_serde::from_slice::<Call>(&bytes)) {
                     (None, _) => Err(WireError::Unavailable("this node is shutting down".into())),
                     (_, Err(e)) => Err(WireError::BadRequest(format!("undecodable call: {e}"))),
+                    (Some(router), Ok(call @ (Call::Ping { .. } | Call::WaitApplied { .. }))) => {
+                        router.call_local(call).await.map_err(WireError::from)
+                    }
                     (Some(router), Ok(call)) => {
                         // only the owner runs a call: a stale view of the membership is refused
                         match router.owner_of(call.user()) {
@@ -688,8 +715,14 @@ impl LiveSet {
 /// How often the leader pings the members, how long one ping may take, and how long a
 /// member may go without answering before it is not live.
 const PING_EVERY: Duration = Duration::from_millis(400);
+/// How long a node answers after it last proved it was caught up with the leader. A
+/// revocation is acknowledged once every live node applied it, or after this (plus a
+/// ping) for a node that did not: by then that node has stopped answering.
+pub const SERVE_LEASE: Duration = Duration::from_millis(2000);
 const PING_TIMEOUT: Duration = Duration::from_millis(800);
-const LIVE_DEADLINE: Duration = Duration::from_millis(2000);
+/// Longer than a serving lease: a member is declared not live only once the lease its
+/// last answered ping gave it has surely run out, so a revocation need not wait for it.
+const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
 
 impl Router {
     /// Pings a member's router actor.
@@ -701,7 +734,8 @@ impl Router {
             return false;
         };
         let actor: ActorRef<RouterMsg> = cell.into();
-        let Ok(bytes) = rmp_serde::to_vec_named(&Call::Ping) else {
+        let version = self.ctx().replica.version();
+        let Ok(bytes) = rmp_serde::to_vec_named(&Call::Ping { version }) else {
             return false;
         };
         matches!(
@@ -720,9 +754,21 @@ impl Router {
         let mut last_ok: std::collections::HashMap<u64, tokio::time::Instant> =
             self.members().iter().map(|id| (*id, start)).collect();
         let mut seen_epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
+        let mut was_leading = false;
         loop {
             tokio::time::sleep(PING_EVERY).await;
-            if leading() {
+            let leads = leading();
+            if leads && !was_leading {
+                // a new leader gives every member a full deadline from now: a member is
+                // declared dead only after any lease an earlier leader gave it ran out
+                let now = tokio::time::Instant::now();
+                for t in last_ok.values_mut() {
+                    *t = now;
+                }
+            }
+            was_leading = leads;
+            if leads {
+                self.mark_caught_up();
                 let others: Vec<u64> = self
                     .members()
                     .iter()
@@ -764,6 +810,66 @@ impl Router {
                 seen_epoch = epoch;
                 self.adopt_moved_servers().await;
             }
+        }
+    }
+
+    /// Waits up to `wait` for this node's replica to reach `version`.
+    async fn catch_up(&self, version: u64, wait: Duration) -> Result<(), OpError> {
+        tokio::time::timeout(wait, self.ctx().replica.wait_for(version))
+            .await
+            .map_err(|_| OpError::Unavailable(format!("not caught up to version {version}")))
+    }
+
+    /// After a revocation this node has applied: waits until every other live member has
+    /// applied it too, or, for one that does not confirm, until its serving lease has
+    /// surely run out. Then no node accepts what was revoked.
+    pub async fn await_revocation(self: &Arc<Self>) {
+        if self.caught_up.is_none() {
+            return;
+        }
+        let version = self.ctx().replica.version();
+        let me = self.node_id();
+        let others: Vec<u64> = self
+            .live_members()
+            .into_iter()
+            .filter(|id| *id != me)
+            .collect();
+        let limit = SERVE_LEASE + PING_EVERY;
+        let until = tokio::time::Instant::now() + limit;
+        let waits = others.iter().map(|id| async move {
+            if !self.confirm_applied(*id, version, limit).await {
+                tracing::warn!(
+                    node = id,
+                    version,
+                    "a node did not confirm a revocation; waiting out its lease"
+                );
+                tokio::time::sleep_until(until).await;
+            }
+        });
+        futures::future::join_all(waits).await;
+    }
+
+    /// Whether member `id` confirms within `limit` that it applied `version`.
+    async fn confirm_applied(&self, id: u64, version: u64, limit: Duration) -> bool {
+        let Some(cell) = ractor::pg::get_members(&router_group(id))
+            .into_iter()
+            .next()
+        else {
+            return false;
+        };
+        let actor: ActorRef<RouterMsg> = cell.into();
+        let Ok(bytes) = rmp_serde::to_vec_named(&Call::WaitApplied { version }) else {
+            return false;
+        };
+        match actor
+            .call(|port| RouterMsg::Call(bytes, port), Some(limit))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(b)) => matches!(
+                rmp_serde::from_slice::<(Result<Reply, WireError>, u64)>(&b),
+                Ok((Ok(_), _))
+            ),
+            _ => false,
         }
     }
 

@@ -19,6 +19,9 @@ pub struct Router {
     members: Vec<u64>,
     servers: Mutex<HashMap<(String, String), ActorRef<ServerMsg>>>,
     users: Mutex<HashMap<String, ActorRef<UserMsg>>>,
+    /// In a cluster: when this node last proved it had applied everything the leader
+    /// had (see `remote::SERVE_LEASE`). `None` on a single node, which needs no lease.
+    pub(crate) caught_up: Option<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Router {
@@ -30,11 +33,13 @@ impl Router {
     /// A router over the cluster's `members` (node ids): keys owned by another node are
     /// refused with `Unavailable` until remote routing exists.
     pub fn with_members(ctx: Arc<HubCtx>, members: Vec<u64>) -> Arc<Router> {
+        let clustered = members.len() > 1;
         Arc::new(Router {
             ctx,
             members,
             servers: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            caught_up: clustered.then(|| std::sync::Mutex::new(None)),
         })
     }
 
@@ -45,6 +50,27 @@ impl Router {
     /// Whether this node owns `user`'s actors.
     pub fn is_local(&self, user: &str) -> bool {
         self.check_local(user).is_ok()
+    }
+
+    /// Records that this node has applied all the leader had a moment ago.
+    pub(crate) fn mark_caught_up(&self) {
+        if let Some(m) = &self.caught_up {
+            *m.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Whether this node may answer from its replica: always on a single node; in a
+    /// cluster, while its serving lease (renewed by the leader's pings once caught up)
+    /// runs. A node cut off or behind stops answering, so it never accepts a token whose
+    /// revocation was acknowledged elsewhere.
+    pub fn lease_valid(&self) -> bool {
+        match &self.caught_up {
+            None => true,
+            Some(m) => m
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|t| t.elapsed() < crate::remote::SERVE_LEASE),
+        }
     }
 
     /// The members actors are placed over.

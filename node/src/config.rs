@@ -798,7 +798,10 @@ fn read_cluster(
         }
     }
     if let Some(bind) = &bind {
-        let host = bind.rsplit_once(':').map_or("", |(h, _)| h).trim_matches(['[', ']']);
+        let host = bind
+            .rsplit_once(':')
+            .map_or("", |(h, _)| h)
+            .trim_matches(['[', ']']);
         let loopback = host == "localhost"
             || host
                 .parse::<std::net::IpAddr>()

@@ -67,7 +67,7 @@ impl Front {
     ) -> Result<Response<FrontBody>, Infallible> {
         // a node without a store leader (cut off from its cluster's majority) has no
         // authority to answer anything: not even from its possibly stale routes
-        if !self.app.store.ready() {
+        if !(self.app.store.ready() && self.app.router.lease_valid()) {
             let mut r = starting();
             let body = r#"{"status": 503, "message": "This hub node cannot reach its cluster's majority."}"#;
             *r.body_mut() = Either::Right(Body::from(body));

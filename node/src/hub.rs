@@ -322,7 +322,11 @@ async fn build_at(
         cluster_tasks.push(router.join_cluster(actor_link(c)?).await?);
         let store = store.clone();
         cluster_tasks.push(tokio::spawn(
-            router.clone().run_liveness(move || store.leads()),
+            // a leader counts only while a quorum acknowledges it: one that resumes from
+            // a pause must not renew its own serving lease
+            router
+                .clone()
+                .run_liveness(move || store.leads() && store.ready()),
         ));
     }
 

@@ -66,7 +66,7 @@ pub async fn proxy(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
 pub async fn health(State(app): App) -> Response {
     let members = app.router.members().len();
     let majority = members / 2 + 1;
-    if app.store.ready() && app.router.reachable_members() >= majority {
+    if app.store.ready() && app.router.lease_valid() && app.router.reachable_members() >= majority {
         (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "").into_response()
     } else {
         crate::error::HttpError::new(

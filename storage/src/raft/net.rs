@@ -27,6 +27,9 @@ use super::{Command, CommandResult, NodeId, TypeConfig};
 
 /// Header carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-galilean-cluster-secret";
+/// How long a follower waits for the leader to answer a forwarded write. A leader that
+/// hangs this long is being replaced; the write's outcome is then unknown (503).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest RPC body accepted (snapshot chunks are smaller).
 const MAX_BODY: usize = 64 << 20;
 
@@ -98,7 +101,7 @@ impl HttpNetwork {
             addr,
             "/raft/write",
             command,
-            Duration::from_secs(10),
+            FORWARD_TIMEOUT,
         )
         .await
         .map_err(ForwardError::Unreachable)?
