@@ -725,25 +725,32 @@ const PING_TIMEOUT: Duration = Duration::from_millis(800);
 const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
 
 impl Router {
-    /// Pings a member's router actor.
-    async fn ping(&self, id: u64) -> bool {
-        let Some(cell) = ractor::pg::get_members(&router_group(id))
+    /// Sends a router-level call (ping, wait-applied) to member `id`; whether it answered
+    /// within `limit`, and whether the answer was a success.
+    async fn ask_member(&self, id: u64, call: &Call, limit: Duration) -> Option<bool> {
+        let cell = ractor::pg::get_members(&router_group(id))
             .into_iter()
-            .next()
-        else {
-            return false;
-        };
+            .next()?;
         let actor: ActorRef<RouterMsg> = cell.into();
+        let bytes = rmp_serde::to_vec_named(call).ok()?;
+        match actor
+            .call(|port| RouterMsg::Call(bytes, port), Some(limit))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(b)) => Some(matches!(
+                rmp_serde::from_slice::<(Result<Reply, WireError>, u64)>(&b),
+                Ok((Ok(_), _))
+            )),
+            _ => None,
+        }
+    }
+
+    /// Pings a member's router actor: whether it answered (caught up or not).
+    async fn ping(&self, id: u64) -> bool {
         let version = self.ctx().replica.version();
-        let Ok(bytes) = rmp_serde::to_vec_named(&Call::Ping { version }) else {
-            return false;
-        };
-        matches!(
-            actor
-                .call(|port| RouterMsg::Call(bytes, port), Some(PING_TIMEOUT))
-                .await,
-            Ok(ractor::rpc::CallResult::Success(_))
-        )
+        self.ask_member(id, &Call::Ping { version }, PING_TIMEOUT)
+            .await
+            .is_some()
     }
 
     /// While this node leads (`leading()`), pings every member and records the live set
@@ -851,26 +858,9 @@ impl Router {
 
     /// Whether member `id` confirms within `limit` that it applied `version`.
     async fn confirm_applied(&self, id: u64, version: u64, limit: Duration) -> bool {
-        let Some(cell) = ractor::pg::get_members(&router_group(id))
-            .into_iter()
-            .next()
-        else {
-            return false;
-        };
-        let actor: ActorRef<RouterMsg> = cell.into();
-        let Ok(bytes) = rmp_serde::to_vec_named(&Call::WaitApplied { version }) else {
-            return false;
-        };
-        match actor
-            .call(|port| RouterMsg::Call(bytes, port), Some(limit))
+        self.ask_member(id, &Call::WaitApplied { version }, limit)
             .await
-        {
-            Ok(ractor::rpc::CallResult::Success(b)) => matches!(
-                rmp_serde::from_slice::<(Result<Reply, WireError>, u64)>(&b),
-                Ok((Ok(_), _))
-            ),
-            _ => false,
-        }
+            .unwrap_or(false)
     }
 
     async fn record_live(&self, set: &LiveSet) -> Result<(), OpError> {
