@@ -73,6 +73,7 @@ pub enum Call {
     /// has `version` (the leader's), which renews its serving lease.
     Ping {
         version: u64,
+        sent_unix_ms: u64,
     },
     /// Answered once this node's replica has `version` (a revocation waits for it).
     WaitApplied {
@@ -200,6 +201,14 @@ fn user_name(s: &str) -> Result<UserName, OpError> {
     UserName::parse(s).map_err(|e| OpError::BadRequest(e.to_string()))
 }
 
+/// Milliseconds since the Unix epoch (pings carry their send time; members' clocks are
+/// assumed to agree within a fraction of `PING_TIMEOUT`, as NTP keeps them).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The process group of node `id`'s router actor.
 pub fn router_group(id: u64) -> String {
     format!("galilean-router-{id}")
@@ -278,9 +287,26 @@ impl Router {
     /// Runs `call` on this node's actors.
     pub async fn call_local(self: &Arc<Self>, call: Call) -> Result<Reply, OpError> {
         match call {
-            Call::Ping { version } => {
+            Call::Ping {
+                version,
+                sent_unix_ms,
+            } => {
+                // a ping that waited (in a socket, or while this process was stopped)
+                // proves nothing about now: only a fresh one renews the lease, and the
+                // lease counts from when the leader sent it
+                let age = || Duration::from_millis(unix_ms().saturating_sub(sent_unix_ms));
+                if age() > PING_TIMEOUT {
+                    return Err(OpError::Unavailable(format!(
+                        "a stale ping ({:?} old)",
+                        age()
+                    )));
+                }
                 self.catch_up(version, PING_TIMEOUT / 2).await?;
-                self.mark_caught_up();
+                let age = age();
+                if age > PING_TIMEOUT {
+                    return Err(OpError::Unavailable(format!("a stale ping ({age:?} old)")));
+                }
+                self.mark_caught_up_since(age);
                 Ok(Reply::Done)
             }
             Call::WaitApplied { version } => {
@@ -748,9 +774,16 @@ impl Router {
     /// Pings a member's router actor: whether it answered (caught up or not).
     async fn ping(&self, id: u64) -> bool {
         let version = self.ctx().replica.version();
-        self.ask_member(id, &Call::Ping { version }, PING_TIMEOUT)
-            .await
-            .is_some()
+        self.ask_member(
+            id,
+            &Call::Ping {
+                version,
+                sent_unix_ms: unix_ms(),
+            },
+            PING_TIMEOUT,
+        )
+        .await
+        .is_some()
     }
 
     /// While this node leads (`leading()`), pings every member and records the live set

@@ -54,8 +54,16 @@ impl Router {
 
     /// Records that this node has applied all the leader had a moment ago.
     pub(crate) fn mark_caught_up(&self) {
+        self.mark_caught_up_since(std::time::Duration::ZERO);
+    }
+
+    /// As [`Router::mark_caught_up`], for a proof that is `age` old.
+    pub(crate) fn mark_caught_up_since(&self, age: std::time::Duration) {
         if let Some(m) = &self.caught_up {
-            *m.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+            let at = std::time::Instant::now()
+                .checked_sub(age)
+                .unwrap_or_else(std::time::Instant::now);
+            *m.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
         }
     }
 
@@ -162,6 +170,14 @@ impl Router {
             .await
             .get(&key)
             .is_some_and(|a| a.get_status() == ractor::ActorStatus::Running)
+    }
+
+    /// How many user and server actors this node runs (`None` while a map is busy).
+    pub fn actor_counts(&self) -> (Option<usize>, Option<usize>) {
+        (
+            self.users.try_lock().ok().map(|m| m.len()),
+            self.servers.try_lock().ok().map(|m| m.len()),
+        )
     }
 
     /// Server actors currently alive on this node.

@@ -65,6 +65,9 @@ pub async fn run(config: Config, options: StartOptions) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&authority)
         .await
         .with_context(|| format!("cannot listen on {authority} (hub.bind_url)"))?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("listening on http://{addr}/ (503 until the store is ready)");
+    }
     let node = start_with_options(config, listener, options).await?;
     let url = format!("http://{}{}hub/", node.addr, node.app.base_url);
     tracing::info!("Galilean is running at {url}");
@@ -118,8 +121,8 @@ pub async fn start_with_options(
     let addr = listener.local_addr()?;
     // answer (503) while the store comes up
     let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
-    let (store, extra) = match &config.cluster {
-        None => (open_store(&config.hub.data_dir)?, None),
+    let (store, raft, extra): (Arc<dyn Store>, _, _) = match &config.cluster {
+        None => (open_store(&config.hub.data_dir)?, None, None),
         Some(cluster) => {
             let (store, server) = start_raft(&config, cluster).await?;
             crate::settings::agree(
@@ -128,12 +131,17 @@ pub async fn start_with_options(
                 options.update_cluster_settings,
             )
             .await?;
-            (store, Some(server))
+            (store.clone(), Some(store), Some(server))
         }
     };
     let mut node = build_at(addr, config, store, front_tx, shutdown, shutdown_rx).await?;
     node.tasks.push(serving);
     node.tasks.extend(extra);
+    if let Some(raft) = raft {
+        let app = node.app.clone();
+        let source = raft.status_source().clone();
+        let _ = source.set(Box::new(move || crate::cluster::status_json(&app, &raft)));
+    }
     Ok(node)
 }
 
@@ -177,7 +185,7 @@ fn actor_link(
 async fn start_raft(
     config: &Config,
     cluster: &crate::config::ClusterConfig,
-) -> anyhow::Result<(Arc<dyn Store>, JoinHandle<()>)> {
+) -> anyhow::Result<(Arc<galilean_storage::raft::RaftStore>, JoinHandle<()>)> {
     std::fs::create_dir_all(&config.hub.data_dir).with_context(|| {
         format!(
             "cannot create hub.data_dir {}",

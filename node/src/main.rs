@@ -35,6 +35,21 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Work with a running cluster.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print each member: reachable, raft state, leader, applied index, whether it
+    /// serves, and how many users and actors it owns. Exits 1 without a majority.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,6 +90,32 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Cluster {
+            command: ClusterCommand::Status { config },
+        } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(galilean_node::cluster::print_status(&config)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("galilean: {e:#}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
         Command::Serve {
             config,
             update_cluster_settings,

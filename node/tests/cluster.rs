@@ -73,7 +73,6 @@ fn start_node_with(
     tweak: impl Fn(String) -> String,
     args: &[&str],
 ) -> ClusterNode {
-    let port = free_port();
     let cluster_port = peers.iter().find(|(p, _)| *p == id).unwrap().1;
     let peer_list: Vec<String> = peers
         .iter()
@@ -84,7 +83,7 @@ fn start_node_with(
     std::fs::write(
         &config,
         tweak(format!(
-            "[hub]\nbind_url = \"http://127.0.0.1:{port}/\"\ndata_dir = {data}\n\n\
+            "[hub]\nbind_url = \"http://127.0.0.1:0/\"\ndata_dir = {data}\n\n\
              [cluster]\nnode_id = {id}\nbind = \"127.0.0.1:{cluster_port}\"\npeers = [{peers}]\nsecret = \"{secret}\"\n\n\
              [authenticator]\nallow_all = true\n\n\
              [spawner]\ncmd = [{tiny}]\nstart_timeout = 20\nhttp_timeout = 20\nstop_grace = 2\n\n\
@@ -108,9 +107,23 @@ fn start_node_with(
         .stderr(out)
         .spawn()
         .unwrap();
+    // the public port is the OS's choice: read it from the log
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(rest) = text.split("listening on ").nth(1) {
+            let url = rest.split_whitespace().next().unwrap_or("");
+            break url.trim_end_matches('/').to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} did not listen:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     ClusterNode {
         id,
-        url: format!("http://127.0.0.1:{port}"),
+        url,
         log,
         child,
     }
@@ -158,6 +171,19 @@ async fn call(url: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
     (
         s,
         serde_json::from_str(&r.text().await.unwrap()).unwrap_or(Value::Null),
+    )
+}
+
+/// Runs `galilean cluster status` with node `id`'s config: (exit code, output).
+fn cluster_status(dir: &std::path::Path, id: u64) -> (Option<i32>, String) {
+    let out = Command::new(common::galilean_bin())
+        .args(["cluster", "status", "--config"])
+        .arg(dir.join(format!("node{id}.toml")))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
 
@@ -305,6 +331,14 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
             n.id
         );
     }
+
+    // the status command sees every member, one leader, and who owns alice
+    let (code, out) = cluster_status(dir.path(), 1);
+    assert_eq!(code, Some(0), "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(" yes ")).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(out.contains("members: 3, reachable: 3, leader: "), "{out}");
+    assert!(!out.contains("disputed"), "{out}");
 
     // stopped through a non-owner: the process group is gone
     let (s, _) = call(
@@ -464,6 +498,16 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     }
     let (_, model) = call(&survivor, reqwest::Method::GET, "/users/alice").await;
     assert_eq!(model["servers"][""]["ready"], true, "{model}");
+    // the status command shows the killed member unreachable, and a majority
+    let other = nodes.iter().find(|n| n.id != owner_id).unwrap().id;
+    let (code, out) = cluster_status(dir.path(), other);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("members: 3, reachable: 2"), "{out}");
+    let dead_row = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{owner_id} ")))
+        .unwrap();
+    assert!(dead_row.contains(" no"), "{out}");
     common::kill_processes_under(dir.path());
 }
 

@@ -141,8 +141,14 @@ pub async fn start_node(
     let raft = openraft::Raft::new(id, default_config(), network.clone(), log, sm.clone())
         .await
         .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
-    let server = tokio::spawn(net::serve(listener, raft.clone(), secret.into()));
-    Ok((RaftStore::new(raft, sm, network), server))
+    let status = net::StatusSource::default();
+    let server = tokio::spawn(net::serve(
+        listener,
+        raft.clone(),
+        secret.into(),
+        status.clone(),
+    ));
+    Ok((RaftStore::new(raft, sm, network, status), server))
 }
 
 #[cfg(test)]

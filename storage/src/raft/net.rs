@@ -91,6 +91,22 @@ impl HttpNetwork {
         rmp_serde::from_slice(&body).map_err(|e| e.to_string())
     }
 
+    /// The status document of the node whose raft port is `addr`.
+    pub async fn status(&self, addr: &str) -> Result<String, String> {
+        let r = self
+            .client
+            .post(format!("http://{addr}/raft/status"))
+            .header(SECRET_HEADER, &*self.secret)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status() != StatusCode::OK {
+            return Err(format!("{addr} answered {}", r.status()));
+        }
+        r.text().await.map_err(|e| e.to_string())
+    }
+
     /// Sends a write to the leader at `addr`.
     pub async fn forward_write(
         &self,
@@ -185,9 +201,17 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
-/// Serves raft RPCs and forwarded writes for `raft` on `listener` until the task is
-/// dropped.
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, secret: Arc<str>) {
+/// What `/raft/status` answers: set by the node once it runs (a JSON document).
+pub type StatusSource = Arc<std::sync::OnceLock<Box<dyn Fn() -> String + Send + Sync>>>;
+
+/// Serves raft RPCs, forwarded writes and the node's status for `raft` on `listener`
+/// until the task is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    secret: Arc<str>,
+    status: StatusSource,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -195,11 +219,13 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>, secret: Arc<st
         };
         let raft = raft.clone();
         let secret = secret.clone();
+        let status = status.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let raft = raft.clone();
                 let secret = secret.clone();
-                async move { Ok::<_, Infallible>(handle(req, raft, &secret).await) }
+                let status = status.clone();
+                async move { Ok::<_, Infallible>(handle(req, raft, &secret, &status).await) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -225,6 +251,7 @@ async fn handle(
     req: Request<Incoming>,
     raft: Raft<TypeConfig>,
     secret: &str,
+    status_source: &StatusSource,
 ) -> Response<Full<Bytes>> {
     let given = req
         .headers()
@@ -274,6 +301,10 @@ async fn handle(
                 }),
             };
             reply(&answer)
+        }
+        "/raft/status" => {
+            let body = status_source.get().map_or_else(|| "{}".to_owned(), |f| f());
+            Response::new(Full::new(Bytes::from(body)))
         }
         _ => status(StatusCode::NOT_FOUND, "no such raft endpoint"),
     }

@@ -36,6 +36,7 @@ struct Inner {
     raft: Raft<TypeConfig>,
     sm: StateMachine,
     net: HttpNetwork,
+    status: super::net::StatusSource,
     counters: Counters,
     runtime: tokio::runtime::Handle,
 }
@@ -43,12 +44,18 @@ struct Inner {
 impl RaftStore {
     /// A store over a started `raft` whose state machine is `sm`; `net` reaches the
     /// leader for forwarded writes. Call from within a tokio runtime.
-    pub fn new(raft: Raft<TypeConfig>, sm: StateMachine, net: HttpNetwork) -> RaftStore {
+    pub fn new(
+        raft: Raft<TypeConfig>,
+        sm: StateMachine,
+        net: HttpNetwork,
+        status: super::net::StatusSource,
+    ) -> RaftStore {
         RaftStore {
             inner: Arc::new(Inner {
                 raft,
                 sm,
                 net,
+                status,
                 counters: Counters::default(),
                 runtime: tokio::runtime::Handle::current(),
             }),
@@ -61,6 +68,11 @@ impl RaftStore {
 
     pub fn state_machine(&self) -> &StateMachine {
         &self.inner.sm
+    }
+
+    /// Where this node's `/raft/status` document comes from (set once by the node).
+    pub fn status_source(&self) -> &super::net::StatusSource {
+        &self.inner.status
     }
 }
 
