@@ -728,6 +728,31 @@ pub struct LiveSet {
 /// The meta key of the live set.
 pub const LIVE_KEY: &str = "live";
 
+/// Fences an owner's write: inside the transaction, reads the live set and refuses when
+/// `me` does not own `user` by it. Reading the key puts it in the transaction's read set,
+/// so a live-set change committed meanwhile makes the write conflict and re-check: a
+/// stale owner's write fails instead of overwriting the new owner's. Without a recorded
+/// live set (one node, or a cluster's first moments) every write passes.
+pub async fn fence(
+    tx: &mut dyn galilean_storage::Transaction,
+    user: &str,
+    me: u64,
+) -> Result<(), OpError> {
+    let Some(bytes) = tx.get(&crate::keys::meta(LIVE_KEY)).await? else {
+        return Ok(());
+    };
+    let set: LiveSet =
+        rmp_serde::from_slice(&bytes).map_err(|e| OpError::Corrupt(e.to_string()))?;
+    match crate::placement::owner(user.as_bytes(), &set.live) {
+        Some(owner) if owner == me => Ok(()),
+        Some(owner) => Err(OpError::Unavailable(format!(
+            "{user} is now owned by node {owner} (live set epoch {})",
+            set.epoch
+        ))),
+        None => Err(OpError::Unavailable("no live members".into())),
+    }
+}
+
 impl LiveSet {
     pub fn read(replica: &crate::Replica) -> Option<LiveSet> {
         replica.read(|s| {

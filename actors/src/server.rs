@@ -257,7 +257,9 @@ impl ServerState {
             session_id: None,
             client_id: "jupyterhub".to_owned(),
         };
+        let node = ctx.settings.node_id;
         let (rec, version) = in_txn!(ctx.store.as_ref(), |tx| {
+            crate::remote::fence(tx.as_mut(), &user, node).await?;
             if tx.get(&keys::user(&user)).await?.is_none() {
                 return Err(OpError::NotFound(format!("No such user: {user}")));
             }
@@ -400,6 +402,8 @@ impl ServerState {
     async fn mark_running(&self, started: &Started) -> Result<galilean_storage::Version, OpError> {
         let key = self.key();
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
+                .await?;
             if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
                 rec.phase = ServerPhase::Running;
                 rec.target = Some(started.url.clone());
@@ -442,6 +446,8 @@ impl ServerState {
                 .and_then(|id| s.token_ids.get(&id).cloned())
         });
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
+                .await?;
             if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
                 if remove {
                     tx.clear(&key);
@@ -491,6 +497,8 @@ impl ServerState {
         // Stopping: the route goes at once (routes exist only for running servers)
         let key = self.key();
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
+                .await?;
             if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
                 rec.phase = ServerPhase::Stopping;
                 put(tx.as_mut(), &key, &rec)?;
