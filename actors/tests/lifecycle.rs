@@ -205,3 +205,48 @@ async fn a_spawn_storm_queues_within_the_limit() {
         stop(&router, &format!("u{i}")).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_owner_cannot_write() {
+    let (router, dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
+    let ctx = router.ctx().clone();
+    ops::ensure_user(ctx.store.as_ref(), "alice", None)
+        .await
+        .unwrap();
+    // this node (1) holds alice's actor ...
+    let actor = router
+        .server(&UserName::parse("alice").unwrap(), &ServerName::default())
+        .await
+        .unwrap();
+    // ... when the live set moves her to node 2
+    let set = galilean_actors::remote::LiveSet {
+        epoch: 7,
+        live: vec![2],
+    };
+    let key = galilean_actors::keys::meta(galilean_actors::remote::LIVE_KEY);
+    let bytes = rmp_serde::to_vec_named(&set).unwrap();
+    let mut tx = ctx.store.begin().await.unwrap();
+    tx.set(&key, &bytes);
+    let v = tx.commit().await.unwrap();
+    ctx.replica.wait_for(v).await;
+    // the old owner's start is refused inside its transaction: nothing written, nothing run
+    let r = ask(&actor, |reply| ServerMsg::Start {
+        user_options: None,
+        display_name: None,
+        reply,
+    })
+    .await
+    .unwrap();
+    let err = r.err().expect("a stale owner started a server");
+    assert!(err.to_string().contains("owned by node 2"), "{err}");
+    assert!(
+        ctx.replica.read(|s| s.servers.is_empty()),
+        "a record was written"
+    );
+    assert!(
+        std::fs::read_dir(dir.path().join("logs"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "a process was launched"
+    );
+}
