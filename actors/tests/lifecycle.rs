@@ -237,7 +237,9 @@ async fn a_stale_owner_cannot_write() {
     })
     .await
     .unwrap();
-    let err = r.err().expect("a stale owner started a server");
+    let Err(err) = r else {
+        panic!("a stale owner started a server");
+    };
     assert!(err.to_string().contains("owned by node 2"), "{err}");
     assert!(
         ctx.replica.read(|s| s.servers.is_empty()),
