@@ -278,9 +278,15 @@ async fn power_loss_rounds(seed: u64, torn: bool) {
     assert!(writer.acked.len() > 50, "too few commits to mean anything");
 }
 
+/// The rounds' seed: `GALILEAN_TEST_SEED` (a number, or `random`), else a fixed one, so
+/// that CI is repeatable. Printed, so that a failure can be replayed.
 fn seed() -> u64 {
-    let seed = rand::thread_rng().gen();
-    eprintln!("seed {seed}");
+    let seed = match std::env::var("GALILEAN_TEST_SEED").ok().as_deref() {
+        Some("random") => rand::thread_rng().gen(),
+        Some(n) => n.parse().expect("GALILEAN_TEST_SEED is a number or `random`"),
+        None => 20_261_123,
+    };
+    eprintln!("seed {seed} (replay with GALILEAN_TEST_SEED={seed})");
     seed
 }
 
