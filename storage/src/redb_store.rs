@@ -138,6 +138,17 @@ impl RedbStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| context(&e))?;
         }
+        if path.exists() {
+            let file = redb::backends::FileBackend::new(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| context(&e))?,
+            )
+            .map_err(|e| context(&e))?;
+            reset_if_never_initialized(&file).map_err(|e| context(&e))?;
+        }
         let db = builder().create(path).map_err(|e| context(&e))?;
         let store = Self::from_database(db).map_err(|e| match e {
             StoreError::Io(msg) => context(&msg),
@@ -150,6 +161,7 @@ impl RedbStore {
     /// Opens a store over a caller-supplied redb storage backend (an in-memory or
     /// fault-injecting one, for tests), creating it if the backend is empty.
     pub fn open_with_backend(backend: impl StorageBackend) -> Result<RedbStore, StoreError> {
+        reset_if_never_initialized(&backend).map_err(io)?;
         let db = builder().create_with_backend(backend).map_err(io)?;
         Self::from_database(db)
     }
@@ -162,6 +174,29 @@ impl RedbStore {
         let engine = Engine::new(RedbBackend { db }, version)?;
         Ok(RedbStore { engine })
     }
+}
+
+/// A file whose header is still zeros is a store whose creation never reached its first
+/// sync (a crash at the very first start, with some later pages written back): redb
+/// writes and syncs its header, magic number first, before it can acknowledge anything,
+/// so nothing acknowledged is lost by starting it afresh. redb itself refuses such a file
+/// ("invalid data"). A file with anything else at offset 0 is left to redb.
+fn reset_if_never_initialized(backend: &impl StorageBackend) -> std::io::Result<()> {
+    const HEADER: u64 = 16;
+    let len = backend.len()?;
+    if len == 0 {
+        return Ok(());
+    }
+    let head = backend.read(0, HEADER.min(len) as usize)?;
+    if head.iter().any(|b| *b != 0) {
+        return Ok(());
+    }
+    tracing::warn!(
+        len,
+        "the store file has no header (its creation never completed); starting it afresh"
+    );
+    backend.set_len(0)?;
+    backend.sync_data(false)
 }
 
 fn builder() -> redb::Builder {

@@ -283,7 +283,9 @@ async fn power_loss_rounds(seed: u64, torn: bool) {
 fn seed() -> u64 {
     let seed = match std::env::var("GALILEAN_TEST_SEED").ok().as_deref() {
         Some("random") => rand::thread_rng().gen(),
-        Some(n) => n.parse().expect("GALILEAN_TEST_SEED is a number or `random`"),
+        Some(n) => n
+            .parse()
+            .expect("GALILEAN_TEST_SEED is a number or `random`"),
         None => 20_261_123,
     };
     eprintln!("seed {seed} (replay with GALILEAN_TEST_SEED={seed})");
@@ -298,6 +300,13 @@ async fn acknowledged_commits_survive_power_loss() {
 #[tokio::test]
 async fn acknowledged_commits_survive_power_loss_with_torn_writes() {
     power_loss_rounds(seed(), true).await;
+}
+
+/// A seed whose power loss hit the store's creation before its header was synced: redb
+/// refused the image until the store learned to start such a file afresh.
+#[tokio::test]
+async fn a_power_loss_during_creation_leaves_a_store_that_opens() {
+    power_loss_rounds(14_997_527_173_675_579_203, true).await;
 }
 
 /// The checks above can fail: on a disk whose `sync_data` returns before the data is
