@@ -136,6 +136,8 @@ impl UserState {
     async fn set_admin(&self, admin: bool) -> Result<UserRecord, OpError> {
         let key = keys::user(self.name.as_str());
         let (rec, v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            crate::remote::fence(tx.as_mut(), self.name.as_str(), self.ctx.settings.node_id)
+                .await?;
             let Some(mut rec) = get::<UserRecord>(tx.as_mut(), &key).await? else {
                 return Err(OpError::NotFound(format!("No such user: {}", self.name)));
             };
@@ -186,6 +188,7 @@ impl UserState {
         });
         let (begin, end) = keys::servers_of(&name);
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            crate::remote::fence(tx.as_mut(), &name, self.ctx.settings.node_id).await?;
             tx.clear(&keys::user(&name));
             tx.clear_range(&begin, &end);
             for h in &tokens {
