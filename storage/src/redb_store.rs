@@ -176,13 +176,15 @@ impl RedbStore {
     }
 }
 
-/// A file whose header is still zeros is a store whose creation never reached its first
+/// A file whose magic number is still zeros is a store whose creation never reached its first
 /// sync (a crash at the very first start, with some later pages written back): redb
 /// writes and syncs its header, magic number first, before it can acknowledge anything,
 /// so nothing acknowledged is lost by starting it afresh. redb itself refuses such a file
 /// ("invalid data"). A file with anything else at offset 0 is left to redb.
 fn reset_if_never_initialized(backend: &impl StorageBackend) -> std::io::Result<()> {
-    const HEADER: u64 = 16;
+    // redb's magic number is the first 9 bytes; the rest of the header is written
+    // separately, so only the magic number tells whether creation reached the disk
+    const HEADER: u64 = 9;
     let len = backend.len()?;
     if len == 0 {
         return Ok(());
