@@ -82,9 +82,10 @@ pub enum Call {
 }
 
 impl Call {
-    /// The user whose owner runs this call.
-    fn user(&self) -> &str {
-        match self {
+    /// The user whose owner runs this call; `None` for a call about the node itself,
+    /// which the node it is sent to answers.
+    fn user(&self) -> Option<&str> {
+        Some(match self {
             Call::CreateUser { name, .. }
             | Call::SetAdmin { name, .. }
             | Call::DeleteUser { name }
@@ -92,8 +93,8 @@ impl Call {
             | Call::DeleteToken { name, .. }
             | Call::EndSession { name, .. } => name,
             Call::Start { user, .. } | Call::Stop { user, .. } | Call::Status { user, .. } => user,
-            Call::Ping { .. } | Call::WaitApplied { .. } => "",
-        }
+            Call::Ping { .. } | Call::WaitApplied { .. } => return None,
+        })
     }
 
     /// How long the call may take at its owner.
@@ -217,15 +218,18 @@ pub fn router_group(id: u64) -> String {
 impl Router {
     /// Runs `call` at the owner of its user: here, or over the cluster.
     pub async fn call(self: &Arc<Self>, call: Call) -> Result<Reply, OpError> {
-        let owner = self.owner_of(call.user())?;
+        let Some(user) = call.user().map(str::to_owned) else {
+            return self.call_local(call).await;
+        };
+        let owner = self.owner_of(&user)?;
         if owner == self.node_id() {
             self.call_local(call).await
         } else {
-            self.call_remote(owner, call).await
+            self.call_remote(owner, &user, call).await
         }
     }
 
-    async fn call_remote(&self, owner: u64, call: Call) -> Result<Reply, OpError> {
+    async fn call_remote(&self, owner: u64, user: &str, call: Call) -> Result<Reply, OpError> {
         // a peer that is (re)connecting gets a moment before the call fails
         let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
         let cell = loop {
@@ -237,8 +241,7 @@ impl Router {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(OpError::Unavailable(format!(
-                    "node {owner}, which owns {}, is not connected",
-                    call.user()
+                    "node {owner}, which owns {user}, is not connected"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -246,12 +249,11 @@ impl Router {
         let actor: ActorRef<RouterMsg> = cell.into();
         let timeout = call.wait() + REMOTE_SLACK;
         let bytes = rmp_serde::to_vec_named(&call).map_err(|e| OpError::Corrupt(e.to_string()))?;
-        let user = call.user().to_owned();
         // a hung owner never answers: give up as soon as it is no longer the owner
         let moved = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                if self.owner_of(&user).ok() != Some(owner) {
+                if self.owner_of(user).ok() != Some(owner) {
                     return;
                 }
             }
@@ -597,20 +599,16 @@ impl Actor for NodeRouterActor {
                 match (router.upgrade(), rmp_serde::from_slice::<Call>(&bytes)) {
                     (None, _) => Err(WireError::Unavailable("this node is shutting down".into())),
                     (_, Err(e)) => Err(WireError::BadRequest(format!("undecodable call: {e}"))),
-                    (Some(router), Ok(call @ (Call::Ping { .. } | Call::WaitApplied { .. }))) => {
-                        router.call_local(call).await.map_err(WireError::from)
-                    }
                     (Some(router), Ok(call)) => {
-                        // only the owner runs a call: a stale view of the membership is refused
-                        match router.owner_of(call.user()) {
-                            Ok(owner) if owner == router.node_id() => {
-                                router.call_local(call).await.map_err(WireError::from)
-                            }
-                            Ok(owner) => Err(WireError::Unavailable(format!(
-                                "{} is owned by node {owner}",
-                                call.user()
-                            ))),
-                            Err(e) => Err(e.into()),
+                        // only the owner runs a user's call: a stale view of the membership
+                        // is refused
+                        let owner = call.user().map(|u| (u.to_owned(), router.owner_of(u)));
+                        match owner {
+                            Some((user, Ok(owner))) if owner != router.node_id() => Err(
+                                WireError::Unavailable(format!("{user} is owned by node {owner}")),
+                            ),
+                            Some((_, Err(e))) => Err(e.into()),
+                            _ => router.call_local(call).await.map_err(WireError::from),
                         }
                     }
                 };
@@ -873,7 +871,7 @@ impl Router {
             let epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
             if epoch != seen_epoch {
                 seen_epoch = epoch;
-                self.adopt_moved_servers().await;
+                self.adopt_servers().await;
             }
         }
     }
@@ -931,34 +929,50 @@ impl Router {
         Ok(())
     }
 
-    /// Checks every unstopped server this node now owns: re-adopted if it answers,
-    /// marked stopped if not.
-    pub async fn adopt_moved_servers(self: &Arc<Self>) {
-        let mine: Vec<(String, String)> = self.ctx().replica.read(|s| {
+    /// The servers this node owns whose records are not stopped (with valid names).
+    pub fn unstopped_local_servers(&self) -> Vec<(UserName, ServerName)> {
+        let found: Vec<(String, String)> = self.ctx().replica.read(|s| {
             s.servers
                 .values()
                 .filter(|r| r.phase != ServerPhase::Stopped)
                 .map(|r| (r.user.clone(), r.name.clone()))
                 .collect()
         });
-        let checks = mine
+        found
             .into_iter()
             .filter(|(u, _)| self.is_local(u))
-            .map(|(u, s)| {
+            .filter_map(|(u, s)| match (user_name(&u), server_name(&s)) {
+                (Ok(user), Ok(server)) => Some((user, server)),
+                _ => {
+                    tracing::warn!(user = %u, server = %s, "a server record with an invalid name");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Checks every unstopped server this node owns and runs no actor for (at start-up,
+    /// or after the live set moved it here): re-adopted if it answers, marked stopped if
+    /// not.
+    pub async fn adopt_servers(self: &Arc<Self>) {
+        let checks = self
+            .unstopped_local_servers()
+            .into_iter()
+            .map(|(user, server)| {
                 let router = self.clone();
                 async move {
-                    let (Ok(user), Ok(server)) = (user_name(&u), server_name(&s)) else {
-                        return;
-                    };
                     if router.has_server_actor(&user, &server).await {
                         return;
                     }
                     match router.server(&user, &server).await {
-                        Ok(actor) => {
-                            let adopted = ask(&actor, |reply| ServerMsg::Adopt { reply }).await;
-                            tracing::info!(user = %u, server = %s, ?adopted, "took over a server");
-                        }
-                        Err(e) => tracing::warn!(user = %u, server = %s, "cannot take over: {e}"),
+                        Ok(actor) => match ask(&actor, |reply| ServerMsg::Adopt { reply }).await {
+                            Ok(true) => tracing::info!(%user, %server, "re-adopted a server"),
+                            Ok(false) => {
+                                tracing::info!(%user, %server, "a server is gone; marked stopped")
+                            }
+                            Err(e) => tracing::warn!(%user, %server, "cannot re-adopt: {e}"),
+                        },
+                        Err(e) => tracing::warn!(%user, %server, "cannot re-adopt: {e}"),
                     }
                 }
             });

@@ -20,8 +20,11 @@ pub struct Router {
     servers: Mutex<HashMap<(String, String), ActorRef<ServerMsg>>>,
     users: Mutex<HashMap<String, ActorRef<UserMsg>>>,
     /// In a cluster: when this node last proved it had applied everything the leader
-    /// had (see `remote::SERVE_LEASE`). `None` on a single node, which needs no lease.
-    pub(crate) caught_up: Option<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// had (see `remote::SERVE_LEASE`), as microseconds since `started` plus one (0:
+    /// never). An atomic, because every request reads it. `None` on a single node, which
+    /// needs no lease.
+    pub(crate) caught_up: Option<std::sync::atomic::AtomicU64>,
+    started: std::time::Instant,
 }
 
 impl Router {
@@ -30,8 +33,8 @@ impl Router {
         Router::with_members(ctx, members)
     }
 
-    /// A router over the cluster's `members` (node ids): keys owned by another node are
-    /// refused with `Unavailable` until remote routing exists.
+    /// A router over the cluster's `members` (node ids): a key owned by another node is
+    /// reached through that node's router actor (see `remote`).
     pub fn with_members(ctx: Arc<HubCtx>, members: Vec<u64>) -> Arc<Router> {
         let clustered = members.len() > 1;
         Arc::new(Router {
@@ -39,7 +42,8 @@ impl Router {
             members,
             servers: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
-            caught_up: clustered.then(|| std::sync::Mutex::new(None)),
+            caught_up: clustered.then(|| std::sync::atomic::AtomicU64::new(0)),
+            started: std::time::Instant::now(),
         })
     }
 
@@ -59,11 +63,10 @@ impl Router {
 
     /// As [`Router::mark_caught_up`], for a proof that is `age` old.
     pub(crate) fn mark_caught_up_since(&self, age: std::time::Duration) {
-        if let Some(m) = &self.caught_up {
-            let at = std::time::Instant::now()
-                .checked_sub(age)
-                .unwrap_or_else(std::time::Instant::now);
-            *m.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+        if let Some(at) = &self.caught_up {
+            let proof = self.started.elapsed().saturating_sub(age).as_micros() as u64 + 1;
+            // a proof that arrives late never moves the lease back
+            at.fetch_max(proof, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -74,10 +77,13 @@ impl Router {
     pub fn lease_valid(&self) -> bool {
         match &self.caught_up {
             None => true,
-            Some(m) => m
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some_and(|t| t.elapsed() < crate::remote::SERVE_LEASE),
+            Some(at) => match at.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => false,
+                proof => {
+                    self.started.elapsed()
+                        < std::time::Duration::from_micros(proof - 1) + crate::remote::SERVE_LEASE
+                }
+            },
         }
     }
 

@@ -162,6 +162,32 @@ pub fn identify_cookie(app: &AppState, headers: &HeaderMap) -> Option<Identity> 
     })
 }
 
+/// The browser session id (`jupyterhub-session-id`, §3.6): the request's when it has a
+/// well-formed one, else a new one with the cookie that sets it.
+pub fn browser_session(app: &AppState, headers: &HeaderMap) -> (String, Option<Cookie<'static>>) {
+    let existing = jar(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+    match existing {
+        Some(id) => (id, None),
+        None => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            let cookie = session_cookie(app, &id);
+            (id, Some(cookie))
+        }
+    }
+}
+
+/// The `jupyterhub-session-id` cookie: path `P`, so servers and services receive it.
+pub fn session_cookie(app: &AppState, id: &str) -> Cookie<'static> {
+    let mut c = Cookie::new(SESSION_COOKIE, id.to_owned());
+    c.set_path(app.base_url.clone());
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c
+}
+
 /// The XSRF token for the current login state (§8.7): bound to the session and user when
 /// logged in, to an anonymous id (client address and `User-Agent`) otherwise.
 pub fn xsrf_token(app: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> String {

@@ -30,6 +30,8 @@ pub struct Front {
     proxy: Proxy,
     hub: axum::Router,
     version: HeaderValue,
+    /// `H + "api"`: requests under it get JSON errors.
+    api_prefix: String,
     /// Browsers reach the hub over https (`hub.public_url`): cookies get `Secure`.
     secure_cookies: bool,
 }
@@ -51,6 +53,7 @@ impl Front {
             .is_some_and(|u| u.starts_with("https://"));
         Front {
             secure_cookies,
+            api_prefix: format!("{}api", app.hub_prefix),
             app,
             routes,
             proxy: Proxy::new(activity),
@@ -68,10 +71,9 @@ impl Front {
         // a node without a store leader (cut off from its cluster's majority) has no
         // authority to answer anything: not even from its possibly stale routes
         if !(self.app.store.ready() && self.app.router.lease_valid()) {
-            let mut r = starting();
-            let body = r#"{"status": 503, "message": "This hub node cannot reach its cluster's majority."}"#;
-            *r.body_mut() = Either::Right(Body::from(body));
-            return Ok(r);
+            return Ok(unavailable(
+                "This hub node cannot reach its cluster's majority.",
+            ));
         }
         // the borrow is released before any await
         let route = self.routes.borrow().lookup(req.uri().path());
@@ -83,10 +85,7 @@ impl Front {
                 .unwrap_or_else(ProxyError::into_response);
             return Ok(response.map(Either::Left));
         }
-        let is_api = req
-            .uri()
-            .path()
-            .starts_with(&format!("{}api", self.app.hub_prefix));
+        let is_api = req.uri().path().starts_with(&self.api_prefix);
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -219,7 +218,9 @@ pub async fn serve(
                 async move {
                     match current {
                         Some(front) => front.handle(req, peer).await,
-                        None => Ok(starting()),
+                        None => Ok(unavailable(
+                            "This hub node is starting (waiting for its store or cluster).",
+                        )),
                     }
                 }
             });
@@ -233,23 +234,13 @@ pub async fn serve(
     }
 }
 
-/// The answer of a node that is not ready yet.
-fn starting() -> Response<FrontBody> {
-    let body = r#"{"status": 503, "message": "This hub node is starting (waiting for its store or cluster)."}"#;
-    let mut r = Response::new(Either::Right(Body::from(body)));
-    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+/// 503 with a JSON message and `Retry-After`: this node cannot answer now.
+fn unavailable(message: &str) -> Response<FrontBody> {
+    let mut r = axum::response::IntoResponse::into_response(crate::error::HttpError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        message,
+    ));
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
-}
-
-/// A plain status response.
-pub fn status_only(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(Body::empty());
-    *r.status_mut() = status;
-    r
+    r.map(Either::Right)
 }

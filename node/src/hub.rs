@@ -9,11 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use galilean_actors::router::ask;
-use galilean_actors::server::ServerMsg;
 use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
 use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
-use galilean_proto::names::{ServerName, UserName};
+use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, ServerPhase};
 use galilean_storage::{RedbStore, Store};
 use tokio::net::TcpListener;
@@ -380,7 +378,8 @@ async fn build_at(
     ];
     tasks.extend(cluster_tasks);
 
-    readopt(&app).await;
+    // servers a previous run left running: re-adopted if they answer, else stopped
+    app.router.adopt_servers().await;
 
     let front = Arc::new(Front::new(app.clone(), routes_rx, activity));
     front_tx.send_replace(Some(front));
@@ -564,71 +563,20 @@ pub async fn flush_activity(app: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-adopts servers that a previous run left running: those whose process answers keep
-/// their route and `started` time; the others are marked stopped.
-async fn readopt(app: &Arc<AppState>) {
-    let found = unstopped_servers(app);
-    let checks = found.into_iter().map(|(u, s)| {
-        let app = app.clone();
-        async move {
-            let (Ok(user), Ok(server)) = (UserName::parse(&u), server_name(&s)) else {
-                tracing::warn!(user = %u, server = %s, "cannot re-adopt a server with an invalid name");
-                return;
-            };
-            match app.router.server(&user, &server).await {
-                Ok(actor) => match ask(&actor, |reply| ServerMsg::Adopt { reply }).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::info!(user = %u, server = %s, "server from a previous run is gone; marked stopped"),
-                    Err(e) => tracing::warn!(user = %u, server = %s, "re-adoption failed: {e}"),
-                },
-                Err(e) => tracing::warn!(user = %u, server = %s, "re-adoption failed: {e}"),
-            }
-        }
-    });
-    futures::future::join_all(checks).await;
-}
-
-/// (user, server name) of every server record this node owns that is not stopped.
-fn unstopped_servers(app: &AppState) -> Vec<(String, String)> {
-    app.replica.read(|s| {
-        s.servers
-            .values()
-            .filter(|r| r.phase != ServerPhase::Stopped && app.router.is_local(&r.user))
-            .map(|r| (r.user.clone(), r.name.clone()))
-            .collect()
-    })
-}
-
-fn server_name(s: &str) -> Result<ServerName, galilean_proto::names::NameError> {
-    if s.is_empty() {
-        Ok(ServerName::default())
-    } else {
-        ServerName::parse(s)
-    }
-}
-
 /// Stops every server this node runs (`hub.cleanup_servers`).
 async fn stop_all_servers(app: &Arc<AppState>) {
-    let found = unstopped_servers(app);
-    let stops = found.into_iter().map(|(u, s)| {
-        let app = app.clone();
-        async move {
-            let (Ok(user), Ok(server)) = (UserName::parse(&u), server_name(&s)) else {
-                return;
-            };
-            let Ok(actor) = app.router.server(&user, &server).await else {
-                return;
-            };
-            if let Ok(Ok(mut done)) = ask(&actor, |reply| ServerMsg::Stop {
-                remove: false,
-                reply,
-            })
-            .await
-            {
-                let grace = app.ctx.settings.stop_grace + Duration::from_secs(5);
-                let _ = tokio::time::timeout(grace, done.wait_for(|d| *d)).await;
+    let wait = app.ctx.settings.stop_grace + Duration::from_secs(5);
+    let stops = app
+        .router
+        .unstopped_local_servers()
+        .into_iter()
+        .map(|(user, server)| {
+            let router = app.router.clone();
+            async move {
+                if let Err(e) = router.stop_server(&user, &server, false, wait).await {
+                    tracing::warn!(%user, %server, "cannot stop: {e}");
+                }
             }
-        }
-    });
+        });
     futures::future::join_all(stops).await;
 }

@@ -5,12 +5,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use cookie::{Cookie, SameSite};
 use galilean_actors::ops::{self, sha256_hex, NewToken};
 use galilean_actors::scopes::{Access, Target};
 use galilean_proto::names::UserName;
@@ -20,7 +19,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::auth::{self, SESSION_COOKIE};
+use crate::auth;
+use crate::pages::{login_redirect, urlencode};
 
 type App = State<Arc<AppState>>;
 
@@ -46,18 +46,7 @@ fn page_error(app: &AppState, status: StatusCode, message: &str) -> Response {
 }
 
 fn redirect(location: &str) -> Response {
-    let mut r = Response::new(Body::empty());
-    *r.status_mut() = StatusCode::FOUND;
-    if let Ok(v) = HeaderValue::from_str(location) {
-        r.headers_mut().insert(header::LOCATION, v);
-    } else {
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-    }
-    r
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    crate::pages::redirect(StatusCode::FOUND, location)
 }
 
 /// `redirect_uri` with `params` added to its query.
@@ -68,7 +57,7 @@ fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
         out.push(sep);
         out.push_str(k);
         out.push('=');
-        out.push_str(&enc(v));
+        out.push_str(&urlencode(v));
         sep = '&';
     }
     out
@@ -236,23 +225,6 @@ fn own_server(user: &str, client: &OAuthClientRecord) -> bool {
     client.server.as_ref().is_some_and(|(u, _)| u == user)
 }
 
-/// The browser session id, and a cookie to set when it is new.
-fn session(app: &AppState, headers: &HeaderMap) -> (String, Option<Cookie<'static>>) {
-    let jar = auth::jar(headers);
-    if let Some(c) = jar.get(SESSION_COOKIE) {
-        let v = c.value();
-        if v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return (v.to_owned(), None);
-        }
-    }
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut c = Cookie::new(SESSION_COOKIE, id.clone());
-    c.set_path(app.base_url.clone());
-    c.set_http_only(true);
-    c.set_same_site(SameSite::Lax);
-    (id, Some(c))
-}
-
 async fn issue_code(
     app: &AppState,
     headers: &HeaderMap,
@@ -260,7 +232,7 @@ async fn issue_code(
     req: &AuthorizeRequest,
     scopes: Vec<String>,
 ) -> Response {
-    let (session_id, new_cookie) = session(app, headers);
+    let (session_id, new_cookie) = auth::browser_session(app, headers);
     let code = ops::random_alnum(CODE_LEN);
     let rec = OAuthCodeRecord {
         v: FORMAT,
@@ -283,16 +255,9 @@ async fn issue_code(
     }
     let mut r = redirect(&with_params(&req.redirect_uri, &params));
     if let Some(c) = new_cookie {
-        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
-            r.headers_mut().append(header::SET_COOKIE, v);
-        }
+        crate::pages::set_cookie(&mut r, &c);
     }
     r
-}
-
-fn login_redirect(app: &AppState, uri: &Uri) -> Response {
-    let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    redirect(&format!("{}login?next={}", app.hub_prefix, enc(next)))
 }
 
 /// `GET H/api/oauth2/authorize`.

@@ -187,6 +187,18 @@ fn cluster_status(dir: &std::path::Path, id: u64) -> (Option<i32>, String) {
     )
 }
 
+/// Three nodes on fresh ports, healthy.
+async fn three_nodes(dir: &std::path::Path) -> Vec<ClusterNode> {
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    let nodes: Vec<ClusterNode> = peers
+        .iter()
+        .map(|(id, _)| start_node(dir, *id, &peers, SECRET))
+        .collect();
+    let refs: Vec<&ClusterNode> = nodes.iter().collect();
+    wait_healthy(&refs, Duration::from_secs(30)).await;
+    nodes
+}
+
 /// Polls until `f` holds, for at most `timeout`; returns how long it took.
 async fn within<F, Fut>(timeout: Duration, what: &str, mut f: F) -> Duration
 where
@@ -210,15 +222,12 @@ where
 async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
-    let nodes: Vec<ClusterNode> = peers
-        .iter()
-        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
-        .collect();
-    let refs: Vec<&ClusterNode> = nodes.iter().collect();
     let formed = Instant::now();
-    wait_healthy(&refs, Duration::from_secs(30)).await;
-    eprintln!("three nodes healthy after {:?}", formed.elapsed());
+    let nodes = three_nodes(dir.path()).await;
+    eprintln!(
+        "three nodes started and healthy after {:?}",
+        formed.elapsed()
+    );
 
     // any node answers for alice: a node that does not own her creates her through
     // her owner, and every node reads her from its own replica at once
@@ -435,13 +444,7 @@ async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
 async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
-    let mut nodes: Vec<ClusterNode> = peers
-        .iter()
-        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
-        .collect();
-    let refs: Vec<&ClusterNode> = nodes.iter().collect();
-    wait_healthy(&refs, Duration::from_secs(30)).await;
+    let mut nodes = three_nodes(dir.path()).await;
     let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
     let survivor = nodes.iter().find(|n| n.id != owner_id).unwrap().url.clone();
     let (s, _) = call(&survivor, reqwest::Method::POST, "/users/alice").await;
@@ -515,13 +518,7 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
 async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
-    let nodes: Vec<ClusterNode> = peers
-        .iter()
-        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
-        .collect();
-    let refs: Vec<&ClusterNode> = nodes.iter().collect();
-    wait_healthy(&refs, Duration::from_secs(30)).await;
+    let nodes = three_nodes(dir.path()).await;
     let owner_id = galilean_actors::placement::owner(b"bob", &[1, 2, 3]).unwrap();
     let hung = nodes.iter().find(|n| n.id == owner_id).unwrap();
     let survivor = nodes.iter().find(|n| n.id != owner_id).unwrap().url.clone();
@@ -643,13 +640,7 @@ fn server_token(pid: i64) -> String {
 async fn log_in_on_one_node_browse_and_redeem_oauth_codes_on_others() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
-    let nodes: Vec<ClusterNode> = peers
-        .iter()
-        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
-        .collect();
-    let refs: Vec<&ClusterNode> = nodes.iter().collect();
-    wait_healthy(&refs, Duration::from_secs(30)).await;
+    let nodes = three_nodes(dir.path()).await;
     let (a, b, c) = (&nodes[0].url, &nodes[1].url, &nodes[2].url);
 
     // log in through node 1

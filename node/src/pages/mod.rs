@@ -140,20 +140,13 @@ fn render(app: &AppState, name: &str, status: StatusCode, ctx: Value) -> Respons
     r
 }
 
-/// An HTML error page.
+/// An HTML error page, outside a request's context.
 pub fn error_page(app: &AppState, status: StatusCode, message: Option<&str>) -> Response<Body> {
-    let ctx = merge(
-        common(app, &HeaderMap::new(), None),
-        json!({
-            "status_code": status.as_u16(),
-            "status_message": status.canonical_reason().unwrap_or("Error"),
-            "message": message,
-        }),
-    );
-    render(app, "error.html", status, ctx)
+    error_page_for(app, &HeaderMap::new(), status, message)
 }
 
-fn error_page_for(
+/// An HTML error page for a request (its login state shows in the page header).
+pub(crate) fn error_page_for(
     app: &AppState,
     headers: &HeaderMap,
     status: StatusCode,
@@ -170,7 +163,7 @@ fn error_page_for(
     render(app, "error.html", status, ctx)
 }
 
-fn redirect(status: StatusCode, location: &str) -> Response {
+pub(crate) fn redirect(status: StatusCode, location: &str) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = status;
     match HeaderValue::from_str(location) {
@@ -184,7 +177,7 @@ fn redirect(status: StatusCode, location: &str) -> Response {
     r
 }
 
-fn set_cookie(r: &mut Response, c: &Cookie<'_>) {
+pub(crate) fn set_cookie(r: &mut Response, c: &Cookie<'_>) {
     if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -198,13 +191,13 @@ fn clear_cookie(r: &mut Response, name: &'static str, path: String) {
 }
 
 /// `P + "hub/login?next=<uri>"`.
-fn login_redirect(app: &AppState, uri: &Uri) -> Response {
+pub(crate) fn login_redirect(app: &AppState, uri: &Uri) -> Response {
     let next = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let location = format!("{}login?next={}", app.hub_prefix, urlencode(next));
     redirect(StatusCode::FOUND, &location)
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -267,6 +260,16 @@ fn page_user(app: &AppState, headers: &HeaderMap) -> Option<(String, bool)> {
         m.insert(user.0.clone(), galilean_proto::time::now_micros());
     }
     Some(user)
+}
+
+/// The logged-in user of a page, or the response that sends the browser to log in.
+#[allow(clippy::result_large_err)]
+fn logged_in(app: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<UserName, Response> {
+    let Some((name, _)) = page_user(app, headers) else {
+        return Err(login_redirect(app, uri));
+    };
+    UserName::parse(&name)
+        .map_err(|_| error_page_for(app, headers, StatusCode::BAD_REQUEST, Some("Invalid user")))
 }
 
 fn peer_ip(ci: &ConnectInfo<SocketAddr>) -> Option<SocketAddr> {
@@ -455,17 +458,8 @@ async fn login_post(
     tracing::info!(user = %clip(name.as_str()), "logged in");
     let to = next.unwrap_or_else(|| default_destination(&app, name.as_str()));
     let mut r = redirect(StatusCode::FOUND, &to);
-    let jar = auth::jar(&headers);
-    let session = jar
-        .get(SESSION_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let mut sc = Cookie::new(SESSION_COOKIE, session.clone());
-    sc.set_path(app.base_url.clone());
-    sc.set_http_only(true);
-    sc.set_same_site(SameSite::Lax);
-    set_cookie(&mut r, &sc);
+    let (session, _) = auth::browser_session(&app, &headers);
+    set_cookie(&mut r, &auth::session_cookie(&app, &session));
     let lc = auth::login_cookie(&app, &app.cookie_key, &rec.name, &rec.cookie_id);
     set_cookie(&mut r, &lc);
     // the XSRF token of the new login state
@@ -514,19 +508,13 @@ async fn home(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let Some((name, _)) = page_user(&app, &headers) else {
-        return login_redirect(&app, &uri);
+    let user = match logged_in(&app, &headers, &uri) {
+        Ok(u) => u,
+        Err(r) => return r,
     };
-    let Ok(user) = UserName::parse(&name) else {
-        return error_page_for(
-            &app,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            Some("Invalid user"),
-        );
-    };
+    let name = user.as_str();
     let mut servers: Vec<Value> = app.replica.read(|s| {
-        s.servers_of(&name)
+        s.servers_of(name)
             .map(|r| {
                 let server = ServerName::parse(&r.name).unwrap_or_default();
                 server_json(&app, &user, &server, Some(r))
@@ -1003,9 +991,7 @@ async fn user_url(
     Path(params): Path<Vec<(String, String)>>,
 ) -> Response {
     if method == Method::GET || method == Method::HEAD {
-        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let rest = pq.strip_prefix(app.base_url.as_str()).unwrap_or(pq);
-        return redirect(StatusCode::FOUND, &format!("{}{rest}", app.hub_prefix));
+        return to_hub(&app, &uri);
     }
     not_routed(&app, method, &headers, &uri, params).await
 }
@@ -1212,6 +1198,12 @@ fn strip_redirects(path_and_query: &str) -> String {
 
 /// `P/user-redirect/...` → `H/user-redirect/...`, where the login cookie is sent.
 async fn prefix_redirect(State(app): App, uri: Uri) -> Response {
+    to_hub(&app, &uri)
+}
+
+/// `P/<rest>` → `H/<rest>`, query included: under the hub's prefix, where its login
+/// cookie is sent.
+fn to_hub(app: &AppState, uri: &Uri) -> Response {
     let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let rest = pq.strip_prefix(app.base_url.as_str()).unwrap_or(pq);
     redirect(StatusCode::FOUND, &format!("{}{rest}", app.hub_prefix))
@@ -1219,16 +1211,9 @@ async fn prefix_redirect(State(app): App, uri: Uri) -> Response {
 
 /// `H/user-redirect/<path>` → `P/user/<me>/<path>`.
 async fn user_redirect(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
-    let Some((name, _)) = page_user(&app, &headers) else {
-        return login_redirect(&app, &uri);
-    };
-    let Ok(user) = UserName::parse(&name) else {
-        return error_page_for(
-            &app,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            Some("Invalid user"),
-        );
+    let user = match logged_in(&app, &headers, &uri) {
+        Ok(u) => u,
+        Err(r) => return r,
     };
     let prefix = format!("{}user-redirect/", app.hub_prefix);
     let raw = uri.path().strip_prefix(&prefix).unwrap_or("");

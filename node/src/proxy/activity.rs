@@ -11,12 +11,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::routes::RouteKey;
 
-/// Microseconds since the Unix epoch, as stored.
-pub type Micros = i64;
+pub use galilean_proto::time::{now_micros, Micros};
 
 /// Accumulates the newest activity time per route key until taken. Cheap to clone: clones
 /// share one map.
@@ -64,11 +62,4 @@ impl ActivityRecorder {
         // A panic while holding the lock cannot leave the map half-updated: keep using it.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The current time in microseconds since the Unix epoch (0 if the clock is before it).
-pub fn now_micros() -> Micros {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
