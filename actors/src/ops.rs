@@ -198,13 +198,26 @@ pub async fn insert_token(
     Ok(rec)
 }
 
+/// The owner lease a write is fenced by: (user, this node's id). The write fails with
+/// `Unavailable` when the live set in the same transaction names another owner.
+pub type Fence<'a> = Option<(&'a str, u64)>;
+
+async fn check_fence(tx: &mut dyn Transaction, fence: Fence<'_>) -> Result<(), OpError> {
+    match fence {
+        Some((user, me)) => crate::remote::fence(tx, user, me).await,
+        None => Ok(()),
+    }
+}
+
 /// Creates a token with a fresh secret; returns the record and the secret.
 pub async fn create_token(
     store: &dyn Store,
     spec: NewToken,
+    fence: Fence<'_>,
 ) -> Result<((TokenRecord, String), Version), OpError> {
     let secret = new_token_secret();
     in_txn!(store, |tx| {
+        check_fence(tx.as_mut(), fence).await?;
         if let Owner::User(u) = &spec.owner {
             if tx.get(&keys::user(u)).await?.is_none() {
                 return Err(OpError::NotFound(format!("No such user: {u}")));
@@ -246,8 +259,13 @@ pub async fn upsert_config_token(
 }
 
 /// Deletes tokens by hash in one transaction.
-pub async fn delete_tokens(store: &dyn Store, hashes: &[String]) -> Result<Version, OpError> {
+pub async fn delete_tokens(
+    store: &dyn Store,
+    hashes: &[String],
+    fence: Fence<'_>,
+) -> Result<Version, OpError> {
     let ((), v) = in_txn!(store, |tx| {
+        check_fence(tx.as_mut(), fence).await?;
         for h in hashes {
             tx.clear(&keys::token(h));
         }

@@ -97,7 +97,7 @@ impl Actor for UserActor {
                 let _ = reply.send(st.delete().await);
             }
             UserMsg::CreateToken { spec, reply } => {
-                let r = match ops::create_token(st.ctx.store.as_ref(), spec).await {
+                let r = match ops::create_token(st.ctx.store.as_ref(), spec, st.fence()).await {
                     Ok((out, v)) => {
                         st.ctx.replica.wait_for(v).await;
                         Ok(out)
@@ -118,6 +118,11 @@ impl Actor for UserActor {
 }
 
 impl UserState {
+    /// This actor's writes are fenced by its ownership of the user.
+    fn fence(&self) -> ops::Fence<'_> {
+        Some((self.name.as_str(), self.ctx.settings.node_id))
+    }
+
     fn owner(&self) -> Owner {
         Owner::User(self.name.as_str().to_owned())
     }
@@ -226,7 +231,7 @@ impl UserState {
                 self.name
             )));
         }
-        let v = ops::delete_tokens(self.ctx.store.as_ref(), &doomed).await?;
+        let v = ops::delete_tokens(self.ctx.store.as_ref(), &doomed, self.fence()).await?;
         self.ctx.replica.wait_for(v).await;
         Ok(())
     }
@@ -243,7 +248,7 @@ impl UserState {
         if doomed.is_empty() {
             return Ok(());
         }
-        let v = ops::delete_tokens(self.ctx.store.as_ref(), &doomed).await?;
+        let v = ops::delete_tokens(self.ctx.store.as_ref(), &doomed, self.fence()).await?;
         self.ctx.replica.wait_for(v).await;
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use galilean_actors::router::ask;
 use galilean_actors::server::{Progress, ServerMsg};
 use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
+use galilean_actors::user::UserMsg;
 use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
 use galilean_proto::names::{ServerName, UserName};
 use galilean_proto::records::ServerPhase;
@@ -214,10 +215,24 @@ async fn a_stale_owner_cannot_write() {
         .await
         .unwrap();
     // this node (1) holds alice's actor ...
-    let actor = router
-        .server(&UserName::parse("alice").unwrap(), &ServerName::default())
-        .await
-        .unwrap();
+    let alice = UserName::parse("alice").unwrap();
+    let actor = router.server(&alice, &ServerName::default()).await.unwrap();
+    let user = router.user(&alice).await.unwrap();
+    let spec = || ops::NewToken {
+        owner: galilean_proto::records::Owner::User("alice".into()),
+        scopes: vec!["inherit".into()],
+        note: "t".into(),
+        expires_in: None,
+        session_id: None,
+        client_id: "jupyterhub".into(),
+    };
+    let (kept, _) = ask(&user, |reply| UserMsg::CreateToken {
+        spec: spec(),
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
     // ... when the live set moves her to node 2
     let set = galilean_actors::remote::LiveSet {
         epoch: 7,
@@ -241,6 +256,27 @@ async fn a_stale_owner_cannot_write() {
         panic!("a stale owner started a server");
     };
     assert!(err.to_string().contains("owned by node 2"), "{err}");
+    // nor can its user actor create a token or revoke one
+    let tokens = || ctx.replica.read(|s| s.tokens.len());
+    let before = tokens();
+    let r = ask(&user, |reply| UserMsg::CreateToken {
+        spec: spec(),
+        reply,
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(&r, Err(e) if e.to_string().contains("owned by node 2")),
+        "{r:?}"
+    );
+    let r = ask(&user, |reply| UserMsg::DeleteToken { id: kept.id, reply })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&r, Err(e) if e.to_string().contains("owned by node 2")),
+        "{r:?}"
+    );
+    assert_eq!(tokens(), before, "a stale owner changed the tokens");
     assert!(
         ctx.replica.read(|s| s.servers.is_empty()),
         "a record was written"

@@ -451,7 +451,7 @@ async fn reconcile_services(
                 replica.wait_for(v).await;
             }
             None if !existing.is_empty() => {
-                let v = ops::delete_tokens(store, &existing).await?;
+                let v = ops::delete_tokens(store, &existing, None).await?;
                 replica.wait_for(v).await;
             }
             None => {}
@@ -469,7 +469,7 @@ async fn reconcile_services(
             count = orphans.len(),
             "removing tokens of services no longer in the config"
         );
-        let v = ops::delete_tokens(store, &orphans).await?;
+        let v = ops::delete_tokens(store, &orphans, None).await?;
         replica.wait_for(v).await;
     }
     Ok(services)

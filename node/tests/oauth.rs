@@ -291,6 +291,7 @@ async fn logout_revokes_the_sessions_oauth_tokens() {
             session_id: None,
             client_id: "jupyterhub".into(),
         },
+        None,
     )
     .await
     .unwrap();
