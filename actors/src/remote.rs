@@ -638,6 +638,8 @@ pub struct ClusterLink {
     pub peers: Vec<(u64, String)>,
     /// The shared cookie (the cluster secret).
     pub cookie: String,
+    /// Mutual TLS for every session; `None` sends actor messages in clear.
+    pub tls: Option<galilean_storage::raft::tls::NodeTls>,
 }
 
 /// Node names in ractor_cluster (it adds `@<hostname>`).
@@ -660,7 +662,9 @@ impl Router {
             link.cookie.clone(),
             node_name(link.node_id),
             HOSTNAME.into(),
-            None,
+            link.tls
+                .as_ref()
+                .map(|t| ractor_cluster::IncomingEncryptionMode::Tls(t.acceptor())),
             None,
         )
         .with_listen_addr(link.listen);
@@ -693,7 +697,23 @@ impl Router {
                     if *id >= link.node_id || connected.contains(&name) {
                         continue;
                     }
-                    if let Err(e) = ractor_cluster::client_connect(&node, addr.as_str()).await {
+                    let dialed = match &link.tls {
+                        None => ractor_cluster::client_connect(&node, addr.as_str())
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Some(tls) => match galilean_storage::raft::tls::server_name(addr) {
+                            Ok(name) => ractor_cluster::client_connect_enc(
+                                &node,
+                                addr.as_str(),
+                                tls.connector(),
+                                name,
+                            )
+                            .await
+                            .map_err(|e| e.to_string()),
+                            Err(e) => Err(e),
+                        },
+                    };
+                    if let Err(e) = dialed {
                         tracing::debug!(peer = id, %addr, "cannot reach the peer's actor port: {e}");
                     }
                 }

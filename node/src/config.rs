@@ -237,8 +237,22 @@ pub struct ClusterConfig {
     /// node with another secret is refused. A secret: prefer `GALILEAN_CLUSTER_SECRET`.
     pub secret: Secret,
     /// `cluster.insecure`: allow node-to-node traffic in clear on a `bind` that is not a
-    /// loopback address (node-to-node TLS is not built yet). Default `false`.
+    /// loopback address, without `[cluster.tls]`. Default `false`.
     pub insecure: bool,
+    /// `[cluster.tls]`: node-to-node mutual TLS. Required off loopback unless `insecure`.
+    pub tls: Option<ClusterTls>,
+}
+
+/// `[cluster.tls]`: PEM files (`galilean cluster certs` writes a set). Every member's
+/// certificate is signed by `ca` and names the host of its `peers` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// `cluster.tls.cert`: this node's certificate (chain).
+    pub cert: PathBuf,
+    /// `cluster.tls.key`: its private key.
+    pub key: PathBuf,
+    /// `cluster.tls.ca`: the certificate authority of the cluster.
+    pub ca: PathBuf,
 }
 
 /// One `cluster.peers` entry.
@@ -759,10 +773,11 @@ fn read_cluster(
         errors,
         "cluster".into(),
         value,
-        &["node_id", "bind", "peers", "secret", "insecure"],
+        &["node_id", "bind", "peers", "secret", "insecure", "tls"],
     );
     r.table?;
     let insecure = r.boolean("insecure").unwrap_or(false);
+    let tls_value = r.get("tls");
     let node_id = r.integer("node_id", 1, i64::MAX).map(|n| n as u64);
     let bind = r.parsed("bind", parse_host_port);
     let peers = r.list("peers", parse_peer);
@@ -806,22 +821,62 @@ fn read_cluster(
             || host
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
-        if !loopback && !insecure {
+        if !loopback && !insecure && tls_value.is_none() {
             r.error(
                 "bind",
                 format!(
-                    "{bind} is not a loopback address, and node-to-node traffic is not encrypted yet: \
-                     keep the cluster on loopback, or set cluster.insecure = true on a trusted network"
+                    "{bind} is not a loopback address: configure [cluster.tls] (see `galilean \
+                     cluster certs`), or set cluster.insecure = true to send node-to-node \
+                     traffic in clear on a trusted network"
                 ),
             );
         }
     }
+    let tls = tls_value.map(|v| read_cluster_tls(r.errors, v));
     Some(ClusterConfig {
         node_id: node_id?,
         bind: bind?,
         peers: peers?,
         secret: secret?,
         insecure,
+        tls: match tls {
+            Some(t) => Some(t?),
+            None => None,
+        },
+    })
+}
+
+fn read_cluster_tls(errors: &mut Vec<ConfigError>, value: &Value) -> Option<ClusterTls> {
+    let mut r = Reader::open(
+        errors,
+        "cluster.tls".into(),
+        Some(value),
+        &["cert", "key", "ca"],
+    );
+    r.table?;
+    let path = |r: &mut Reader, key: &str| {
+        let p = r.parsed(key, |s| {
+            if s.is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                Ok(PathBuf::from(s))
+            }
+        });
+        if r.get(key).is_none() {
+            r.error(
+                key,
+                "missing: [cluster.tls] needs cert, key and ca (PEM files)",
+            );
+        }
+        p
+    };
+    let cert = path(&mut r, "cert");
+    let key = path(&mut r, "key");
+    let ca = path(&mut r, "ca");
+    Some(ClusterTls {
+        cert: cert?,
+        key: key?,
+        ca: ca?,
     })
 }
 
@@ -2042,12 +2097,35 @@ backend = "redb"
     }
 
     #[test]
-    fn a_cluster_off_loopback_needs_insecure_until_tls_exists() {
+    fn a_cluster_off_loopback_needs_tls_or_insecure() {
         let lan = CLUSTER.replace("bind = \"127.0.0.1:7102\"", "bind = \"10.0.0.2:7102\"");
         let errs = errors(&lan);
-        assert!(error_for(&errs, "cluster.bind").contains("cluster.insecure"));
+        let message = error_for(&errs, "cluster.bind");
+        assert!(message.contains("cluster.insecure") && message.contains("[cluster.tls]"));
         let ok = lan.replace("[cluster]\n", "[cluster]\ninsecure = true\n");
         assert!(parse(&ok).unwrap().cluster.unwrap().insecure);
+        let tls = format!(
+            "{lan}\n[cluster.tls]\ncert = \"n2.pem\"\nkey = \"n2-key.pem\"\nca = \"ca.pem\"\n"
+        );
+        let c = parse(&tls).unwrap().cluster.unwrap();
+        assert!(!c.insecure);
+        assert_eq!(
+            c.tls,
+            Some(ClusterTls {
+                cert: "n2.pem".into(),
+                key: "n2-key.pem".into(),
+                ca: "ca.pem".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn cluster_tls_needs_all_three_files_and_no_other_key() {
+        let bad = format!("{CLUSTER}\n[cluster.tls]\ncert = \"n.pem\"\nca = 5\nkeys = \"x\"\n");
+        let errs = errors(&bad);
+        assert!(error_for(&errs, "cluster.tls.key").contains("missing"));
+        assert!(error_for(&errs, "cluster.tls.ca").contains("a string"));
+        assert!(error_for(&errs, "cluster.tls.keys").contains("unknown key"));
     }
 
     #[test]

@@ -122,7 +122,8 @@ pub async fn start_with_options(
     let (store, raft, extra): (Arc<dyn Store>, _, _) = match &config.cluster {
         None => (open_store(&config.hub.data_dir)?, None, None),
         Some(cluster) => {
-            let (store, server) = start_raft(&config, cluster).await?;
+            let tls = crate::cluster::load_tls(cluster)?;
+            let (store, server) = start_raft(&config, cluster, tls.as_ref()).await?;
             crate::settings::agree(
                 store.as_ref(),
                 &crate::settings::agreed(&config),
@@ -146,6 +147,7 @@ pub async fn start_with_options(
 /// Actor messages between nodes use the port after `cluster.bind`'s (raft uses that one).
 fn actor_link(
     c: &crate::config::ClusterConfig,
+    tls: Option<galilean_storage::raft::tls::NodeTls>,
 ) -> anyhow::Result<galilean_actors::remote::ClusterLink> {
     let split = |addr: &str| -> anyhow::Result<(String, u16)> {
         let (host, port) = addr
@@ -175,6 +177,7 @@ fn actor_link(
         port,
         peers,
         cookie: c.secret.expose().to_owned(),
+        tls,
     })
 }
 
@@ -183,6 +186,7 @@ fn actor_link(
 async fn start_raft(
     config: &Config,
     cluster: &crate::config::ClusterConfig,
+    tls: Option<&galilean_storage::raft::tls::NodeTls>,
 ) -> anyhow::Result<(Arc<galilean_storage::raft::RaftStore>, JoinHandle<()>)> {
     std::fs::create_dir_all(&config.hub.data_dir).with_context(|| {
         format!(
@@ -199,6 +203,7 @@ async fn start_raft(
         &path,
         raft_listener,
         cluster.secret.expose(),
+        tls,
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the raft store at {}: {e}", path.display()))?;
@@ -325,7 +330,8 @@ async fn build_at(
     };
     let mut cluster_tasks = Vec::new();
     if let Some(c) = &config.cluster {
-        cluster_tasks.push(router.join_cluster(actor_link(c)?).await?);
+        let tls = crate::cluster::load_tls(c)?;
+        cluster_tasks.push(router.join_cluster(actor_link(c, tls)?).await?);
         let store = store.clone();
         cluster_tasks.push(tokio::spawn(
             // a leader counts only while a quorum acknowledges it: one that resumes from

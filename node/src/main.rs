@@ -50,6 +50,17 @@ enum ClusterCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Write a certificate authority and one certificate per node for [cluster.tls]:
+    /// ca.pem, ca-key.pem (keep it offline), node<ID>.pem and node<ID>-key.pem.
+    Certs {
+        /// Directory to write into (created; existing files are not overwritten).
+        #[arg(long)]
+        out: PathBuf,
+        /// A node and the hosts (IP addresses or DNS names) its certificate is valid
+        /// for: `1=127.0.0.1` or `2=10.0.0.2,hub2.example.org`. Repeat per node.
+        #[arg(long = "node", required = true)]
+        nodes: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,17 +96,46 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runti
     })
 }
 
+/// Config problems found only when the files it names are read.
+fn check_files(path: &std::path::Path, config: &Config) -> Result<(), ExitCode> {
+    if let Some(cluster) = &config.cluster {
+        if let Err(e) = galilean_node::cluster::load_tls(cluster) {
+            eprintln!("{}: {e}", path.display());
+            return Err(ExitCode::from(EXIT_CONFIG));
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    // ractor_cluster's rustls uses aws-lc-rs and reqwest's brings ring: with two providers
+    // compiled in, rustls cannot pick one by itself, so name it before any TLS is set up.
+    // (Every config Galilean builds names aws-lc-rs anyway; this covers the rest.)
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Config {
-            command: ConfigCommand::Check { config },
-        } => match load(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
+            command: ConfigCommand::Check { config: path },
+        } => match load(&path).and_then(|c| check_files(&path, &c)) {
+            Ok(()) => {
+                println!("{}: ok", path.display());
                 ExitCode::SUCCESS
             }
             Err(code) => code,
+        },
+        Command::Cluster {
+            command: ClusterCommand::Certs { out, nodes },
+        } => match galilean_node::cluster::write_certs(&out, &nodes) {
+            Ok(written) => {
+                for f in written {
+                    println!("wrote {}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("galilean: {e:#}");
+                ExitCode::FAILURE
+            }
         },
         Command::Cluster {
             command: ClusterCommand::Status { config },
@@ -138,12 +178,15 @@ fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e:#}");
                     eprintln!("galilean: {e:#}");
-                    // settings that differ from the cluster's are a config problem
+                    // settings that differ from the cluster's, and unusable TLS files, are
+                    // config problems
                     let refused = e
                         .downcast_ref::<galilean_node::settings::SettingsError>()
                         .is_some_and(|s| {
                             matches!(s, galilean_node::settings::SettingsError::Differ(_))
-                        });
+                        })
+                        || e.downcast_ref::<galilean_node::cluster::TlsConfigError>()
+                            .is_some();
                     if refused {
                         ExitCode::from(EXIT_CONFIG)
                     } else {

@@ -735,3 +735,144 @@ async fn log_in_on_one_node_browse_and_redeem_oauth_codes_on_others() {
     }
     common::kill_processes_under(dir.path());
 }
+
+/// Runs `galilean cluster certs` into `out` for nodes 1-3 on 127.0.0.1.
+fn make_certs(out: &std::path::Path) {
+    let status = Command::new(common::galilean_bin())
+        .args(["cluster", "certs", "--out"])
+        .arg(out)
+        .args(["--node", "1=127.0.0.1", "--node", "2=127.0.0.1"])
+        .args(["--node", "3=127.0.0.1,localhost"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A config tweak adding `[cluster.tls]` with node `id`'s files from `certs`.
+fn with_tls(certs: &std::path::Path, id: u64) -> impl Fn(String) -> String {
+    let path = |name: String| common::toml_str(&certs.join(name).to_string_lossy());
+    let table = format!(
+        "\n[cluster.tls]\ncert = {}\nkey = {}\nca = {}\n",
+        path(format!("node{id}.pem")),
+        path(format!("node{id}-key.pem")),
+        path("ca.pem".into()),
+    );
+    move |c: String| c + &table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let strangers = dir.path().join("strangers");
+    make_certs(&certs);
+    make_certs(&strangers);
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    let start = |id: u64, certs: &std::path::Path| {
+        start_node_with(dir.path(), id, &peers, SECRET, with_tls(certs, id), &[])
+    };
+    let n1 = start(1, &certs);
+    let n2 = start(2, &certs);
+    // the right secret, but a certificate from another CA: refused
+    let n3 = start(3, &strangers);
+    wait_healthy(&[&n1, &n2], Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(health(&n3.url).await, 503, "a stranger's node serves");
+    let logs = n1.log_text() + &n2.log_text();
+    assert!(logs.contains("TLS handshake failed"), "{logs}");
+    drop(n3);
+
+    // raft's port speaks TLS only: a request in clear gets no HTTP answer
+    use std::io::{Read, Write};
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", peers[0].1)).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        raw,
+        "POST /raft/status HTTP/1.1\r\nhost: x\r\nx-galilean-cluster-secret: {SECRET}\r\ncontent-length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("HTTP/1.1"),
+        "raft answered in clear: {}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // with its own certificate node 3 joins, and every path between nodes works: forwarded
+    // writes, actor calls to the owner, replication, revocation, routes
+    let n3 = start(3, &certs);
+    let nodes = [n1, n2, n3];
+    wait_healthy(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
+    let other = nodes.iter().find(|n| n.id != owner_id).unwrap();
+    let (s, body) = call(&other.url, reqwest::Method::POST, "/users/alice").await;
+    assert_eq!(s, 201, "{body}");
+    for n in &nodes {
+        assert_eq!(
+            call(&n.url, reqwest::Method::GET, "/users/alice").await.0,
+            200
+        );
+    }
+    let (s, tok) = call(&other.url, reqwest::Method::POST, "/users/alice/tokens").await;
+    assert_eq!(s, 201, "{tok}");
+    let token = tok["token"].as_str().unwrap().to_owned();
+    let id = tok["id"].as_str().unwrap().to_owned();
+    let (s, _) = call(
+        &other.url,
+        reqwest::Method::DELETE,
+        &format!("/users/alice/tokens/{id}"),
+    )
+    .await;
+    assert_eq!(s, 204);
+    for n in &nodes {
+        let r = client()
+            .get(format!("{}/hub/api/user", n.url))
+            .header("Authorization", format!("token {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "node {} accepts a revoked token", n.id);
+    }
+    call(&other.url, reqwest::Method::POST, "/users/alice/server").await;
+    within(Duration::from_secs(20), "alice's server ready", || async {
+        call(&other.url, reqwest::Method::GET, "/users/alice")
+            .await
+            .1["servers"][""]["ready"]
+            == true
+    })
+    .await;
+    for n in &nodes {
+        within(
+            Duration::from_secs(1),
+            "the route on every node",
+            || async {
+                client()
+                    .get(format!("{}/user/alice/whoami", n.url))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await;
+    }
+    // `cluster status` asks over TLS too
+    let (code, out) = cluster_status(dir.path(), 1);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("reachable: 3"), "{out}");
+    call(&other.url, reqwest::Method::DELETE, "/users/alice/server").await;
+    common::kill_processes_under(dir.path());
+
+    // a missing or foreign file is a config error naming its key
+    std::fs::remove_file(certs.join("node2-key.pem")).unwrap();
+    let out = Command::new(common::galilean_bin())
+        .args(["config", "check", "--config"])
+        .arg(dir.path().join("node2.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cluster.tls.key"), "{err}");
+}

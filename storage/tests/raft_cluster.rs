@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use galilean_storage::raft::tls::{Authority, NodeTls};
 use galilean_storage::raft::{self, net::HttpNetwork, Command, RaftStore};
 use galilean_storage::{Store, StoreError};
 use openraft::BasicNode;
@@ -19,14 +20,25 @@ struct Node {
 }
 
 async fn cluster(dir: &std::path::Path) -> Vec<Node> {
+    cluster_with(dir, None).await
+}
+
+/// Three nodes; with `tls`, each has a certificate from that authority.
+async fn cluster_with(dir: &std::path::Path, tls: Option<&Authority>) -> Vec<Node> {
     let mut nodes = Vec::new();
     for id in 1..=3u64 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let (store, server) =
-            raft::start_node(id, &dir.join(format!("node{id}.redb")), listener, SECRET)
-                .await
-                .unwrap();
+        let tls = tls.map(|ca| node_tls(ca, &format!("node{id}")));
+        let (store, server) = raft::start_node(
+            id,
+            &dir.join(format!("node{id}.redb")),
+            listener,
+            SECRET,
+            tls.as_ref(),
+        )
+        .await
+        .unwrap();
         nodes.push(Node {
             store: Arc::new(store),
             server,
@@ -175,7 +187,7 @@ async fn a_wrong_cluster_secret_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = cluster(dir.path()).await;
     let l = leader(&nodes, Duration::from_secs(5)).await;
-    let intruder = HttpNetwork::new("not-the-secret");
+    let intruder = HttpNetwork::new("not-the-secret", None);
     let command = Command::Commit {
         read_version: 0,
         reads: vec![],
@@ -190,6 +202,70 @@ async fn a_wrong_cluster_secret_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
     assert_eq!(get(&nodes[l].store, b"evil").await, None);
+}
+
+fn node_tls(ca: &Authority, name: &str) -> NodeTls {
+    let issued = ca.issue(name, &["127.0.0.1".into()]).unwrap();
+    NodeTls::from_pem(
+        issued.cert_pem.as_bytes(),
+        issued.key_pem.as_bytes(),
+        ca.cert_pem().as_bytes(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_only_holders_of_the_clusters_certificates_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("test cluster CA").unwrap();
+    let nodes = cluster_with(dir.path(), Some(&ca)).await;
+    let l = leader(&nodes, Duration::from_secs(5)).await;
+    // the cluster replicates over TLS
+    let follower = (l + 1) % 3;
+    let v = put(&nodes[follower].store, b"k", b"v").await.unwrap();
+    for n in &nodes {
+        n.store.state_machine().wait_applied(v).await;
+        assert_eq!(get(&n.store, b"k").await.as_deref(), Some(&b"v"[..]));
+    }
+    let command = |key: &[u8]| Command::Commit {
+        read_version: 0,
+        reads: vec![],
+        mutations: vec![galilean_storage::Mutation::Set {
+            key: key.to_vec(),
+            value: b"1".to_vec(),
+        }],
+    };
+    // a client with the secret and a certificate of this CA is let in ...
+    let member = HttpNetwork::new(SECRET, Some(&node_tls(&ca, "node4")));
+    member
+        .forward_write(&nodes[l].addr, &command(b"member"))
+        .await
+        .unwrap();
+    // ... one with the secret but a certificate from another CA is not, nor one in clear
+    let other_ca = Authority::new("another CA").unwrap();
+    let stranger = HttpNetwork::new(SECRET, Some(&node_tls(&other_ca, "node4")));
+    let err = stranger
+        .forward_write(&nodes[l].addr, &command(b"stranger"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, raft::net::ForwardError::Unreachable(_)),
+        "{err}"
+    );
+    let clear = HttpNetwork::new(SECRET, None);
+    let err = clear
+        .forward_write(&nodes[l].addr, &command(b"clear"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, raft::net::ForwardError::Unreachable(_)),
+        "{err}"
+    );
+    let v = put(&nodes[l].store, b"after", b"1").await.unwrap();
+    nodes[l].store.state_machine().wait_applied(v).await;
+    assert!(get(&nodes[l].store, b"member").await.is_some());
+    assert_eq!(get(&nodes[l].store, b"stranger").await, None);
+    assert_eq!(get(&nodes[l].store, b"clear").await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,9 +307,10 @@ async fn a_new_node_catches_up_by_snapshot() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let (newcomer, _server) = raft::start_node(4, &dir.path().join("node4.redb"), listener, SECRET)
-        .await
-        .unwrap();
+    let (newcomer, _server) =
+        raft::start_node(4, &dir.path().join("node4.redb"), listener, SECRET, None)
+            .await
+            .unwrap();
     let mut feed = newcomer.subscribe();
     lead.raft()
         .add_learner(4, BasicNode { addr }, true)

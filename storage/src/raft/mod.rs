@@ -21,6 +21,7 @@ mod log_store;
 pub mod net;
 mod state_machine;
 mod store;
+pub mod tls;
 
 use std::io::Cursor;
 use std::path::Path;
@@ -129,15 +130,17 @@ pub fn default_config() -> Arc<openraft::Config> {
 
 /// Starts a raft node over `path`: the store file, a server for raft traffic on
 /// `listener`, and the `Store` over it. The caller initializes the membership (once,
-/// on one node) or adds the node to an existing cluster.
+/// on one node) or adds the node to an existing cluster. With `tls`, raft traffic is
+/// HTTPS with mutual TLS.
 pub async fn start_node(
     id: NodeId,
     path: &Path,
     listener: tokio::net::TcpListener,
     secret: &str,
+    tls: Option<&tls::NodeTls>,
 ) -> Result<(RaftStore, tokio::task::JoinHandle<()>), RaftError> {
     let (log, sm) = open(path)?;
-    let network = net::HttpNetwork::new(secret);
+    let network = net::HttpNetwork::new(secret, tls);
     let raft = openraft::Raft::new(id, default_config(), network.clone(), log, sm.clone())
         .await
         .map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
@@ -147,6 +150,7 @@ pub async fn start_node(
         raft.clone(),
         secret.into(),
         status.clone(),
+        tls.map(tls::NodeTls::acceptor),
     ));
     Ok((RaftStore::new(raft, sm, network, status), server))
 }
@@ -162,9 +166,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let (store, server) = start_node(1, &dir.path().join("raft.redb"), listener, "s3cret")
-            .await
-            .unwrap();
+        let (store, server) =
+            start_node(1, &dir.path().join("raft.redb"), listener, "s3cret", None)
+                .await
+                .unwrap();
         let members = BTreeMap::from([(1, openraft::BasicNode { addr })]);
         store.raft().initialize(members).await.unwrap();
         store

@@ -2,7 +2,8 @@
 //! chunks) and writes forwarded from followers to the leader. Bodies are rmp-serde; every
 //! request carries the cluster secret, compared in constant time.
 //!
-//! This is plain HTTP: it is for loopback and trusted networks until TLS is added.
+//! With [`NodeTls`] it is HTTPS with mutual TLS; without, plain HTTP, which the node's
+//! config allows only on loopback or with `cluster.insecure`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use super::tls::NodeTls;
 use super::{Command, CommandResult, NodeId, TypeConfig};
 
 /// Header carrying the cluster secret.
@@ -51,19 +53,25 @@ pub enum ForwardError {
 pub struct HttpNetwork {
     client: reqwest::Client,
     secret: Arc<str>,
+    scheme: &'static str,
 }
 
 impl HttpNetwork {
-    pub fn new(secret: &str) -> HttpNetwork {
-        let client = reqwest::Client::builder()
+    pub fn new(secret: &str, tls: Option<&NodeTls>) -> HttpNetwork {
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30));
+        if let Some(tls) = tls {
+            builder = builder.use_preconfigured_tls((*tls.client).clone());
+        }
+        let client = builder
             .build()
             .expect("a reqwest client with fixed settings builds");
         HttpNetwork {
             client,
             secret: secret.into(),
+            scheme: if tls.is_some() { "https" } else { "http" },
         }
     }
 
@@ -77,7 +85,7 @@ impl HttpNetwork {
         let bytes = rmp_serde::to_vec_named(body).map_err(|e| e.to_string())?;
         let r = self
             .client
-            .post(format!("http://{addr}{path}"))
+            .post(format!("{}://{addr}{path}", self.scheme))
             .header(SECRET_HEADER, &*self.secret)
             .timeout(timeout)
             .body(bytes)
@@ -95,7 +103,7 @@ impl HttpNetwork {
     pub async fn status(&self, addr: &str) -> Result<String, String> {
         let r = self
             .client
-            .post(format!("http://{addr}/raft/status"))
+            .post(format!("{}://{addr}/raft/status", self.scheme))
             .header(SECRET_HEADER, &*self.secret)
             .timeout(Duration::from_secs(2))
             .send()
@@ -205,21 +213,23 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 pub type StatusSource = Arc<std::sync::OnceLock<Box<dyn Fn() -> String + Send + Sync>>>;
 
 /// Serves raft RPCs, forwarded writes and the node's status for `raft` on `listener`
-/// until the task is dropped.
+/// (over TLS when `tls` is given) until the task is dropped.
 pub async fn serve(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
     secret: Arc<str>,
     status: StatusSource,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let raft = raft.clone();
         let secret = secret.clone();
         let status = status.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let raft = raft.clone();
@@ -227,9 +237,27 @@ pub async fn serve(
                 let status = status.clone();
                 async move { Ok::<_, Infallible>(handle(req, raft, &secret, &status).await) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream)).await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(%peer, "refused a raft connection: TLS handshake failed: {e}")
+                        }
+                        Err(_) => {
+                            tracing::warn!(%peer, "refused a raft connection: no TLS handshake in 5 s")
+                        }
+                    }
+                }
+            }
         });
     }
 }
