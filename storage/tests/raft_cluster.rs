@@ -195,6 +195,7 @@ async fn a_wrong_cluster_secret_is_refused() {
             key: b"evil".to_vec(),
             value: b"1".to_vec(),
         }],
+        request: 0,
     };
     let err = intruder
         .forward_write(&nodes[l].addr, &command)
@@ -234,6 +235,7 @@ async fn over_tls_only_holders_of_the_clusters_certificates_get_in() {
             key: key.to_vec(),
             value: b"1".to_vec(),
         }],
+        request: 0,
     };
     // a client with the secret and a certificate of this CA is let in ...
     let member = HttpNetwork::new(SECRET, Some(&node_tls(&ca, "node4")));
@@ -249,7 +251,10 @@ async fn over_tls_only_holders_of_the_clusters_certificates_get_in() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, raft::net::ForwardError::Unreachable(_)),
+        matches!(
+            err,
+            raft::net::ForwardError::NotSent(_) | raft::net::ForwardError::Unreachable(_)
+        ),
         "{err}"
     );
     let clear = HttpNetwork::new(SECRET, None);
@@ -258,7 +263,10 @@ async fn over_tls_only_holders_of_the_clusters_certificates_get_in() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, raft::net::ForwardError::Unreachable(_)),
+        matches!(
+            err,
+            raft::net::ForwardError::NotSent(_) | raft::net::ForwardError::Unreachable(_)
+        ),
         "{err}"
     );
     let v = put(&nodes[l].store, b"after", b"1").await.unwrap();
@@ -333,4 +341,39 @@ async fn a_new_node_catches_up_by_snapshot() {
     let v = put(&lead, b"later", b"v").await.unwrap();
     newcomer.state_machine().wait_applied(v).await;
     assert_eq!(get(&newcomer, b"later").await, Some(b"v".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_sent_again_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path()).await;
+    let l = leader(&nodes, Duration::from_secs(5)).await;
+    let net = HttpNetwork::new(SECRET, None);
+    let set = |value: &[u8], request: u128| Command::Commit {
+        read_version: 0,
+        reads: vec![],
+        mutations: vec![galilean_storage::Mutation::Set {
+            key: b"k".to_vec(),
+            value: value.to_vec(),
+        }],
+        request,
+    };
+    let first = set(b"first", raft::new_request_id());
+    let v1 = net.forward_write(&nodes[l].addr, &first).await.unwrap();
+    assert!(!v1.conflict);
+    let later = put(&nodes[l].store, b"k", b"later").await.unwrap();
+    assert!(later > v1.version);
+    // the same proposal again (a retry after a lost answer): the first answer, no write
+    let again = net.forward_write(&nodes[l].addr, &first).await.unwrap();
+    assert_eq!(again.version, v1.version);
+    let v = put(&nodes[l].store, b"other", b"1").await.unwrap();
+    for n in &nodes {
+        n.store.state_machine().wait_applied(v).await;
+        assert_eq!(get(&n.store, b"k").await.as_deref(), Some(&b"later"[..]));
+    }
+    // without a request id, sending twice writes twice
+    let plain = set(b"plain", 0);
+    let a = net.forward_write(&nodes[l].addr, &plain).await.unwrap();
+    let b = net.forward_write(&nodes[l].addr, &plain).await.unwrap();
+    assert!(b.version > a.version);
 }

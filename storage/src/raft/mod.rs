@@ -18,6 +18,7 @@
 #![allow(clippy::result_large_err)]
 
 mod log_store;
+pub mod membership;
 pub mod net;
 mod state_machine;
 mod store;
@@ -57,11 +58,37 @@ pub enum Command {
     /// A transaction's commit: applied unless a write committed after `read_version`
     /// touched what it read (`reads`, key ranges `[begin, end)`). Every replica decides
     /// the same way from the same log, so the check needs no leader-local state.
+    ///
+    /// `request` (non-zero) names the proposal: a commit applied under a request id is
+    /// not applied again when the same proposal arrives again (a retry after a lost
+    /// answer), within the history window; the retry gets the first one's version.
     Commit {
         read_version: u64,
         reads: Vec<(Vec<u8>, Vec<u8>)>,
         mutations: Vec<Mutation>,
+        #[serde(default)]
+        request: u128,
     },
+}
+
+/// A request id for a [`Command::Commit`]: this process's random half and a counter.
+pub fn new_request_id() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let seed = *SEED.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        h.finish()
+    });
+    (u128::from(seed) << 64) | u128::from(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// What applying an entry gives back to the proposer.

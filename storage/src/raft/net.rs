@@ -5,6 +5,7 @@
 //! With [`NodeTls`] it is HTTPS with mutual TLS; without, plain HTTP, which the node's
 //! config allows only on loopback or with `cluster.insecure`.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use super::membership::{MembershipChange, MembershipError};
 use super::tls::NodeTls;
 use super::{Command, CommandResult, NodeId, TypeConfig};
 
@@ -44,8 +46,28 @@ pub enum ForwardError {
     NotLeader(Option<NodeId>),
     #[error("raft failed: {0}")]
     Raft(String),
+    /// The write never left this node (the leader refused the connection): safe to
+    /// send again.
+    #[error("cannot connect to the leader: {0}")]
+    NotSent(String),
+    /// Sent, with no answer: the write's outcome is unknown.
     #[error("cannot reach the leader: {0}")]
     Unreachable(String),
+}
+
+/// Why a request to a peer failed.
+enum PostError {
+    /// No connection was made: the request was not delivered.
+    NotSent(String),
+    Failed(String),
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PostError::NotSent(m) | PostError::Failed(m) => f.write_str(m),
+        }
+    }
 }
 
 /// Clients for every peer, sharing one connection pool.
@@ -81,8 +103,9 @@ impl HttpNetwork {
         path: &str,
         body: &Q,
         timeout: Duration,
-    ) -> Result<A, String> {
-        let bytes = rmp_serde::to_vec_named(body).map_err(|e| e.to_string())?;
+    ) -> Result<A, PostError> {
+        let failed = |e: &dyn std::fmt::Display| PostError::Failed(e.to_string());
+        let bytes = rmp_serde::to_vec_named(body).map_err(|e| failed(&e))?;
         let r = self
             .client
             .post(format!("{}://{addr}{path}", self.scheme))
@@ -91,12 +114,38 @@ impl HttpNetwork {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                if e.is_connect() {
+                    PostError::NotSent(format!("{addr}: {e}"))
+                } else {
+                    failed(&e)
+                }
+            })?;
         if r.status() != StatusCode::OK {
-            return Err(format!("{addr}{path} answered {}", r.status()));
+            return Err(PostError::Failed(format!(
+                "{addr}{path} answered {}",
+                r.status()
+            )));
         }
-        let body = r.bytes().await.map_err(|e| e.to_string())?;
-        rmp_serde::from_slice(&body).map_err(|e| e.to_string())
+        let body = r.bytes().await.map_err(|e| failed(&e))?;
+        rmp_serde::from_slice(&body).map_err(|e| failed(&e))
+    }
+
+    /// Asks the node at `addr` (which must lead) for a membership change; see
+    /// [`membership::change`].
+    pub async fn change_members(
+        &self,
+        addr: &str,
+        change: &MembershipChange,
+    ) -> Result<BTreeMap<NodeId, String>, MembershipError> {
+        self.post::<_, Result<BTreeMap<NodeId, String>, MembershipError>>(
+            addr,
+            "/raft/members",
+            change,
+            Duration::from_secs(120),
+        )
+        .await
+        .map_err(|e| MembershipError::Refused(format!("cannot ask {addr}: {e}")))?
     }
 
     /// The status document of the node whose raft port is `addr`.
@@ -128,7 +177,10 @@ impl HttpNetwork {
             FORWARD_TIMEOUT,
         )
         .await
-        .map_err(ForwardError::Unreachable)?
+        .map_err(|e| match e {
+            PostError::NotSent(m) => ForwardError::NotSent(m),
+            PostError::Failed(m) => ForwardError::Unreachable(m),
+        })?
     }
 }
 
@@ -167,6 +219,7 @@ impl PeerClient {
             .post(&self.addr, path, req, option.hard_ttl())
             .await
             .map_err(|e| {
+                let e = e.to_string();
                 if e.contains("403") {
                     tracing::error!(
                         peer = self.target,
@@ -328,6 +381,16 @@ async fn handle(
                     None => ForwardError::Raft(e.to_string()),
                 }),
             };
+            reply(&answer)
+        }
+        "/raft/members" => {
+            let change = decode!(MembershipChange);
+            tracing::info!(?change, "changing the membership");
+            let answer = super::membership::change(&raft, change).await;
+            match &answer {
+                Ok(members) => tracing::info!(?members, "membership changed"),
+                Err(e) => tracing::warn!("membership change refused: {e}"),
+            }
             reply(&answer)
         }
         "/raft/status" => {

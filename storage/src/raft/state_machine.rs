@@ -39,6 +39,8 @@ const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_kv");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 /// Write ranges of recent commits, by version.
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_history");
+/// Request ids of recent commits, by version (pruned with the history).
+const REQUESTS: TableDefinition<u64, u128> = TableDefinition::new("sm_requests");
 
 type Entry = openraft::Entry<TypeConfig>;
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
@@ -50,6 +52,8 @@ type Ranges = Vec<(Vec<u8>, Vec<u8>)>;
 struct SnapshotData {
     kv: Vec<(Vec<u8>, Vec<u8>)>,
     history: Vec<(u64, Ranges)>,
+    #[serde(default)]
+    requests: Vec<(u64, u128)>,
     floor: u64,
     /// The newest write's version.
     version: u64,
@@ -67,7 +71,27 @@ struct StoredSnapshot {
 #[derive(Default)]
 struct History {
     writes: BTreeMap<u64, RangeSet>,
+    /// Request id → the version its commit created, and the reverse for pruning.
+    requests: std::collections::HashMap<u128, u64>,
+    request_of: BTreeMap<u64, u128>,
     floor: u64,
+}
+
+impl History {
+    fn add_request(&mut self, version: u64, request: u128) {
+        self.requests.insert(request, version);
+        self.request_of.insert(version, request);
+    }
+
+    /// Forgets everything at or below `floor`.
+    fn prune(&mut self, floor: u64) {
+        self.floor = floor;
+        self.writes = self.writes.split_off(&(floor + 1));
+        let kept = self.request_of.split_off(&(floor + 1));
+        for request in std::mem::replace(&mut self.request_of, kept).into_values() {
+            self.requests.remove(&request);
+        }
+    }
 }
 
 impl History {
@@ -118,6 +142,7 @@ impl StateMachine {
         tx.open_table(KV).map_err(werr)?;
         tx.open_table(META).map_err(werr)?;
         tx.open_table(HISTORY).map_err(werr)?;
+        tx.open_table(REQUESTS).map_err(werr)?;
         tx.commit().map_err(werr)?;
         let feed = broadcast::channel(FEED_CAPACITY).0;
         let sm = StateMachine {
@@ -147,6 +172,11 @@ impl StateMachine {
             let (k, v) = item.map_err(rerr)?;
             let ranges: Ranges = decode(v.value(), ErrorSubject::StateMachine)?;
             h.writes.insert(k.value(), RangeSet::from_unsorted(ranges));
+        }
+        let table = tx.open_table(REQUESTS).map_err(rerr)?;
+        for item in table.iter().map_err(rerr)? {
+            let (k, v) = item.map_err(rerr)?;
+            h.add_request(k.value(), v.value());
         }
         *self.history.lock().unwrap_or_else(|e| e.into_inner()) = h;
         Ok(())
@@ -246,6 +276,16 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 let (k, v) = item.map_err(rerr)?;
                 history.push((k.value(), decode(v.value(), ErrorSubject::StateMachine)?));
             }
+            let mut requests = Vec::new();
+            for item in tx
+                .open_table(REQUESTS)
+                .map_err(rerr)?
+                .iter()
+                .map_err(rerr)?
+            {
+                let (k, v) = item.map_err(rerr)?;
+                requests.push((k.value(), v.value()));
+            }
             drop(tx);
             let snapshot_id = match &applied {
                 Some(id) => format!("{}-{}-{n}", id.leader_id, id.index),
@@ -260,6 +300,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 &SnapshotData {
                     kv,
                     history,
+                    requests,
                     floor,
                     version,
                 },
@@ -290,6 +331,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 struct Applied {
     results: Vec<CommandResult>,
     commits: Vec<(u64, RangeSet, Vec<crate::Mutation>)>,
+    /// Request ids of this batch's commits, with their versions.
+    requests: Vec<(u128, u64)>,
     last: u64,
 }
 
@@ -319,6 +362,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut out = Applied {
                 results: Vec::with_capacity(entries.len()),
                 commits: Vec::new(),
+                requests: Vec::new(),
                 last: 0,
             };
             // the history as this batch sees it: the stored one plus this batch's commits
@@ -328,15 +372,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let mut kv = tx.open_table(KV).map_err(werr)?;
                 let mut meta = tx.open_table(META).map_err(werr)?;
                 let mut hist = tx.open_table(HISTORY).map_err(werr)?;
+                let mut reqs = tx.open_table(REQUESTS).map_err(werr)?;
+                let mut batch_requests: std::collections::HashMap<u128, u64> =
+                    std::collections::HashMap::new();
                 let mut last = None;
                 for e in &entries {
                     let id = *e.get_log_id();
                     match &e.payload {
                         EntryPayload::Blank => out.results.push(CommandResult::default()),
+                        EntryPayload::Normal(Command::Commit { request, .. })
+                            if *request != 0
+                                && (h.requests.contains_key(request)
+                                    || batch_requests.contains_key(request)) =>
+                        {
+                            // a retry of a commit already applied: its first answer again
+                            let version = h
+                                .requests
+                                .get(request)
+                                .or_else(|| batch_requests.get(request))
+                                .copied()
+                                .unwrap_or_default();
+                            out.results.push(CommandResult {
+                                version,
+                                conflict: false,
+                            });
+                        }
                         EntryPayload::Normal(Command::Commit {
                             read_version,
                             reads,
                             mutations,
+                            request,
                         }) => {
                             let reads = RangeSet::from_unsorted(reads.clone());
                             let batch_conflict = out
@@ -354,6 +419,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                                 let stored =
                                     encode(&writes.clone().into_ranges(), ErrorSubject::Apply(id))?;
                                 hist.insert(id.index, stored.as_slice()).map_err(werr)?;
+                                if *request != 0 {
+                                    reqs.insert(id.index, *request).map_err(werr)?;
+                                    batch_requests.insert(*request, id.index);
+                                }
                                 out.commits.push((id.index, writes, mutations.clone()));
                                 out.results.push(CommandResult {
                                     version: id.index,
@@ -376,6 +445,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 if new_floor > floor {
                     floor = new_floor;
                     hist.retain_in(..=floor, |_, _| false).map_err(werr)?;
+                    reqs.retain_in(..=floor, |_, _| false).map_err(werr)?;
                     meta.insert(
                         "floor",
                         encode(&floor, ErrorSubject::StateMachine)?.as_slice(),
@@ -389,15 +459,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     meta.insert("version", bytes.as_slice()).map_err(werr)?;
                 }
                 out.last = last_index;
+                out.requests = batch_requests.into_iter().collect();
             }
             tx.commit().map_err(werr)?;
             // durable: now the in-memory history may show it
             for (v, w, _) in &out.commits {
                 h.writes.insert(*v, w.clone());
             }
-            h.floor = floor;
-            let keep = h.writes.split_off(&(floor + 1));
-            h.writes = keep;
+            for (request, v) in &out.requests {
+                h.add_request(*v, *request);
+            }
+            h.prune(floor);
             Ok(out)
         })
         .await?;
@@ -428,6 +500,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let state: SnapshotData = decode(&data, subject.clone())?;
+        tracing::info!(
+            last_log = ?meta.last_log_id.map(|l| l.index),
+            keys = state.kv.len(),
+            bytes = data.len(),
+            "installing a snapshot from the leader"
+        );
         let stored = encode(
             &StoredSnapshot {
                 meta: meta.clone(),
@@ -446,6 +524,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let db = self.db.clone();
         let kv_rows = state.kv;
+        let request_rows = state.requests;
         blocking(move || {
             let mut tx = db.begin_write().map_err(werr)?;
             tx.set_durability(Durability::Immediate);
@@ -459,6 +538,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 hist.retain(|_, _| false).map_err(werr)?;
                 for (v, bytes) in &history_rows {
                     hist.insert(*v, bytes.as_slice()).map_err(werr)?;
+                }
+                let mut reqs = tx.open_table(REQUESTS).map_err(werr)?;
+                reqs.retain(|_, _| false).map_err(werr)?;
+                for (v, request) in &request_rows {
+                    reqs.insert(*v, *request).map_err(werr)?;
                 }
                 let mut m = tx.open_table(META).map_err(werr)?;
                 m.insert("applied", applied.as_slice()).map_err(werr)?;

@@ -74,6 +74,24 @@ impl RaftStore {
     pub fn status_source(&self) -> &super::net::StatusSource {
         &self.inner.status
     }
+
+    /// The members (voters and learners) by the raft state: id → `cluster.bind` address.
+    pub fn members(&self) -> std::collections::BTreeMap<super::NodeId, String> {
+        super::membership::members(&self.inner.raft)
+    }
+
+    /// Whether this node has a membership (was initialized, or added and caught up).
+    pub fn has_membership(&self) -> bool {
+        self.inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .next()
+            .is_some()
+    }
 }
 
 impl Inner {
@@ -93,10 +111,14 @@ impl Inner {
             };
             match attempt {
                 Ok(r) => return Ok(r),
-                // the write was not applied anywhere: safe to try again once a leader is known
-                Err(ForwardError::NoLeader | ForwardError::NotLeader(_))
-                    if Instant::now() < deadline =>
-                {
+                // not applied, or applied once at most whatever happens next: the command
+                // carries a request id that the state machine applies only once
+                Err(
+                    ForwardError::NoLeader
+                    | ForwardError::NotLeader(_)
+                    | ForwardError::NotSent(_)
+                    | ForwardError::Unreachable(_),
+                ) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(e) => return Err(StoreError::Unavailable(e.to_string())),
@@ -128,6 +150,7 @@ impl Committer for Inner {
             read_version,
             reads: reads.into_ranges(),
             mutations,
+            request: super::new_request_id(),
         };
         // a blocking thread of the runtime (see OccTransaction::commit)
         self.runtime.block_on(async {
