@@ -25,4 +25,8 @@ pub enum OpError {
     /// The owning actor could not be reached.
     #[error("actor unavailable: {0}")]
     Unavailable(String),
+    /// The user's actors moved to another node (the live set changed): nothing was done,
+    /// and the call can go to the new owner (503 if it cannot).
+    #[error("moved: {0}")]
+    Moved(String),
 }

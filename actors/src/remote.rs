@@ -155,6 +155,7 @@ enum WireError {
     BadRequest(String),
     Forbidden(String),
     Unavailable(String),
+    Moved(String),
     Internal(String),
 }
 
@@ -166,6 +167,7 @@ impl From<OpError> for WireError {
             OpError::BadRequest(m) => WireError::BadRequest(m),
             OpError::Forbidden(m) => WireError::Forbidden(m),
             OpError::Unavailable(m) => WireError::Unavailable(m),
+            OpError::Moved(m) => WireError::Moved(m),
             OpError::Store(galilean_storage::StoreError::TooLarge(what)) => {
                 WireError::BadRequest(format!("{what} too large"))
             }
@@ -185,6 +187,7 @@ impl From<WireError> for OpError {
             WireError::BadRequest(m) => OpError::BadRequest(m),
             WireError::Forbidden(m) => OpError::Forbidden(m),
             WireError::Unavailable(m) => OpError::Unavailable(m),
+            WireError::Moved(m) => OpError::Moved(m),
             WireError::Internal(m) => OpError::Corrupt(m),
         }
     }
@@ -211,6 +214,9 @@ fn unix_ms() -> u64 {
 }
 
 /// The process group of node `id`'s router actor.
+/// How long a call keeps following its user's actors while they move between nodes.
+const MOVE_WAIT: Duration = Duration::from_secs(3);
+
 pub fn router_group(id: u64) -> String {
     format!("galilean-router-{id}")
 }
@@ -221,11 +227,27 @@ impl Router {
         let Some(user) = call.user().map(str::to_owned) else {
             return self.call_local(call).await;
         };
-        let owner = self.owner_of(&user)?;
-        if owner == self.node_id() {
-            self.call_local(call).await
-        } else {
-            self.call_remote(owner, &user, call).await
+        // a call that reaches a node which no longer owns the user was refused before it
+        // did anything: it goes again to the owner, once this node has seen the move
+        let deadline = tokio::time::Instant::now() + MOVE_WAIT;
+        loop {
+            let owner = self.owner_of(&user)?;
+            let answer = if owner == self.node_id() {
+                self.call_local(call.clone()).await
+            } else {
+                self.call_remote(owner, &user, call.clone()).await
+            };
+            match answer {
+                Err(OpError::Moved(why)) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%user, "retrying a call that met a move: {why}");
+                    while self.owner_of(&user).ok() == Some(owner)
+                        && tokio::time::Instant::now() < deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                other => return other,
+            }
         }
     }
 
@@ -604,9 +626,9 @@ impl Actor for NodeRouterActor {
                         // is refused
                         let owner = call.user().map(|u| (u.to_owned(), router.owner_of(u)));
                         match owner {
-                            Some((user, Ok(owner))) if owner != router.node_id() => Err(
-                                WireError::Unavailable(format!("{user} is owned by node {owner}")),
-                            ),
+                            Some((user, Ok(owner))) if owner != router.node_id() => {
+                                Err(WireError::Moved(format!("{user} is owned by node {owner}")))
+                            }
                             Some((_, Err(e))) => Err(e.into()),
                             _ => router.call_local(call).await.map_err(WireError::from),
                         }
@@ -634,8 +656,6 @@ pub struct ClusterLink {
     /// The address and port this node's ractor_cluster server listens on.
     pub listen: std::net::IpAddr,
     pub port: u16,
-    /// The other members: `(id, "host:port")` of their ractor_cluster servers.
-    pub peers: Vec<(u64, String)>,
     /// The shared cookie (the cluster secret).
     pub cookie: String,
     /// Mutual TLS for every session; `None` sends actor messages in clear.
@@ -675,9 +695,14 @@ impl Router {
             .await
             .map_err(|e| OpError::Unavailable(format!("cannot start the router actor: {e}")))?;
         ractor::pg::join(router_group(link.node_id), vec![router_actor.get_cell()]);
+        let me = Arc::downgrade(self);
         let dial = tokio::spawn(async move {
             let _keep = router_actor;
             loop {
+                // the members as they are now: membership changes at runtime
+                let Some(peers) = me.upgrade().map(|r| r.member_addrs()) else {
+                    return;
+                };
                 let sessions = match node
                     .call(
                         ractor_cluster::NodeServerMessage::GetSessions,
@@ -692,7 +717,7 @@ impl Router {
                     .values()
                     .filter_map(|s| s.peer_name.as_ref().map(|n| n.name.clone()))
                     .collect();
-                for (id, addr) in &link.peers {
+                for (id, addr) in peers.iter() {
                     let name = format!("{}@{HOSTNAME}", node_name(*id));
                     if *id >= link.node_id || connected.contains(&name) {
                         continue;
@@ -746,6 +771,23 @@ pub struct LiveSet {
 /// The meta key of the live set.
 pub const LIVE_KEY: &str = "live";
 
+/// The meta key that marks member `id` as draining (`galilean cluster drain`): the
+/// leader leaves it out of the live set, so its users move to the other members. It is
+/// cleared when the node starts again.
+pub fn draining_key(id: u64) -> String {
+    format!("draining/{id}")
+}
+
+/// The members marked as draining.
+pub fn draining(replica: &crate::Replica) -> std::collections::BTreeSet<u64> {
+    replica.read(|s| {
+        s.meta
+            .keys()
+            .filter_map(|k| k.strip_prefix("draining/")?.parse().ok())
+            .collect()
+    })
+}
+
 /// Fences an owner's write: inside the transaction, reads the live set and refuses when
 /// `me` does not own `user` by it. Reading the key puts it in the transaction's read set,
 /// so a live-set change committed meanwhile makes the write conflict and re-check: a
@@ -763,7 +805,7 @@ pub async fn fence(
         rmp_serde::from_slice(&bytes).map_err(|e| OpError::Corrupt(e.to_string()))?;
     match crate::placement::owner(user.as_bytes(), &set.live) {
         Some(owner) if owner == me => Ok(()),
-        Some(owner) => Err(OpError::Unavailable(format!(
+        Some(owner) => Err(OpError::Moved(format!(
             "{user} is now owned by node {owner} (live set epoch {})",
             set.epoch
         ))),
@@ -787,11 +829,16 @@ const PING_EVERY: Duration = Duration::from_millis(400);
 /// How long a node answers after it last proved it was caught up with the leader. A
 /// revocation is acknowledged once every live node applied it, or after this (plus a
 /// ping) for a node that did not: by then that node has stopped answering.
-pub const SERVE_LEASE: Duration = Duration::from_millis(2000);
+/// It outlasts a raft election (an election timeout of at most 1.2 s, a vote, and the
+/// new leader's first ping), so that replacing a leader stops no node from serving.
+pub const SERVE_LEASE: Duration = Duration::from_millis(2500);
 const PING_TIMEOUT: Duration = Duration::from_millis(800);
 /// Longer than a serving lease: a member is declared not live only once the lease its
 /// last answered ping gave it has surely run out, so a revocation need not wait for it.
-const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
+const LIVE_DEADLINE: Duration = Duration::from_millis(3000);
+/// How often a node that does not lead checks whether it has become the leader, so
+/// that a new leader renews the members' leases at once.
+const LEADERSHIP_CHECK: Duration = Duration::from_millis(50);
 
 impl Router {
     /// Sends a router-level call (ping, wait-applied) to member `id`; whether it answered
@@ -838,8 +885,14 @@ impl Router {
             self.members().iter().map(|id| (*id, start)).collect();
         let mut seen_epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
         let mut was_leading = false;
+        let mut next_round = tokio::time::Instant::now() + PING_EVERY;
         loop {
-            tokio::time::sleep(PING_EVERY).await;
+            // a new leader starts its first round at once
+            let became_leader = |was: bool| !was && leading();
+            while tokio::time::Instant::now() < next_round && !became_leader(was_leading) {
+                tokio::time::sleep(LEADERSHIP_CHECK.min(PING_EVERY)).await;
+            }
+            next_round = tokio::time::Instant::now() + PING_EVERY;
             let leads = leading();
             if leads && !was_leading {
                 // a new leader gives every member a full deadline from now: a member is
@@ -867,7 +920,7 @@ impl Router {
                     }
                 }
                 last_ok.insert(me, now);
-                let mut live: Vec<u64> = self
+                let answering: Vec<u64> = self
                     .members()
                     .iter()
                     .copied()
@@ -877,6 +930,16 @@ impl Router {
                             .is_some_and(|t| now.duration_since(*t) < LIVE_DEADLINE)
                     })
                     .collect();
+                // draining members own nothing, unless nobody else answers
+                let draining = draining(&self.ctx().replica);
+                let mut live: Vec<u64> = answering
+                    .iter()
+                    .copied()
+                    .filter(|id| !draining.contains(id))
+                    .collect();
+                if live.is_empty() {
+                    live = answering;
+                }
                 live.sort_unstable();
                 let current = LiveSet::read(&self.ctx().replica);
                 if current.as_ref().map(|c| &c.live) != Some(&live) {
@@ -891,6 +954,7 @@ impl Router {
             let epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
             if epoch != seen_epoch {
                 seen_epoch = epoch;
+                self.release_moved_actors().await;
                 self.adopt_servers().await;
             }
         }

@@ -16,7 +16,10 @@ use crate::user::{UserActor, UserArgs, UserMsg};
 
 pub struct Router {
     ctx: Arc<HubCtx>,
-    members: Vec<u64>,
+    /// The members (raft's membership in a cluster; updated as it changes) with the
+    /// address of each one's actor port. A std lock: held only to copy, never across an
+    /// await.
+    members: std::sync::RwLock<Arc<Vec<(u64, String)>>>,
     servers: Mutex<HashMap<(String, String), ActorRef<ServerMsg>>>,
     users: Mutex<HashMap<String, ActorRef<UserMsg>>>,
     /// In a cluster: when this node last proved it had applied everything the leader
@@ -28,18 +31,23 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router for a single node: every key is local, no lease.
     pub fn new(ctx: Arc<HubCtx>) -> Arc<Router> {
-        let members = vec![ctx.settings.node_id];
-        Router::with_members(ctx, members)
+        let members = vec![(ctx.settings.node_id, String::new())];
+        Router::build(ctx, members, false)
     }
 
-    /// A router over the cluster's `members` (node ids): a key owned by another node is
-    /// reached through that node's router actor (see `remote`).
-    pub fn with_members(ctx: Arc<HubCtx>, members: Vec<u64>) -> Arc<Router> {
-        let clustered = members.len() > 1;
+    /// A router over a cluster's `members` (node id, actor address): a key owned by
+    /// another node is reached through that node's router actor (see `remote`), and this
+    /// node serves only under a lease.
+    pub fn with_members(ctx: Arc<HubCtx>, members: Vec<(u64, String)>) -> Arc<Router> {
+        Router::build(ctx, members, true)
+    }
+
+    fn build(ctx: Arc<HubCtx>, members: Vec<(u64, String)>, clustered: bool) -> Arc<Router> {
         Arc::new(Router {
             ctx,
-            members,
+            members: std::sync::RwLock::new(Arc::new(members)),
             servers: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             caught_up: clustered.then(|| std::sync::atomic::AtomicU64::new(0)),
@@ -87,9 +95,28 @@ impl Router {
         }
     }
 
-    /// The members actors are placed over.
-    pub fn members(&self) -> &[u64] {
-        &self.members
+    /// The members' ids, ascending.
+    pub fn members(&self) -> Vec<u64> {
+        self.member_addrs().iter().map(|(id, _)| *id).collect()
+    }
+
+    /// The members with their actor addresses.
+    pub fn member_addrs(&self) -> Arc<Vec<(u64, String)>> {
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the members (after a membership change); whether they changed.
+    pub fn set_members(&self, mut members: Vec<(u64, String)>) -> bool {
+        members.sort();
+        let mut current = self.members.write().unwrap_or_else(|e| e.into_inner());
+        if **current == members {
+            return false;
+        }
+        *current = Arc::new(members);
+        true
     }
 
     /// This node's id.
@@ -108,14 +135,14 @@ impl Router {
     pub fn live_members(&self) -> Vec<u64> {
         match crate::remote::LiveSet::read(&self.ctx.replica) {
             Some(set) if !set.live.is_empty() => set.live,
-            _ => self.members.clone(),
+            _ => self.members(),
         }
     }
 
     fn check_local(&self, key: &str) -> Result<(), OpError> {
         match placement::owner(key.as_bytes(), &self.live_members()) {
             Some(n) if n == self.ctx.settings.node_id => Ok(()),
-            Some(n) => Err(OpError::Unavailable(format!("{key} is owned by node {n}"))),
+            Some(n) => Err(OpError::Moved(format!("{key} is owned by node {n}"))),
             None => Err(OpError::Unavailable("no live members".into())),
         }
     }
@@ -186,6 +213,38 @@ impl Router {
         )
     }
 
+    /// Stops the actors of users this node no longer owns (the live set moved them):
+    /// their servers' processes keep running, for the new owner to re-adopt, and a later
+    /// move back starts fresh actors from the replica instead of reusing stale ones.
+    pub async fn release_moved_actors(&self) {
+        let mut released = 0usize;
+        {
+            let mut servers = self.servers.lock().await;
+            servers.retain(|(user, _), actor| {
+                let keep = self.is_local(user);
+                if !keep {
+                    actor.stop(Some("moved to another node".into()));
+                    released += 1;
+                }
+                keep
+            });
+        }
+        {
+            let mut users = self.users.lock().await;
+            users.retain(|user, actor| {
+                let keep = self.is_local(user);
+                if !keep {
+                    actor.stop(Some("moved to another node".into()));
+                    released += 1;
+                }
+                keep
+            });
+        }
+        if released > 0 {
+            tracing::info!(released, "stopped the actors of users that moved away");
+        }
+    }
+
     /// Server actors currently alive on this node.
     pub async fn server_actors(&self) -> Vec<ActorRef<ServerMsg>> {
         self.servers.lock().await.values().cloned().collect()
@@ -206,9 +265,13 @@ where
         .await
     {
         Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-        Ok(_) => Err(OpError::Unavailable(
+        Ok(ractor::rpc::CallResult::Timeout) => Err(OpError::Unavailable(
             "the actor did not answer in time".into(),
         )),
-        Err(e) => Err(OpError::Unavailable(e.to_string())),
+        // the actor stopped with the message unhandled (its user moved to another node,
+        // see `release_moved_actors`): nothing was done, and the caller may go again
+        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(OpError::Moved(
+            "the actor stopped before handling the call".into(),
+        )),
     }
 }

@@ -50,9 +50,9 @@ impl From<OpError> for HttpError {
             OpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             OpError::Forbidden(_) => StatusCode::FORBIDDEN,
             OpError::Store(StoreError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            OpError::Store(StoreError::Unavailable(_)) | OpError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            OpError::Store(StoreError::Unavailable(_))
+            | OpError::Unavailable(_)
+            | OpError::Moved(_) => StatusCode::SERVICE_UNAVAILABLE,
             OpError::Store(_) | OpError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

@@ -68,9 +68,12 @@ impl Front {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<FrontBody>, Infallible> {
-        // a node without a store leader (cut off from its cluster's majority) has no
-        // authority to answer anything: not even from its possibly stale routes
-        if !(self.app.store.ready() && self.app.router.lease_valid()) {
+        // a node cut off from its cluster's majority has no authority to answer
+        // anything, not even from its possibly stale routes: it serves only under the
+        // lease the leader renews while it is caught up (a leader, only while a quorum
+        // acknowledges it). A leader election alone does not stop it: writes wait for
+        // the new leader.
+        if !self.app.router.lease_valid() {
             return Ok(unavailable(
                 "This hub node cannot reach its cluster's majority.",
             ));

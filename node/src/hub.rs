@@ -137,6 +137,20 @@ pub async fn start_with_options(
     node.tasks.push(serving);
     node.tasks.extend(extra);
     if let Some(raft) = raft {
+        node.tasks.push(tokio::spawn(follow_membership(
+            raft.clone(),
+            node.app.router.clone(),
+        )));
+        // a drain ends when the node starts again
+        let mark = galilean_actors::keys::meta(&galilean_actors::remote::draining_key(
+            node.app.router.node_id(),
+        ));
+        let ((), v) = galilean_actors::in_txn!(raft.as_ref(), |tx| {
+            if tx.get(&mark).await?.is_some() {
+                tx.clear(&mark);
+            }
+        })?;
+        node.app.replica.wait_for(v).await;
         let app = node.app.clone();
         let source = raft.status_source().clone();
         let _ = source.set(Box::new(move || crate::cluster::status_json(&app, &raft)));
@@ -144,40 +158,86 @@ pub async fn start_with_options(
     Ok(node)
 }
 
-/// Actor messages between nodes use the port after `cluster.bind`'s (raft uses that one).
+/// `(host, port + 1)` of a `host:port`: actor messages between nodes use the port after
+/// `cluster.bind`'s (raft uses that one).
+fn split_actor_port(addr: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("{addr} is not host:port"))?;
+    let port: u16 = port.parse()?;
+    let next = port
+        .checked_add(1)
+        .ok_or_else(|| anyhow::anyhow!("{addr}: the actor port would be past 65535"))?;
+    Ok((host.trim_matches(['[', ']']).to_owned(), next))
+}
+
+/// The actor address of the member whose `cluster.bind` is `addr`.
+pub(crate) fn actor_addr(addr: &str) -> anyhow::Result<String> {
+    let (h, port) = split_actor_port(addr)?;
+    Ok(format!("{h}:{port}"))
+}
+
 fn actor_link(
     c: &crate::config::ClusterConfig,
     tls: Option<galilean_storage::raft::tls::NodeTls>,
 ) -> anyhow::Result<galilean_actors::remote::ClusterLink> {
-    let split = |addr: &str| -> anyhow::Result<(String, u16)> {
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| anyhow::anyhow!("{addr} is not host:port"))?;
-        let port: u16 = port.parse()?;
-        let next = port
-            .checked_add(1)
-            .ok_or_else(|| anyhow::anyhow!("{addr}: the actor port would be past 65535"))?;
-        Ok((host.trim_matches(['[', ']']).to_owned(), next))
-    };
-    let (host, port) = split(&c.bind)?;
+    let (host, port) = split_actor_port(&c.bind)?;
     let listen: std::net::IpAddr = host.parse().with_context(|| {
         format!(
             "cluster.bind must be an IP address and port, not {}",
             c.bind
         )
     })?;
-    let mut peers = Vec::new();
-    for p in c.peers.iter().filter(|p| p.id != c.node_id) {
-        let (h, port) = split(&p.addr)?;
-        peers.push((p.id, format!("{h}:{port}")));
-    }
     Ok(galilean_actors::remote::ClusterLink {
         node_id: c.node_id,
         listen,
         port,
-        peers,
         cookie: c.secret.expose().to_owned(),
         tls,
+    })
+}
+
+/// Keeps the router's members equal to raft's membership (which `galilean cluster
+/// add|remove` changes at runtime).
+async fn follow_membership(raft: Arc<galilean_storage::raft::RaftStore>, router: Arc<Router>) {
+    let mut metrics = raft.raft().metrics();
+    loop {
+        let members: Vec<(u64, String)> = raft
+            .members()
+            .into_iter()
+            .filter_map(|(id, addr)| match actor_addr(&addr) {
+                Ok(a) => Some((id, a)),
+                Err(e) => {
+                    tracing::warn!(node = id, %addr, "a member with a bad address: {e}");
+                    None
+                }
+            })
+            .collect();
+        if !members.is_empty() && router.set_members(members.clone()) {
+            tracing::info!(members = ?members.iter().map(|m| m.0).collect::<Vec<_>>(), "members changed");
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A peer (other than this node) that reports a raft membership, if any answers.
+async fn initialized_peer(
+    cluster: &crate::config::ClusterConfig,
+    tls: Option<&galilean_storage::raft::tls::NodeTls>,
+) -> Option<u64> {
+    let net = galilean_storage::raft::net::HttpNetwork::new(cluster.secret.expose(), tls);
+    let others = cluster.peers.iter().filter(|p| p.id != cluster.node_id);
+    let answers = futures::future::join_all(others.map(|p| {
+        let net = net.clone();
+        async move { (p.id, net.status(&p.addr).await) }
+    }))
+    .await;
+    answers.into_iter().find_map(|(id, answer)| {
+        let doc: serde_json::Value = serde_json::from_str(&answer.ok()?).ok()?;
+        let voters = doc["voters"].as_array()?;
+        (!voters.is_empty()).then_some(id)
     })
 }
 
@@ -219,10 +279,21 @@ async fn start_raft(
             )
         })
         .collect();
-    match store.raft().initialize(members).await {
-        Ok(()) => tracing::info!("initialized the cluster membership"),
-        // already initialized: by an earlier run of this node, or by the leader
-        Err(e) => tracing::debug!("membership already initialized: {e}"),
+    if store.has_membership() {
+        tracing::debug!("the membership is already initialized");
+    } else if let Some(peer) = initialized_peer(cluster, tls).await {
+        // the cluster exists: this node joins when a member adds it (`galilean cluster
+        // add`), or, when the membership already names it, when the leader reaches it
+        tracing::info!(
+            peer,
+            "the cluster exists; waiting for the leader to add this node (galilean cluster add)"
+        );
+    } else {
+        match store.raft().initialize(members).await {
+            Ok(()) => tracing::info!("initialized the cluster membership"),
+            // already initialized, by an earlier run of this node
+            Err(e) => tracing::debug!("membership already initialized: {e}"),
+        }
     }
     let mut waited = std::time::Instant::now();
     while !store.ready() {
@@ -325,7 +396,13 @@ async fn build_at(
         probe: probe_client(),
     });
     let router = match &config.cluster {
-        Some(c) => Router::with_members(ctx.clone(), c.peers.iter().map(|p| p.id).collect()),
+        Some(c) => {
+            let mut members = Vec::new();
+            for p in &c.peers {
+                members.push((p.id, actor_addr(&p.addr)?));
+            }
+            Router::with_members(ctx.clone(), members)
+        }
         None => Router::new(ctx.clone()),
     };
     let mut cluster_tasks = Vec::new();

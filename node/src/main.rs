@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use galilean_node::config::Config;
+use galilean_storage::raft::membership::MembershipChange;
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +50,31 @@ enum ClusterCommand {
     Status {
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Add node ID, whose cluster.bind is HOST:PORT, to the membership: it catches up
+    /// from a snapshot as a learner, then becomes a voter. Start it first, with a config
+    /// whose peers include the current members.
+    Add {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// `ID@HOST:PORT`
+        node: String,
+    },
+    /// Remove node ID from the membership (drain it first).
+    Remove {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: u64,
+    },
+    /// Move node ID's users and servers to the other members, and wait until it owns
+    /// nothing, so that it can stop without failing a
+    /// request. The drain ends when the node starts again, or with --cancel.
+    Drain {
+        #[arg(long, short)]
+        config: PathBuf,
+        id: u64,
+        #[arg(long)]
+        cancel: bool,
     },
     /// Write a certificate authority and one certificate per node for [cluster.tls]:
     /// ca.pem, ca-key.pem (keep it offline), node<ID>.pem and node<ID>-key.pem.
@@ -96,6 +122,31 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runti
     })
 }
 
+/// `galilean cluster add|remove` (`Ok`) and `drain` (`Err((id, cancel))`).
+fn cluster_change(path: &std::path::Path, what: Result<MembershipChange, (u64, bool)>) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match runtime(tokio::runtime::Builder::new_current_thread()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let done = runtime.block_on(async {
+        match what {
+            Ok(change) => galilean_node::cluster::change_members(&config, change).await,
+            Err((id, cancel)) => galilean_node::cluster::drain(&config, id, cancel).await,
+        }
+    });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("galilean: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Config problems found only when the files it names are read.
 fn check_files(path: &std::path::Path, config: &Config) -> Result<(), ExitCode> {
     if let Some(cluster) = &config.cluster {
@@ -137,6 +188,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Cluster {
+            command: ClusterCommand::Add { config, node },
+        } => {
+            let parsed = node
+                .split_once('@')
+                .and_then(|(id, addr)| Some((id.parse::<u64>().ok()?, addr.to_owned())))
+                .filter(|(id, addr)| *id > 0 && addr.rsplit_once(':').is_some());
+            let Some((id, addr)) = parsed else {
+                eprintln!("galilean: {node}: expected ID@HOST:PORT (the node's cluster.bind)");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            cluster_change(&config, Ok(MembershipChange::Add { id, addr }))
+        }
+        Command::Cluster {
+            command: ClusterCommand::Remove { config, id },
+        } => cluster_change(&config, Ok(MembershipChange::Remove { id })),
+        Command::Cluster {
+            command: ClusterCommand::Drain { config, id, cancel },
+        } => cluster_change(&config, Err((id, cancel))),
         Command::Cluster {
             command: ClusterCommand::Status { config },
         } => {

@@ -63,14 +63,8 @@ pub fn agreed(config: &Config) -> BTreeMap<String, String> {
             format!("name={:?} admin={} api_token={token}", s.name, s.admin),
         );
     }
-    if let Some(c) = &config.cluster {
-        let peers: Vec<String> = c
-            .peers
-            .iter()
-            .map(|p| format!("{}@{}", p.id, p.addr))
-            .collect();
-        put("cluster.peers", format!("{peers:?}"));
-    }
+    // not cluster.peers: they only seed the membership, which raft keeps and
+    // `galilean cluster add|remove` changes, so a node added later lists more peers
     m
 }
 

@@ -876,3 +876,347 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cluster.tls.key"), "{err}");
 }
+
+/// Runs `galilean cluster <args...> --config <node id's config>`: (exit code, stdout+stderr).
+fn cluster_cli(dir: &std::path::Path, id: u64, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(common::galilean_bin())
+        .arg("cluster")
+        .args(args)
+        .arg("--config")
+        .arg(dir.join(format!("node{id}.toml")))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// The pid that answers `/user/{user}/whoami` through `url`, if any.
+async fn whoami_pid(url: &str, user: &str) -> Option<i64> {
+    let r = client()
+        .get(format!("{url}/user/{user}/whoami"))
+        .send()
+        .await
+        .ok()?;
+    if r.status() != 200 {
+        return None;
+    }
+    r.json::<Value>().await.ok()?["pid"].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_at_runtime_catches_up_and_takes_users_and_a_removed_one_leaves() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    let nodes: Vec<ClusterNode> = peers
+        .iter()
+        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
+        .collect();
+    wait_healthy(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    let names: Vec<String> = (0..40).map(|i| format!("u{i}")).collect();
+    let r = client()
+        .post(format!("{}/hub/api/users", nodes[0].url))
+        .header("Authorization", format!("token {ADMIN_TOKEN}"))
+        .json(&serde_json::json!({ "usernames": names }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // node 4, started with the members and itself as peers, waits to be added
+    let p4 = free_pair();
+    peers.push((4, p4));
+    let n4 = start_node(dir.path(), 4, &peers, SECRET);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        health(&n4.url).await,
+        503,
+        "a node that was not added serves"
+    );
+    let (code, out) = cluster_cli(dir.path(), 1, &["add", &format!("4@127.0.0.1:{p4}")]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("4@127.0.0.1:{p4}")), "{out}");
+    wait_healthy(&[&n4], Duration::from_secs(30)).await;
+    assert!(
+        n4.log_text()
+            .contains("installing a snapshot from the leader"),
+        "the newcomer did not catch up by snapshot:\n{}",
+        n4.log_text()
+    );
+    // it has everything, and owns its share of the users
+    for name in &names {
+        assert_eq!(
+            call(&n4.url, reqwest::Method::GET, &format!("/users/{name}"))
+                .await
+                .0,
+            200
+        );
+    }
+    let (code, out) = cluster_status(dir.path(), 2);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("members: 4, reachable: 4"), "{out}");
+    let mine: Vec<&String> = names
+        .iter()
+        .filter(|n| galilean_actors::placement::owner(n.as_bytes(), &[1, 2, 3, 4]) == Some(4))
+        .collect();
+    assert!(!mine.is_empty());
+    let user = mine[0].clone();
+    within(
+        Duration::from_secs(10),
+        "node 4 in the live set",
+        || async {
+            let (_, out) = cluster_status(dir.path(), 1);
+            out.lines()
+                .any(|l| l.starts_with("4 ") && l.split_whitespace().nth(7) != Some("0"))
+        },
+    )
+    .await;
+    // a server of a user node 4 owns, started through node 1, runs on node 4 and is
+    // routed everywhere
+    let (s, _) = call(
+        &nodes[0].url,
+        reqwest::Method::POST,
+        &format!("/users/{user}/server"),
+    )
+    .await;
+    assert!(s == 201 || s == 202, "{s}");
+    within(Duration::from_secs(20), "the server ready", || async {
+        call(
+            &nodes[0].url,
+            reqwest::Method::GET,
+            &format!("/users/{user}"),
+        )
+        .await
+        .1["servers"][""]["ready"]
+            == true
+    })
+    .await;
+    let pid = whoami_pid(&n4.url, &user).await.expect("routed on node 4");
+    let log4 = std::fs::read_dir(dir.path().join("node4/logs"))
+        .unwrap()
+        .count();
+    assert_eq!(log4, 1, "node 4 did not launch it");
+
+    // drained, node 4 owns nothing: its server is re-adopted (same process) elsewhere
+    let (code, out) = cluster_cli(dir.path(), 3, &["drain", "4"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        health(&n4.url).await,
+        503,
+        "a draining node says it is healthy"
+    );
+    for n in &nodes {
+        assert_eq!(whoami_pid(&n.url, &user).await, Some(pid), "node {}", n.id);
+    }
+    let (_, model) = call(
+        &nodes[1].url,
+        reqwest::Method::GET,
+        &format!("/users/{user}"),
+    )
+    .await;
+    assert_eq!(model["servers"][""]["ready"], true, "{model}");
+
+    // removed, it is no member; the others go on
+    let (code, out) = cluster_cli(dir.path(), 2, &["remove", "4"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains(&format!("4@127.0.0.1:{p4}")), "{out}");
+    drop(n4);
+    let (code, out) = cluster_status(dir.path(), 1);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("members: 3, reachable: 3"), "{out}");
+    let (s, _) = call(&nodes[2].url, reqwest::Method::POST, "/users/after-removal").await;
+    assert_eq!(s, 201);
+    for n in &nodes {
+        assert_eq!(whoami_pid(&n.url, &user).await, Some(pid), "node {}", n.id);
+    }
+    call(
+        &nodes[0].url,
+        reqwest::Method::DELETE,
+        &format!("/users/{user}/server"),
+    )
+    .await;
+    common::kill_processes_under(dir.path());
+}
+
+/// What the load of the rolling-restart test saw.
+#[derive(Default)]
+struct LoadTally {
+    ok: u64,
+    failures: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_under_load_fails_no_request() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    let mut nodes: Vec<ClusterNode> = peers
+        .iter()
+        .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
+        .collect();
+    wait_healthy(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
+    // users spread over the nodes, each with a token; three with a running server
+    let users: Vec<String> = (0..9).map(|i| format!("r{i}")).collect();
+    let mut tokens = Vec::new();
+    for u in &users {
+        assert_eq!(
+            call(&nodes[0].url, reqwest::Method::POST, &format!("/users/{u}"))
+                .await
+                .0,
+            201
+        );
+        let (s, t) = call(
+            &nodes[1].url,
+            reqwest::Method::POST,
+            &format!("/users/{u}/tokens"),
+        )
+        .await;
+        assert_eq!(s, 201, "{t}");
+        tokens.push(t["token"].as_str().unwrap().to_owned());
+    }
+    let with_server: Vec<String> = users[..3].to_vec();
+    for u in &with_server {
+        call(
+            &nodes[2].url,
+            reqwest::Method::POST,
+            &format!("/users/{u}/server"),
+        )
+        .await;
+    }
+    let mut pids = std::collections::BTreeMap::new();
+    for u in &with_server {
+        within(Duration::from_secs(20), "a server ready", || async {
+            whoami_pid(&nodes[0].url, u).await.is_some()
+        })
+        .await;
+        pids.insert(u.clone(), whoami_pid(&nodes[0].url, u).await.unwrap());
+    }
+
+    // the load: like a load balancer, it sends only to the nodes in `pool`
+    let pool: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::new(
+        std::sync::Mutex::new(nodes.iter().map(|n| n.url.clone()).collect()),
+    );
+    let tally = std::sync::Arc::new(std::sync::Mutex::new(LoadTally::default()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4usize {
+        let (pool, tally, stop) = (pool.clone(), tally.clone(), stop.clone());
+        let (users, tokens, with_server) = (users.clone(), tokens.clone(), with_server.clone());
+        workers.push(tokio::spawn(async move {
+            let http = client();
+            let mut i = w;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let url = {
+                    let pool = pool.lock().unwrap();
+                    pool[i % pool.len()].clone()
+                };
+                let u = i % users.len();
+                // reads from the replica, proxied requests, and writes through the owner
+                let (what, request) = match i % 4 {
+                    0 => (
+                        "whoami",
+                        http.get(format!("{url}/hub/api/user"))
+                            .header("Authorization", format!("token {}", tokens[u])),
+                    ),
+                    1 => (
+                        "get user",
+                        http.get(format!("{url}/hub/api/users/{}", users[u]))
+                            .header("Authorization", format!("token {ADMIN_TOKEN}")),
+                    ),
+                    2 => (
+                        "proxy",
+                        http.get(format!(
+                            "{url}/user/{}/whoami",
+                            with_server[u % with_server.len()]
+                        )),
+                    ),
+                    _ => (
+                        "new token",
+                        http.post(format!("{url}/hub/api/users/{}/tokens", users[u]))
+                            .header("Authorization", format!("token {ADMIN_TOKEN}")),
+                    ),
+                };
+                let failure = match request.send().await {
+                    Ok(r) if r.status().is_success() => None,
+                    Ok(r) => Some(format!(
+                        "{what} at {url}: {} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => Some(format!("{what} at {url}: {e}")),
+                };
+                {
+                    let mut t = tally.lock().unwrap();
+                    match failure {
+                        None => t.ok += 1,
+                        Some(f) => t.failures.push(f),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+
+    // restart every node in turn: out of the pool, drained, stopped, started, back in
+    for node in nodes.iter_mut() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let id = node.id;
+        let url = node.url.clone();
+        pool.lock().unwrap().retain(|u| *u != url);
+        let (code, out) = cluster_cli(dir.path(), id % 3 + 1, &["drain", &id.to_string()]);
+        assert_eq!(code, Some(0), "draining node {id}: {out}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(node.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let status = node.child.wait().unwrap();
+        assert!(status.success(), "node {id} exited with {status}");
+        *node = start_node(dir.path(), id, &peers, SECRET);
+        wait_healthy(&[&*node], Duration::from_secs(30)).await;
+        pool.lock().unwrap().push(node.url.clone());
+        eprintln!("node {id} restarted");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let t = std::mem::take(&mut *tally.lock().unwrap());
+    eprintln!(
+        "rolling restart: {} requests ok, {} failed",
+        t.ok,
+        t.failures.len()
+    );
+    assert!(
+        t.failures.is_empty(),
+        "{} of {} requests failed, first: {:?}",
+        t.failures.len(),
+        t.ok + t.failures.len() as u64,
+        &t.failures[..t.failures.len().min(10)]
+    );
+    assert!(t.ok > 500, "too little load to show anything: {}", t.ok);
+    // every server is still the process it was: none restarted, none doubled
+    for n in &nodes {
+        for (u, pid) in &pids {
+            assert_eq!(
+                whoami_pid(&n.url, u).await,
+                Some(*pid),
+                "{u} via node {}",
+                n.id
+            );
+        }
+    }
+    for u in &with_server {
+        call(
+            &nodes[0].url,
+            reqwest::Method::DELETE,
+            &format!("/users/{u}/server"),
+        )
+        .await;
+    }
+    common::kill_processes_under(dir.path());
+}

@@ -66,7 +66,17 @@ pub async fn proxy(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
 pub async fn health(State(app): App) -> Response {
     let members = app.router.members().len();
     let majority = members / 2 + 1;
-    if app.store.ready() && app.router.lease_valid() && app.router.reachable_members() >= majority {
+    if galilean_actors::remote::draining(&app.replica).contains(&app.router.node_id()) {
+        // still answers what it is sent, but a load balancer should send it nothing new
+        crate::error::HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is draining (galilean cluster drain): its users have moved to the other nodes.",
+        )
+        .into_response()
+    } else if app.store.ready()
+        && app.router.lease_valid()
+        && app.router.reachable_members() >= majority
+    {
         (StatusCode::OK, [(header::CONTENT_TYPE, "text/html")], "").into_response()
     } else {
         crate::error::HttpError::new(
