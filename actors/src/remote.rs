@@ -71,9 +71,16 @@ pub enum Call {
     },
     /// Liveness, from the leader: answered by the node router itself once its replica
     /// has `version` (the leader's), which renews its serving lease.
+    ///
+    /// The lease counts from when the leader last proved it led: `proof_age_ms` before
+    /// `sent_unix_ms` (its last quorum acknowledgement). So every lease a leader grants
+    /// ends within [`SERVE_LEASE`] of the last moment it provably led, which a successor
+    /// can bound: no later than its own election.
     Ping {
         version: u64,
         sent_unix_ms: u64,
+        #[serde(default)]
+        proof_age_ms: u64,
     },
     /// Answered once this node's replica has `version` (a revocation waits for it).
     WaitApplied {
@@ -261,6 +268,11 @@ impl Router {
             {
                 break cell;
             }
+            if self.owner_of(user).ok() != Some(owner) {
+                return Err(OpError::Moved(format!(
+                    "node {owner} is not connected and no longer owns {user}"
+                )));
+            }
             if tokio::time::Instant::now() >= deadline {
                 return Err(OpError::Unavailable(format!(
                     "node {owner}, which owns {user}, is not connected"
@@ -282,9 +294,11 @@ impl Router {
         };
         let answer = tokio::select! {
             a = actor.call(|port| RouterMsg::Call(bytes, port), Some(timeout)) => a,
+            // the old owner refuses the call if it ever gets it (it checks ownership on
+            // arrival, and its writes are fenced): safe to go to the new owner
             () = moved => {
-                return Err(OpError::Unavailable(format!(
-                    "node {owner} stopped answering and no longer owns {user}; try again"
+                return Err(OpError::Moved(format!(
+                    "node {owner} stopped answering and no longer owns {user}"
                 )))
             }
         }
@@ -314,6 +328,7 @@ impl Router {
             Call::Ping {
                 version,
                 sent_unix_ms,
+                proof_age_ms,
             } => {
                 // a ping that waited (in a socket, or while this process was stopped)
                 // proves nothing about now: only a fresh one renews the lease, and the
@@ -330,7 +345,7 @@ impl Router {
                 if age > PING_TIMEOUT {
                     return Err(OpError::Unavailable(format!("a stale ping ({age:?} old)")));
                 }
-                self.mark_caught_up_since(age);
+                self.mark_caught_up_since(age + Duration::from_millis(proof_age_ms));
                 Ok(Reply::Done)
             }
             Call::WaitApplied { version } => {
@@ -830,12 +845,17 @@ const PING_EVERY: Duration = Duration::from_millis(400);
 /// revocation is acknowledged once every live node applied it, or after this (plus a
 /// ping) for a node that did not: by then that node has stopped answering.
 /// It outlasts a raft election (an election timeout of at most 1.2 s, a vote, and the
-/// new leader's first ping), so that replacing a leader stops no node from serving.
-pub const SERVE_LEASE: Duration = Duration::from_millis(2500);
+/// new leader's first ping, which it sends at once), so that replacing a leader stops
+/// no node from serving; and it is short, because a dead owner's users move only after
+/// [`LIVE_DEADLINE`], which must be longer.
+pub const SERVE_LEASE: Duration = Duration::from_millis(2000);
 const PING_TIMEOUT: Duration = Duration::from_millis(800);
 /// Longer than a serving lease: a member is declared not live only once the lease its
 /// last answered ping gave it has surely run out, so a revocation need not wait for it.
-const LIVE_DEADLINE: Duration = Duration::from_millis(3000);
+const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
+/// How much of raft's vote lease a new leader does not count on (clock and scheduling
+/// slack).
+const VOTE_LEASE_MARGIN: Duration = Duration::from_millis(300);
 /// How often a node that does not lead checks whether it has become the leader, so
 /// that a new leader renews the members' leases at once.
 const LEADERSHIP_CHECK: Duration = Duration::from_millis(50);
@@ -862,13 +882,14 @@ impl Router {
     }
 
     /// Pings a member's router actor: whether it answered (caught up or not).
-    async fn ping(&self, id: u64) -> bool {
+    async fn ping(&self, id: u64, proof_age: Duration) -> bool {
         let version = self.ctx().replica.version();
         self.ask_member(
             id,
             &Call::Ping {
                 version,
                 sent_unix_ms: unix_ms(),
+                proof_age_ms: proof_age.as_millis() as u64,
             },
             PING_TIMEOUT,
         )
@@ -876,9 +897,14 @@ impl Router {
         .is_some()
     }
 
-    /// While this node leads (`leading()`), pings every member and records the live set
-    /// when it changes; on every node, re-adopts the servers that a change moved here.
-    pub async fn run_liveness(self: Arc<Self>, leading: impl Fn() -> bool + Send + 'static) {
+    /// While this node leads (`leadership()` gives how old its proof of leading is: its
+    /// last quorum acknowledgement), pings every member and records the live set when it
+    /// changes; on every node, re-adopts the servers that a change moved here.
+    pub async fn run_liveness(
+        self: Arc<Self>,
+        leadership: impl Fn() -> Option<Duration> + Send + 'static,
+    ) {
+        let leading = || leadership().is_some();
         let me = self.node_id();
         let start = tokio::time::Instant::now();
         let mut last_ok: std::collections::HashMap<u64, tokio::time::Instant> =
@@ -895,16 +921,23 @@ impl Router {
             next_round = tokio::time::Instant::now() + PING_EVERY;
             let leads = leading();
             if leads && !was_leading {
-                // a new leader gives every member a full deadline from now: a member is
-                // declared dead only after any lease an earlier leader gave it ran out
-                let now = tokio::time::Instant::now();
+                // a member is declared dead only after any lease an earlier leader gave
+                // it ran out. Those leases count from that leader's last quorum
+                // acknowledgement (see `Call::Ping`), which is older than this election by
+                // at least raft's vote lease: a majority voted for this node, and a voter
+                // grants no vote until it has not heard from the leader for that long.
+                let credit = galilean_storage::raft::VOTE_LEASE.saturating_sub(VOTE_LEASE_MARGIN);
+                let since = tokio::time::Instant::now()
+                    .checked_sub(credit)
+                    .unwrap_or_else(tokio::time::Instant::now);
                 for t in last_ok.values_mut() {
-                    *t = now;
+                    *t = since;
                 }
             }
             was_leading = leads;
-            if leads {
-                self.mark_caught_up();
+            let proof_age = leadership();
+            if let (true, Some(proof_age)) = (leads, proof_age) {
+                self.mark_caught_up_since(proof_age);
                 let others: Vec<u64> = self
                     .members()
                     .iter()
@@ -912,7 +945,8 @@ impl Router {
                     .filter(|id| *id != me)
                     .collect();
                 let answers =
-                    futures::future::join_all(others.iter().map(|id| self.ping(*id))).await;
+                    futures::future::join_all(others.iter().map(|id| self.ping(*id, proof_age)))
+                        .await;
                 let now = tokio::time::Instant::now();
                 for (id, ok) in others.iter().zip(answers) {
                     if ok {

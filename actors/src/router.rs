@@ -64,11 +64,6 @@ impl Router {
         self.check_local(user).is_ok()
     }
 
-    /// Records that this node has applied all the leader had a moment ago.
-    pub(crate) fn mark_caught_up(&self) {
-        self.mark_caught_up_since(std::time::Duration::ZERO);
-    }
-
     /// As [`Router::mark_caught_up`], for a proof that is `age` old.
     pub(crate) fn mark_caught_up_since(&self, age: std::time::Duration) {
         if let Some(at) = &self.caught_up {

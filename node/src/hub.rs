@@ -413,9 +413,7 @@ async fn build_at(
         cluster_tasks.push(tokio::spawn(
             // a leader counts only while a quorum acknowledges it: one that resumes from
             // a pause must not renew its own serving lease
-            router
-                .clone()
-                .run_liveness(move || store.leads() && store.ready()),
+            router.clone().run_liveness(move || store.leadership()),
         ));
     }
 

@@ -195,6 +195,12 @@ pub trait Store: Send + Sync + 'static {
     fn leads(&self) -> bool {
         true
     }
+    /// While this node leads: how old its proof of leading is (a replicated store: its
+    /// last acknowledgement from a quorum). `None` when it does not lead, or its proof
+    /// is too old to count.
+    fn leadership(&self) -> Option<std::time::Duration> {
+        self.leads().then_some(std::time::Duration::ZERO)
+    }
 }
 
 /// How long to wait before retry `attempt` (1, 2, ...): "full jitter" over a window that

@@ -143,13 +143,18 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// How long a voter refuses to vote after it last heard from a leader: openraft's leader
+/// lease, which is `election_timeout_max`. A newly elected leader knows that its
+/// predecessor had no quorum for at least this long before the election.
+pub const VOTE_LEASE: std::time::Duration = std::time::Duration::from_millis(800);
+
 /// Raft timing for a cluster on one machine or a LAN.
 pub fn default_config() -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "galilean".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 600,
-        election_timeout_max: 1200,
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: VOTE_LEASE.as_millis() as u64,
         ..Default::default()
     };
     Arc::new(config.validate().expect("the fixed raft config is valid"))

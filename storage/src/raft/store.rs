@@ -23,7 +23,7 @@ use crate::{ChangeBatch, Counters, Store, StoreError, Transaction, Version};
 /// FoundationDB's transaction age limit, as the other backends.
 const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(5);
 /// How long a leader keeps serving without hearing from a quorum.
-const LEADER_LEASE: Duration = Duration::from_millis(1500);
+const LEADER_LEASE: Duration = Duration::from_millis(1000);
 /// How long a commit may wait for the leader before it is `Unavailable`.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -215,6 +215,17 @@ impl Store for RaftStore {
         } else {
             m.current_leader.is_some()
         }
+    }
+
+    fn leadership(&self) -> Option<Duration> {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        if m.current_leader != Some(m.id) {
+            return None;
+        }
+        m.millis_since_quorum_ack
+            .map(Duration::from_millis)
+            .filter(|age| *age < LEADER_LEASE)
     }
 
     fn leads(&self) -> bool {
