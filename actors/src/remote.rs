@@ -485,7 +485,7 @@ impl Router {
             name: name.as_str().into(),
         })
         .await?;
-        self.await_revocation().await;
+        self.await_everywhere().await;
         Ok(())
     }
 
@@ -512,7 +512,7 @@ impl Router {
             id,
         })
         .await?;
-        self.await_revocation().await;
+        self.await_everywhere().await;
         Ok(())
     }
 
@@ -526,7 +526,7 @@ impl Router {
             session_id: session_id.into(),
         })
         .await?;
-        self.await_revocation().await;
+        self.await_everywhere().await;
         Ok(())
     }
 
@@ -570,7 +570,7 @@ impl Router {
             Reply::Stopped(stopped) => {
                 // the server's token and OAuth client are gone with it
                 if stopped {
-                    self.await_revocation().await;
+                    self.await_everywhere().await;
                 }
                 Ok(stopped)
             }
@@ -1001,10 +1001,11 @@ impl Router {
             .map_err(|_| OpError::Unavailable(format!("not caught up to version {version}")))
     }
 
-    /// After a revocation this node has applied: waits until every other live member has
-    /// applied it too, or, for one that does not confirm, until its serving lease has
-    /// surely run out. Then no node accepts what was revoked.
-    pub async fn await_revocation(self: &Arc<Self>) {
+    /// After a write this node has applied (a revocation, or any write an answer
+    /// reports): waits until every other live member has applied it too, or, for one
+    /// that does not confirm, until its serving lease has surely run out. Then no node
+    /// accepts what was revoked, and every serving node shows what was written.
+    pub async fn await_everywhere(self: &Arc<Self>) {
         if self.caught_up.is_none() {
             return;
         }
@@ -1022,9 +1023,13 @@ impl Router {
                 tracing::warn!(
                     node = id,
                     version,
-                    "a node did not confirm a revocation; waiting out its lease"
+                    "a node did not confirm a write; waiting out its lease"
                 );
-                tokio::time::sleep_until(until).await;
+                // or until it leaves the live set: a member is declared not live only
+                // once its lease has run out (LIVE_DEADLINE > SERVE_LEASE)
+                while tokio::time::Instant::now() < until && self.live_members().contains(id) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
         });
         futures::future::join_all(waits).await;

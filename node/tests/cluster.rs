@@ -1624,3 +1624,53 @@ async fn kill_9_of_a_non_leader_owner_under_load_loses_nothing() {
     let _serial = SERIAL.lock().await;
     kill_under_load(false).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_answered_only_when_every_serving_node_shows_it() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(dir.path()).await;
+    // node 3 hangs: it has not applied what comes next, and its lease still runs
+    let pid = nix::unistd::Pid::from_raw(nodes[2].child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // a user node 3 does not own: the write itself needs no answer from it
+    let carol = (0..)
+        .map(|i| format!("carol{i}"))
+        .find(|u| galilean_actors::placement::owner(u.as_bytes(), &[1, 2, 3]) != Some(3))
+        .unwrap();
+    let asked = Instant::now();
+    let (s, _) = call(
+        &nodes[0].url,
+        reqwest::Method::POST,
+        &format!("/users/{carol}"),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let took = asked.elapsed();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    // the 201 came once node 3 could no longer answer from its old state: from the
+    // moment it resumes it shows carol or refuses, never "no such user"
+    let mut seen = Vec::new();
+    let resumed = Instant::now();
+    while resumed.elapsed() < Duration::from_secs(3) {
+        let (s, _) = call(
+            &nodes[2].url,
+            reqwest::Method::GET,
+            &format!("/users/{carol}"),
+        )
+        .await;
+        seen.push(s);
+        if s == 200 {
+            break;
+        }
+    }
+    let count = |code: u16| seen.iter().filter(|s| **s == code).count();
+    eprintln!(
+        "the 201 took {took:?} with node 3 hung; node 3 then answered 503 {} times, 404 {} times, then {:?}",
+        count(503),
+        count(404),
+        seen.last()
+    );
+    assert_eq!(count(404), 0, "node 3 denied a created user");
+    assert_eq!(seen.last(), Some(&200), "node 3 did not come back");
+}

@@ -78,10 +78,37 @@ pub fn router(app: Arc<AppState>) -> axum::Router {
     }
     r = r.route(&p, get(root));
     r.fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            applied_everywhere,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::front::MAX_HUB_BODY,
         ))
         .with_state(app)
+}
+
+/// In a cluster, a request that wrote answers only once every live node has applied
+/// what this one has (or has surely stopped serving: see `Router::await_everywhere`), so
+/// that whatever the answer reports is what every node answers next: a user created
+/// through one node is read through any other as soon as the 201 arrives, and an OAuth
+/// code issued by one node is redeemed at another. Reads never wait.
+async fn applied_everywhere(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    // GETs that write: issuing an OAuth code, and the spawn pages
+    let may_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || path.ends_with("/oauth2/authorize")
+        || path.starts_with(&format!("{}spawn", app.hub_prefix));
+    let before = app.replica.version();
+    let response = next.run(req).await;
+    if may_write && app.replica.version() > before {
+        app.router.await_everywhere().await;
+    }
+    response
 }
 
 // ---------------------------------------------------------------------------------------
