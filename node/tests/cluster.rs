@@ -202,6 +202,16 @@ async fn call(url: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
     )
 }
 
+/// A new token of `user`'s made through `url`: (secret, id).
+async fn new_token(url: &str, user: &str) -> (String, String) {
+    let (s, tok) = call(url, reqwest::Method::POST, &format!("/users/{user}/tokens")).await;
+    assert_eq!(s, 201, "{tok}");
+    (
+        tok["token"].as_str().unwrap().to_owned(),
+        tok["id"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// Runs `galilean cluster status` with node `id`'s config: (exit code, output).
 fn cluster_status(dir: &std::path::Path, id: u64) -> (Option<i32>, String) {
     let out = Command::new(common::galilean_bin())
@@ -332,10 +342,7 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     assert!(text.contains("\"ready\":true"), "{text}");
 
     // a token made through one node works on the others; deleted, it is refused there
-    let (s, tok) = call(&owner.url, reqwest::Method::POST, "/users/alice/tokens").await;
-    assert_eq!(s, 201, "{tok}");
-    let token = tok["token"].as_str().unwrap().to_owned();
-    let id = tok["id"].as_str().unwrap().to_owned();
+    let (token, id) = new_token(&owner.url, "alice").await;
     let token_status = |url: String| {
         let token = token.clone();
         async move {
@@ -844,10 +851,7 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
             200
         );
     }
-    let (s, tok) = call(&other.url, reqwest::Method::POST, "/users/alice/tokens").await;
-    assert_eq!(s, 201, "{tok}");
-    let token = tok["token"].as_str().unwrap().to_owned();
-    let id = tok["id"].as_str().unwrap().to_owned();
+    let (token, id) = new_token(&other.url, "alice").await;
     let (s, _) = call(
         &other.url,
         reqwest::Method::DELETE,
@@ -1366,10 +1370,7 @@ async fn a_partitioned_node_stops_serving_and_rejoins_when_healed() {
         call(&n1.url, reqwest::Method::POST, "/users/alice").await.0,
         201
     );
-    let (s, tok) = call(&n2.url, reqwest::Method::POST, "/users/alice/tokens").await;
-    assert_eq!(s, 201, "{tok}");
-    let token = tok["token"].as_str().unwrap().to_owned();
-    let token_id = tok["id"].as_str().unwrap().to_owned();
+    let (token, token_id) = new_token(&n2.url, "alice").await;
     let whoami = format!("{}/hub/api/user", n3.url);
     assert_eq!(ns.status_inside(&whoami, &token), 200);
 
