@@ -267,8 +267,8 @@ pub struct Peer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageConfig {
     /// `storage.backend`: `"redb"` (one node, the embedded default), `"raft"` (replicated
-    /// across `[cluster]`, its default) or `"fdb"` (FoundationDB; only in builds with the
-    /// `fdb` feature).
+    /// across `[cluster]`, its default) or `"fdb"` (FoundationDB; refused for now: the node
+    /// does not run on it yet).
     pub backend: StorageBackendKind,
 }
 
@@ -905,7 +905,8 @@ fn read_storage(
         ),
         (StorageBackendKind::Fdb, _) => r.error(
             "backend",
-            "\"fdb\" is not built into this binary (the `fdb` cargo feature)",
+            "\"fdb\" is not served yet: the FoundationDB store exists (galilean-storage's \
+             `fdb` feature) but the node does not run on it; use \"raft\"",
         ),
         _ => {}
     }

@@ -8,8 +8,11 @@
 //!
 //! Backends: [`memory`] (tests), [`redb`](crate::redb_store) (the single-node default,
 //! fsync before acknowledgement). This crate knows nothing of users or servers.
+//! With the `fdb` feature, `fdb::FdbStore` keeps the store in a FoundationDB cluster.
 
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: the `fdb` feature's one call that starts FoundationDB's client
+// network is unsafe and is allowed where it is made; nothing else may be.
+#![deny(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+#[cfg(feature = "fdb")]
+pub mod fdb;
 pub mod memory;
 mod occ;
 pub mod raft;
