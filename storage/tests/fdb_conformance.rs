@@ -10,8 +10,9 @@
 //! `store_conformance!` makes them: FoundationDB's client network can start once per
 //! process and must be stopped before the process exits (`fdb::with_network`), and
 //! libtest offers no place that runs after its last test. The list below is the macro's,
-//! except that `size_limits` is replaced by `fdb_size_limits`: keys of `set` are limited
-//! to `FdbStore::max_key_bytes`, a few bytes under `MAX_KEY_BYTES` (see `fdb`'s docs).
+//! except that `size_limits` runs with this store's key limit (`fdb_size_limits`): keys
+//! of `set` are limited to `FdbStore::max_key_bytes`, a few bytes under `MAX_KEY_BYTES`
+//! (see `fdb`'s docs).
 //! A case added to the suite must be added here too.
 
 #![cfg(feature = "fdb")]
@@ -22,7 +23,6 @@ use std::sync::Arc;
 use galilean_storage::conformance;
 use galilean_storage::fdb::{self, FdbStore};
 use galilean_storage::tuple::{self, Key};
-use galilean_storage::{Store, StoreError, MAX_KEY_BYTES, MAX_TRANSACTION_BYTES, MAX_VALUE_BYTES};
 
 #[test]
 fn conformance_against_fdb() {
@@ -116,34 +116,5 @@ async fn clear(cluster_file: &str, root: &[u8]) {
 /// `size_limits`, with the key limit of this store.
 async fn fdb_size_limits(store: Arc<FdbStore>) {
     let max_key = store.max_key_bytes();
-    let s: &dyn Store = store.as_ref();
-    let version = s.committed_version();
-    let refused = |key: Vec<u8>, value: Vec<u8>, what: &'static str| async move {
-        let mut tx = s.begin().await.unwrap();
-        tx.set(&key, &value);
-        assert_eq!(tx.commit().await, Err(StoreError::TooLarge(what)));
-    };
-    refused(vec![b'k'; max_key + 1], b"v".to_vec(), "key").await;
-    refused(b"k".to_vec(), vec![0; MAX_VALUE_BYTES + 1], "value").await;
-    let mut tx = s.begin().await.unwrap();
-    for i in 0..=MAX_TRANSACTION_BYTES / MAX_VALUE_BYTES {
-        tx.set(format!("big{i:04}").as_bytes(), &vec![0; MAX_VALUE_BYTES]);
-    }
-    assert_eq!(tx.commit().await, Err(StoreError::TooLarge("transaction")));
-    let mut tx = s.begin().await.unwrap();
-    assert_eq!(
-        tx.get(&vec![b'k'; MAX_KEY_BYTES + 1]).await,
-        Err(StoreError::TooLarge("key"))
-    );
-    assert_eq!(s.committed_version(), version);
-    let get = |key: Vec<u8>| async move { s.begin().await.unwrap().get(&key).await.unwrap() };
-    assert_eq!(get(b"k".to_vec()).await, None);
-    assert_eq!(get(b"big0000".to_vec()).await, None);
-
-    // exactly at the limits is fine
-    let key = vec![b'k'; max_key];
-    let mut tx = s.begin().await.unwrap();
-    tx.set(&key, &vec![7; MAX_VALUE_BYTES]);
-    tx.commit().await.unwrap();
-    assert_eq!(get(key).await.map(|v| v.len()), Some(MAX_VALUE_BYTES));
+    conformance::size_limits_with_max_key(store, max_key).await;
 }
