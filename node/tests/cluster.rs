@@ -20,6 +20,26 @@ const SECRET: &str = "a-cluster-secret-for-tests";
 static SERIAL: std::sync::LazyLock<tokio::sync::Mutex<()>> =
     std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
 
+/// A test's temporary directory: the server processes started under it are killed when
+/// it goes, also when the test fails half-way.
+struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    fn new() -> TestDir {
+        TestDir(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        common::kill_processes_under(self.0.path());
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -259,7 +279,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let formed = Instant::now();
     let nodes = three_nodes(dir.path()).await;
     eprintln!(
@@ -399,13 +419,12 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
         || async { !common::group_alive(pid) },
     )
     .await;
-    common::kill_processes_under(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_another_secret_is_refused() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let good1 = start_node(dir.path(), 1, &peers, SECRET);
     let good2 = start_node(dir.path(), 2, &peers, SECRET);
@@ -430,7 +449,7 @@ async fn a_node_with_another_secret_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let n1 = start_node(dir.path(), 1, &peers, SECRET);
     let n2 = start_node(dir.path(), 2, &peers, SECRET);
@@ -478,7 +497,7 @@ async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let mut nodes = three_nodes(dir.path()).await;
     let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
     let survivor = nodes.iter().find(|n| n.id != owner_id).unwrap().url.clone();
@@ -546,13 +565,12 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
         .find(|l| l.starts_with(&format!("{owner_id} ")))
         .unwrap();
     assert!(dead_row.contains(" no"), "{out}");
-    common::kill_processes_under(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let nodes = three_nodes(dir.path()).await;
     let owner_id = galilean_actors::placement::owner(b"bob", &[1, 2, 3]).unwrap();
     let hung = nodes.iter().find(|n| n.id == owner_id).unwrap();
@@ -674,7 +692,7 @@ fn server_token(pid: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_in_on_one_node_browse_and_redeem_oauth_codes_on_others() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let nodes = three_nodes(dir.path()).await;
     let (a, b, c) = (&nodes[0].url, &nodes[1].url, &nodes[2].url);
 
@@ -768,7 +786,6 @@ async fn log_in_on_one_node_browse_and_redeem_oauth_codes_on_others() {
         )
         .await;
     }
-    common::kill_processes_under(dir.path());
 }
 
 /// Runs `galilean cluster certs` into `out` for nodes 1-3 on 127.0.0.1.
@@ -799,7 +816,7 @@ fn with_tls(certs: &std::path::Path, id: u64) -> impl Fn(String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let certs = dir.path().join("certs");
     let strangers = dir.path().join("strangers");
     make_certs(&certs);
@@ -895,7 +912,6 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("reachable: 3"), "{out}");
     call(&other.url, reqwest::Method::DELETE, "/users/alice/server").await;
-    common::kill_processes_under(dir.path());
 
     // a missing or foreign file is a config error naming its key
     std::fs::remove_file(certs.join("node2-key.pem")).unwrap();
@@ -940,7 +956,7 @@ async fn whoami_pid(url: &str, user: &str) -> Option<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_added_at_runtime_catches_up_and_takes_users_and_a_removed_one_leaves() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let mut peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let nodes: Vec<ClusterNode> = peers
         .iter()
@@ -1069,7 +1085,6 @@ async fn a_node_added_at_runtime_catches_up_and_takes_users_and_a_removed_one_le
         &format!("/users/{user}/server"),
     )
     .await;
-    common::kill_processes_under(dir.path());
 }
 
 /// What the load of the rolling-restart test saw.
@@ -1082,7 +1097,7 @@ struct LoadTally {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_load_fails_no_request() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let mut nodes: Vec<ClusterNode> = peers
         .iter()
@@ -1250,7 +1265,6 @@ async fn a_rolling_restart_under_load_fails_no_request() {
         )
         .await;
     }
-    common::kill_processes_under(dir.path());
 }
 
 /// A network namespace joined to this one by a veth pair: `host_ip` on this side,
@@ -1351,7 +1365,7 @@ async fn a_partitioned_node_stops_serving_and_rejoins_when_healed() {
     let ns = NetNs::create().unwrap_or_else(|e| {
         panic!("this test partitions a node with a network namespace (root and iproute2): {e}")
     });
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     // nodes 1 and 2 on this side of the link, node 3 inside the namespace
     let peers: Vec<(u64, String, u16)> = vec![
         (1, ns.host_ip.clone(), free_pair()),
@@ -1448,7 +1462,7 @@ fn leader_by_status(dir: &std::path::Path, via: u64) -> Option<u64> {
 /// through the survivors; checks that a user it owned is served again within 5 s, that
 /// its server is re-adopted, and that no acknowledged write is lost.
 async fn kill_under_load(kill_the_leader: bool) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let mut nodes = three_nodes(dir.path()).await;
     let leader = leader_by_status(dir.path(), 1).expect("a leader");
     let victim_id = if kill_the_leader {
@@ -1611,7 +1625,6 @@ async fn kill_under_load(kill_the_leader: bool) {
     )
     .await;
     assert_eq!(model["servers"][""]["ready"], true, "{model}");
-    common::kill_processes_under(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1629,7 +1642,7 @@ async fn kill_9_of_a_non_leader_owner_under_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_is_answered_only_when_every_serving_node_shows_it() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let nodes = three_nodes(dir.path()).await;
     // node 3 hangs: it has not applied what comes next, and its lease still runs
     let pid = nix::unistd::Pid::from_raw(nodes[2].child.id() as i32);
