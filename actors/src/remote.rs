@@ -790,15 +790,17 @@ pub const LIVE_KEY: &str = "live";
 /// leader leaves it out of the live set, so its users move to the other members. It is
 /// cleared when the node starts again.
 pub fn draining_key(id: u64) -> String {
-    format!("draining/{id}")
+    format!("{DRAINING_PREFIX}{id}")
 }
+
+const DRAINING_PREFIX: &str = "draining/";
 
 /// The members marked as draining.
 pub fn draining(replica: &crate::Replica) -> std::collections::BTreeSet<u64> {
     replica.read(|s| {
         s.meta
             .keys()
-            .filter_map(|k| k.strip_prefix("draining/")?.parse().ok())
+            .filter_map(|k| k.strip_prefix(DRAINING_PREFIX)?.parse().ok())
             .collect()
     })
 }
@@ -844,7 +846,7 @@ const PING_EVERY: Duration = Duration::from_millis(400);
 /// How long a node answers after it last proved it was caught up with the leader. A
 /// revocation is acknowledged once every live node applied it, or after this (plus a
 /// ping) for a node that did not: by then that node has stopped answering.
-/// It outlasts a raft election (an election timeout of at most 1.2 s, a vote, and the
+/// It outlasts a raft election (an election timeout of at most 0.8 s, a vote, and the
 /// new leader's first ping, which it sends at once), so that replacing a leader stops
 /// no node from serving; and it is short, because a dead owner's users move only after
 /// [`LIVE_DEADLINE`], which must be longer.
@@ -904,7 +906,6 @@ impl Router {
         self: Arc<Self>,
         leadership: impl Fn() -> Option<Duration> + Send + 'static,
     ) {
-        let leading = || leadership().is_some();
         let me = self.node_id();
         let start = tokio::time::Instant::now();
         let mut last_ok: std::collections::HashMap<u64, tokio::time::Instant> =
@@ -914,12 +915,14 @@ impl Router {
         let mut next_round = tokio::time::Instant::now() + PING_EVERY;
         loop {
             // a new leader starts its first round at once
-            let became_leader = |was: bool| !was && leading();
-            while tokio::time::Instant::now() < next_round && !became_leader(was_leading) {
-                tokio::time::sleep(LEADERSHIP_CHECK.min(PING_EVERY)).await;
+            while tokio::time::Instant::now() < next_round
+                && (was_leading || leadership().is_none())
+            {
+                tokio::time::sleep(LEADERSHIP_CHECK).await;
             }
             next_round = tokio::time::Instant::now() + PING_EVERY;
-            let leads = leading();
+            let proof_age = leadership();
+            let leads = proof_age.is_some();
             if leads && !was_leading {
                 // a member is declared dead only after any lease an earlier leader gave
                 // it ran out. Those leases count from that leader's last quorum
@@ -935,8 +938,7 @@ impl Router {
                 }
             }
             was_leading = leads;
-            let proof_age = leadership();
-            if let (true, Some(proof_age)) = (leads, proof_age) {
+            if let Some(proof_age) = proof_age {
                 self.mark_caught_up_since(proof_age);
                 let others: Vec<u64> = self
                     .members()

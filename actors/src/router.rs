@@ -212,32 +212,30 @@ impl Router {
     /// their servers' processes keep running, for the new owner to re-adopt, and a later
     /// move back starts fresh actors from the replica instead of reusing stale ones.
     pub async fn release_moved_actors(&self) {
-        let mut released = 0usize;
-        {
-            let mut servers = self.servers.lock().await;
-            servers.retain(|(user, _), actor| {
-                let keep = self.is_local(user);
-                if !keep {
-                    actor.stop(Some("moved to another node".into()));
-                    released += 1;
-                }
-                keep
-            });
-        }
-        {
-            let mut users = self.users.lock().await;
-            users.retain(|user, actor| {
-                let keep = self.is_local(user);
-                if !keep {
-                    actor.stop(Some("moved to another node".into()));
-                    released += 1;
-                }
-                keep
-            });
-        }
+        let released = self.release(&self.servers, |(user, _)| user).await
+            + self.release(&self.users, |user| user).await;
         if released > 0 {
             tracing::info!(released, "stopped the actors of users that moved away");
         }
+    }
+
+    /// Stops and forgets the actors in `map` whose user (`user_of` their key) this node
+    /// no longer owns; how many.
+    async fn release<K, M: ractor::Message>(
+        &self,
+        map: &Mutex<HashMap<K, ActorRef<M>>>,
+        user_of: impl Fn(&K) -> &String,
+    ) -> usize {
+        let mut released = 0;
+        map.lock().await.retain(|key, actor| {
+            let keep = self.is_local(user_of(key));
+            if !keep {
+                actor.stop(Some("moved to another node".into()));
+                released += 1;
+            }
+            keep
+        });
+        released
     }
 
     /// Server actors currently alive on this node.

@@ -98,29 +98,8 @@ async fn stop(router: &Arc<Router>, user: &str) {
     done.wait_for(|d| *d).await.unwrap();
 }
 
-/// Whether any process of group `pgid` runs. A zombie (exited, not yet reaped by the
-/// spawner's reaper) does not count: `kill(-pgid, 0)` would still find it.
 fn group_alive(pgid: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // after the command's closing parenthesis: state, ppid, pgrp
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
-            && fields.first() != Some(&"Z")
-    })
+    galilean_actors::spawner::local::live_member_of(pgid)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

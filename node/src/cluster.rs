@@ -142,11 +142,7 @@ pub fn status_json(app: &AppState, raft: &RaftStore) -> String {
 /// Asks every peer of `config` for its status and prints a table; returns whether a
 /// majority answered.
 pub async fn print_status(config: &Config) -> anyhow::Result<bool> {
-    let Some(cluster) = &config.cluster else {
-        anyhow::bail!("{}: there is no [cluster] section", config.source.display());
-    };
-    let tls = load_tls(cluster)?;
-    let net = HttpNetwork::new(cluster.secret.expose(), tls.as_ref());
+    let (cluster, net) = cluster_network(config)?;
     let (addrs, docs) = statuses(&net, cluster).await;
     // the voters by the leader's word, else by any member's, else by the config
     let leader_doc = docs
@@ -214,9 +210,9 @@ pub async fn print_status(config: &Config) -> anyhow::Result<bool> {
 
 /// Every node the config or a member names (id → raft address), and the status
 /// document of each that answers.
-type Statuses = (BTreeMap<u64, String>, BTreeMap<u64, (String, Value)>);
+pub(crate) type Statuses = (BTreeMap<u64, String>, BTreeMap<u64, (String, Value)>);
 
-async fn statuses(net: &HttpNetwork, cluster: &ClusterConfig) -> Statuses {
+pub(crate) async fn statuses(net: &HttpNetwork, cluster: &ClusterConfig) -> Statuses {
     let mut addrs: BTreeMap<u64, String> = cluster
         .peers
         .iter()
@@ -271,10 +267,17 @@ async fn find_leader(net: &HttpNetwork, cluster: &ClusterConfig) -> anyhow::Resu
     }
 }
 
-fn cluster_of(config: &Config) -> anyhow::Result<&ClusterConfig> {
-    config.cluster.as_ref().ok_or_else(|| {
+/// The `[cluster]` of a CLI command's config, and a client for its members' raft ports
+/// (with its TLS files).
+fn cluster_network(config: &Config) -> anyhow::Result<(&ClusterConfig, HttpNetwork)> {
+    let cluster = config.cluster.as_ref().ok_or_else(|| {
         anyhow::anyhow!("{}: there is no [cluster] section", config.source.display())
-    })
+    })?;
+    let tls = load_tls(cluster)?;
+    Ok((
+        cluster,
+        HttpNetwork::new(cluster.secret.expose(), tls.as_ref()),
+    ))
 }
 
 /// `galilean cluster add|remove`: asks the leader for `change`; prints the new members.
@@ -283,9 +286,7 @@ pub async fn change_members(
     change: galilean_storage::raft::membership::MembershipChange,
 ) -> anyhow::Result<()> {
     use galilean_storage::raft::membership::MembershipError;
-    let cluster = cluster_of(config)?;
-    let tls = load_tls(cluster)?;
-    let net = HttpNetwork::new(cluster.secret.expose(), tls.as_ref());
+    let (cluster, net) = cluster_network(config)?;
     let mut attempts = 0;
     let members = loop {
         let (_, addr) = find_leader(&net, cluster).await?;
@@ -315,9 +316,7 @@ pub async fn change_members(
 pub async fn drain(config: &Config, id: u64, cancel: bool) -> anyhow::Result<()> {
     use galilean_storage::raft::Command;
     use galilean_storage::Mutation;
-    let cluster = cluster_of(config)?;
-    let tls = load_tls(cluster)?;
-    let net = HttpNetwork::new(cluster.secret.expose(), tls.as_ref());
+    let (cluster, net) = cluster_network(config)?;
     let (_, docs) = statuses(&net, cluster).await;
     let known = docs
         .values()

@@ -119,10 +119,10 @@ pub async fn start_with_options(
     let addr = listener.local_addr()?;
     // answer (503) while the store comes up
     let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
+    let tls = node_tls(&config)?;
     let (store, raft, extra): (Arc<dyn Store>, _, _) = match &config.cluster {
         None => (open_store(&config.hub.data_dir)?, None, None),
         Some(cluster) => {
-            let tls = crate::cluster::load_tls(cluster)?;
             let (store, server) = start_raft(&config, cluster, tls.as_ref()).await?;
             crate::settings::agree(
                 store.as_ref(),
@@ -133,7 +133,7 @@ pub async fn start_with_options(
             (store.clone(), Some(store), Some(server))
         }
     };
-    let mut node = build_at(addr, config, store, front_tx, shutdown, shutdown_rx).await?;
+    let mut node = build_at(addr, config, store, tls, front_tx, shutdown, shutdown_rx).await?;
     node.tasks.push(serving);
     node.tasks.extend(extra);
     if let Some(raft) = raft {
@@ -228,17 +228,12 @@ async fn initialized_peer(
     tls: Option<&galilean_storage::raft::tls::NodeTls>,
 ) -> Option<u64> {
     let net = galilean_storage::raft::net::HttpNetwork::new(cluster.secret.expose(), tls);
-    let others = cluster.peers.iter().filter(|p| p.id != cluster.node_id);
-    let answers = futures::future::join_all(others.map(|p| {
-        let net = net.clone();
-        async move { (p.id, net.status(&p.addr).await) }
-    }))
-    .await;
-    answers.into_iter().find_map(|(id, answer)| {
-        let doc: serde_json::Value = serde_json::from_str(&answer.ok()?).ok()?;
-        let voters = doc["voters"].as_array()?;
-        (!voters.is_empty()).then_some(id)
-    })
+    let (_, docs) = crate::cluster::statuses(&net, cluster).await;
+    docs.into_iter()
+        .find(|(id, (_, doc))| {
+            *id != cluster.node_id && doc["voters"].as_array().is_some_and(|v| !v.is_empty())
+        })
+        .map(|(id, _)| id)
 }
 
 /// Opens the raft store, serves raft traffic on `cluster.bind`, joins the configured
@@ -311,6 +306,14 @@ async fn start_raft(
     Ok((Arc::new(store), server))
 }
 
+/// The node's `[cluster.tls]` files, read once per start.
+fn node_tls(config: &Config) -> anyhow::Result<Option<galilean_storage::raft::tls::NodeTls>> {
+    Ok(match &config.cluster {
+        Some(c) => crate::cluster::load_tls(c)?,
+        None => None,
+    })
+}
+
 /// Starts a node on `listener` with a given store.
 pub async fn start_with_store(
     config: Config,
@@ -321,7 +324,8 @@ pub async fn start_with_store(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let addr = listener.local_addr()?;
     let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
-    let mut node = build_at(addr, config, store, front_tx, shutdown, shutdown_rx).await?;
+    let tls = node_tls(&config)?;
+    let mut node = build_at(addr, config, store, tls, front_tx, shutdown, shutdown_rx).await?;
     node.tasks.push(serving);
     Ok(node)
 }
@@ -331,6 +335,7 @@ async fn build_at(
     addr: SocketAddr,
     config: Config,
     store: Arc<dyn Store>,
+    tls: Option<galilean_storage::raft::tls::NodeTls>,
     front_tx: watch::Sender<Option<Arc<Front>>>,
     shutdown: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -407,7 +412,6 @@ async fn build_at(
     };
     let mut cluster_tasks = Vec::new();
     if let Some(c) = &config.cluster {
-        let tls = crate::cluster::load_tls(c)?;
         cluster_tasks.push(router.join_cluster(actor_link(c, tls)?).await?);
         let store = store.clone();
         cluster_tasks.push(tokio::spawn(

@@ -257,6 +257,17 @@ async fn three_nodes(dir: &std::path::Path) -> Vec<ClusterNode> {
     nodes
 }
 
+/// Waits until `user`'s default server is ready, as `url` reports it.
+async fn wait_server_ready(url: &str, user: &str) {
+    within(Duration::from_secs(20), "the server ready", || async {
+        call(url, reqwest::Method::GET, &format!("/users/{user}"))
+            .await
+            .1["servers"][""]["ready"]
+            == true
+    })
+    .await;
+}
+
 /// Polls until `f` holds, for at most `timeout`; returns how long it took.
 async fn within<F, Fut>(timeout: Duration, what: &str, mut f: F) -> Duration
 where
@@ -306,13 +317,7 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     // a start through another non-owner runs on the owner, once
     let (s, _) = call(&others[1].url, reqwest::Method::POST, "/users/alice/server").await;
     assert!(s == 201 || s == 202, "{s}");
-    within(Duration::from_secs(20), "alice's server ready", || async {
-        call(&others[1].url, reqwest::Method::GET, "/users/alice")
-            .await
-            .1["servers"][""]["ready"]
-            == true
-    })
-    .await;
+    wait_server_ready(&others[1].url, "alice").await;
     let ready = Instant::now();
     for n in &nodes {
         within(
@@ -337,15 +342,12 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
         assert!(s == 201 || s == 400, "node {}: {s}", n.id);
     }
     for n in &nodes {
-        let who: Value = client()
-            .get(format!("{}/user/alice/whoami", n.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(who["pid"], pid, "node {}", n.id);
+        assert_eq!(
+            whoami_pid(&n.url, "alice").await,
+            pid.as_i64(),
+            "node {}",
+            n.id
+        );
     }
     // the progress stream answers through a non-owner too
     let r = client()
@@ -504,25 +506,10 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     let (s, _) = call(&survivor, reqwest::Method::POST, "/users/alice").await;
     assert_eq!(s, 201);
     call(&survivor, reqwest::Method::POST, "/users/alice/server").await;
-    within(Duration::from_secs(20), "alice's server ready", || async {
-        call(&survivor, reqwest::Method::GET, "/users/alice")
-            .await
-            .1["servers"][""]["ready"]
-            == true
-    })
-    .await;
-    let who = |url: String| async move {
-        let r = client()
-            .get(format!("{url}/user/alice/whoami"))
-            .send()
-            .await
-            .ok()?;
-        if r.status() != 200 {
-            return None;
-        }
-        r.json::<Value>().await.ok().map(|v| v["pid"].clone())
-    };
-    let pid = who(survivor.clone()).await.expect("alice's server answers");
+    wait_server_ready(&survivor, "alice").await;
+    let pid = whoami_pid(&survivor, "alice")
+        .await
+        .expect("alice's server answers");
 
     // kill -9 her owner
     let killed = Instant::now();
@@ -546,12 +533,17 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     assert!(took < Duration::from_secs(5), "failover took {took:?}");
     // the same process is still hers, reachable through the survivors
     assert_eq!(
-        who(survivor.clone()).await,
-        Some(pid.clone()),
+        whoami_pid(&survivor, "alice").await,
+        Some(pid),
         "the server was not re-adopted"
     );
     for n in nodes.iter().filter(|n| n.id != owner_id) {
-        assert_eq!(who(n.url.clone()).await, Some(pid.clone()), "node {}", n.id);
+        assert_eq!(
+            whoami_pid(&n.url, "alice").await,
+            Some(pid),
+            "node {}",
+            n.id
+        );
     }
     let (_, model) = call(&survivor, reqwest::Method::GET, "/users/alice").await;
     assert_eq!(model["servers"][""]["ready"], true, "{model}");
@@ -700,10 +692,7 @@ async fn log_in_on_one_node_browse_and_redeem_oauth_codes_on_others() {
     let browser = common::Browser::new(a);
     assert_eq!(browser.login("carol", "pw", None).await.0, 302);
     call(a, reqwest::Method::POST, "/users/carol/server").await;
-    within(Duration::from_secs(20), "carol's server ready", || async {
-        call(a, reqwest::Method::GET, "/users/carol").await.1["servers"][""]["ready"] == true
-    })
-    .await;
+    wait_server_ready(a, "carol").await;
     let (_, model) = call(b, reqwest::Method::GET, "/users/carol").await;
     let secret = server_token(model["servers"][""]["state"]["pid"].as_i64().unwrap());
 
@@ -886,13 +875,7 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
         assert_eq!(r.status(), 403, "node {} accepts a revoked token", n.id);
     }
     call(&other.url, reqwest::Method::POST, "/users/alice/server").await;
-    within(Duration::from_secs(20), "alice's server ready", || async {
-        call(&other.url, reqwest::Method::GET, "/users/alice")
-            .await
-            .1["servers"][""]["ready"]
-            == true
-    })
-    .await;
+    wait_server_ready(&other.url, "alice").await;
     for n in &nodes {
         within(
             Duration::from_secs(1),
@@ -1030,17 +1013,7 @@ async fn a_node_added_at_runtime_catches_up_and_takes_users_and_a_removed_one_le
     )
     .await;
     assert!(s == 201 || s == 202, "{s}");
-    within(Duration::from_secs(20), "the server ready", || async {
-        call(
-            &nodes[0].url,
-            reqwest::Method::GET,
-            &format!("/users/{user}"),
-        )
-        .await
-        .1["servers"][""]["ready"]
-            == true
-    })
-    .await;
+    wait_server_ready(&nodes[0].url, &user).await;
     let pid = whoami_pid(&n4.url, &user).await.expect("routed on node 4");
     let log4 = std::fs::read_dir(dir.path().join("node4/logs"))
         .unwrap()

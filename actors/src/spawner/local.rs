@@ -382,8 +382,9 @@ fn group_alive(pid: i32, start_ticks: Option<u64>) -> bool {
     }
 }
 
-/// Scans `/proc` for a live (non-zombie) process in process group `pgrp`.
-fn live_member_of(pgrp: i32) -> bool {
+/// Scans `/proc` for a live (non-zombie) process in process group `pgrp`. A zombie (an
+/// exited process not yet reaped) does not count, where `kill(-pgrp, 0)` would find it.
+pub fn live_member_of(pgrp: i32) -> bool {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return false;
     };

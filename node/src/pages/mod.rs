@@ -102,7 +102,9 @@ async fn applied_everywhere(
     // GETs that write: issuing an OAuth code, and the spawn pages
     let may_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || path.ends_with("/oauth2/authorize")
-        || path.starts_with(&format!("{}spawn", app.hub_prefix));
+        || path
+            .strip_prefix(app.hub_prefix.as_str())
+            .is_some_and(|rest| rest.starts_with("spawn"));
     let before = app.replica.version();
     let response = next.run(req).await;
     if may_write && app.replica.version() > before {

@@ -279,29 +279,7 @@ pub fn alive(pid: i32) -> bool {
 
 /// Whether any process of group `pgid` is alive.
 pub fn group_alive(pgid: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            let fields: Vec<&str> = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
-            // state is fields[0], ppid [1], pgrp [2]
-            if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
-                && fields.first() != Some(&"Z")
-            {
-                return true;
-            }
-        }
-    }
-    false
+    galilean_actors::spawner::local::live_member_of(pgid)
 }
 
 impl Drop for Hub {
