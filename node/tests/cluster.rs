@@ -323,13 +323,7 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
         within(
             Duration::from_secs(1),
             "the route on every node",
-            || async {
-                let r = client()
-                    .get(format!("{}/user/alice/whoami", n.url))
-                    .send()
-                    .await;
-                r.is_ok_and(|r| r.status() == 200)
-            },
+            || async { whoami_pid(&n.url, "alice").await.is_some() },
         )
         .await;
     }
@@ -880,13 +874,7 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
         within(
             Duration::from_secs(1),
             "the route on every node",
-            || async {
-                client()
-                    .get(format!("{}/user/alice/whoami", n.url))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
-            },
+            || async { whoami_pid(&n.url, "alice").await.is_some() },
         )
         .await;
     }
