@@ -8,6 +8,7 @@
 //! | `("c", client id)` | [`OAuthClientRecord`](galilean_proto::records::OAuthClientRecord) |
 //! | `("code", sha256 hex of the code)` | [`OAuthCodeRecord`](galilean_proto::records::OAuthCodeRecord) |
 //! | `("m", name)` | hub metadata: the cookie secret, id sequences |
+//! | `("lease",)` | the leader lease of nodes that share a store (FoundationDB); not in the replica |
 
 use galilean_storage::tuple::{self, Element};
 
@@ -50,6 +51,12 @@ pub fn code(hash_hex: &str) -> Vec<u8> {
 
 pub fn meta(name: &str) -> Vec<u8> {
     pack(&[META, name])
+}
+
+/// The leader lease's key (`galilean_storage::lease`): renewed several times a second,
+/// so kept out of the replica's state.
+pub fn leader_lease() -> Vec<u8> {
+    pack(&["lease"])
 }
 
 /// A decoded key.

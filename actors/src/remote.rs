@@ -855,8 +855,8 @@ const PING_TIMEOUT: Duration = Duration::from_millis(800);
 /// Longer than a serving lease: a member is declared not live only once the lease its
 /// last answered ping gave it has surely run out, so a revocation need not wait for it.
 const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
-/// How much of raft's vote lease a new leader does not count on (clock and scheduling
-/// slack).
+/// How much of the handover (raft's vote lease) a new leader does not count on (clock
+/// and scheduling slack).
 const VOTE_LEASE_MARGIN: Duration = Duration::from_millis(300);
 /// How often a node that does not lead checks whether it has become the leader, so
 /// that a new leader renews the members' leases at once.
@@ -900,11 +900,14 @@ impl Router {
     }
 
     /// While this node leads (`leadership()` gives how old its proof of leading is: its
-    /// last quorum acknowledgement), pings every member and records the live set when it
-    /// changes; on every node, re-adopts the servers that a change moved here.
+    /// last quorum acknowledgement, or lease renewal), pings every member and records the
+    /// live set when it changes; on every node, re-adopts the servers that a change moved
+    /// here. `handover` is how old, at least, a predecessor's last proof is when this node
+    /// starts to lead (raft's vote lease; a store lease's duration).
     pub async fn run_liveness(
         self: Arc<Self>,
         leadership: impl Fn() -> Option<Duration> + Send + 'static,
+        handover: Duration,
     ) {
         let me = self.node_id();
         let start = tokio::time::Instant::now();
@@ -925,11 +928,11 @@ impl Router {
             let leads = proof_age.is_some();
             if leads && !was_leading {
                 // a member is declared dead only after any lease an earlier leader gave
-                // it ran out. Those leases count from that leader's last quorum
-                // acknowledgement (see `Call::Ping`), which is older than this election by
-                // at least raft's vote lease: a majority voted for this node, and a voter
-                // grants no vote until it has not heard from the leader for that long.
-                let credit = galilean_storage::raft::VOTE_LEASE.saturating_sub(VOTE_LEASE_MARGIN);
+                // it ran out. Those leases count from that leader's last proof (see
+                // `Call::Ping`), which is older than this node's leadership by at least
+                // `handover`: with raft, a majority voted for this node, and a voter grants
+                // no vote until it has not heard from the leader for its vote lease.
+                let credit = handover.saturating_sub(VOTE_LEASE_MARGIN);
                 let since = tokio::time::Instant::now()
                     .checked_sub(credit)
                     .unwrap_or_else(tokio::time::Instant::now);

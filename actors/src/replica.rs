@@ -119,6 +119,45 @@ impl State {
         out
     }
 
+    /// A digest of everything held (records as the store encodes them, in key order):
+    /// two replicas at the same version have the same digest unless they diverged.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut put = |key: &[u8], value: Option<Vec<u8>>| {
+            h.update((key.len() as u64).to_be_bytes());
+            h.update(key);
+            let value = value.unwrap_or_default();
+            h.update((value.len() as u64).to_be_bytes());
+            h.update(&value);
+        };
+        fn enc<T: serde::Serialize>(record: &T) -> Option<Vec<u8>> {
+            rmp_serde::to_vec_named(record).ok()
+        }
+        for (name, rec) in &self.users {
+            put(&keys::user(name), enc(rec.as_ref()));
+        }
+        for ((u, s), rec) in &self.servers {
+            put(&keys::server(u, s), enc(rec.as_ref()));
+        }
+        let mut tokens: Vec<_> = self.tokens.iter().collect();
+        tokens.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (hash, rec) in tokens {
+            put(&keys::token(hash), enc(rec.as_ref()));
+        }
+        let mut clients: Vec<_> = self.clients.iter().collect();
+        clients.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (id, rec) in clients {
+            put(&keys::client(id), enc(rec.as_ref()));
+        }
+        let mut meta: Vec<_> = self.meta.iter().collect();
+        meta.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (name, value) in meta {
+            put(&keys::meta(name), Some(value.clone()));
+        }
+        hex::encode(h.finalize())
+    }
+
     /// Servers of one user, by server name.
     pub fn servers_of<'a>(
         &'a self,

@@ -1,5 +1,5 @@
-//! `galilean cluster status`: what each node says about itself on its raft port (with the
-//! cluster secret), gathered and printed as a table.
+//! `galilean cluster status`: what each node says about itself on its cluster port (with
+//! the cluster secret), gathered and printed as a table.
 
 use std::collections::BTreeMap;
 
@@ -103,12 +103,108 @@ pub fn load_tls(cluster: &ClusterConfig) -> Result<Option<NodeTls>, TlsConfigErr
         })
 }
 
-/// This node's status document (served on `/raft/status`).
+/// This node's status document (served on `/raft/status`), on the raft store.
 pub fn status_json(app: &AppState, raft: &RaftStore) -> String {
     // a copy: a borrow held while reading the replica would hold up raft's metrics
     // writer, and a second borrow (raft.members()) behind a waiting writer deadlocks
     let m = raft.raft().metrics().borrow().clone();
     let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+    let mut doc = hub_status(app);
+    doc.extend([
+        ("node_id".into(), json!(m.id)),
+        ("state".into(), json!(format!("{:?}", m.state))),
+        ("leader".into(), json!(m.current_leader)),
+        ("term".into(), json!(m.current_term)),
+        ("voters".into(), json!(voters)),
+        (
+            "last_applied".into(),
+            json!(m.last_applied.map(|id| id.index)),
+        ),
+        ("members".into(), json!(raft.members())),
+    ]);
+    Value::Object(doc).to_string()
+}
+
+/// This node's status document on a store the nodes share (FoundationDB): the leader
+/// is the holder of the lease, the members are the configured peers.
+pub fn shared_status_json(app: &AppState, lease: &galilean_storage::lease::StoreLease) -> String {
+    let me = app.router.node_id();
+    let peers = app
+        .config
+        .cluster
+        .as_ref()
+        .map(|c| c.peers.clone())
+        .unwrap_or_default();
+    let holder = lease.holder();
+    let state = match (holder, lease.leadership()) {
+        (_, Some(_)) => "Leader",
+        (Some(h), None) if h == me => "Lapsed",
+        _ => "Follower",
+    };
+    let mut doc = hub_status(app);
+    doc.extend([
+        ("node_id".into(), json!(me)),
+        ("state".into(), json!(state)),
+        ("leader".into(), json!(holder)),
+        ("term".into(), json!(lease.term())),
+        (
+            "voters".into(),
+            json!(peers.iter().map(|p| p.id).collect::<Vec<_>>()),
+        ),
+        ("last_applied".into(), json!(app.replica.version())),
+        (
+            "members".into(),
+            json!(peers
+                .iter()
+                .map(|p| (p.id.to_string(), p.addr.clone()))
+                .collect::<BTreeMap<_, _>>()),
+        ),
+        ("store".into(), json!(app.store.backend_name())),
+    ]);
+    Value::Object(doc).to_string()
+}
+
+/// This node's own replica (served on `/raft/state`): the version applied, a digest of
+/// everything, and each user's token ids and servers' phases. Read locally, never
+/// through an owner, so that the chaos harness can compare the nodes' replicas.
+pub fn state_json(app: &AppState) -> String {
+    app.replica.read(|s| {
+        let mut users = serde_json::Map::new();
+        for name in s.users.keys() {
+            let servers: BTreeMap<&str, String> = s
+                .servers_of(name)
+                .map(|r| (r.name.as_str(), format!("{:?}", r.phase).to_lowercase()))
+                .collect();
+            users.insert(
+                name.clone(),
+                json!({"tokens": Vec::<String>::new(), "servers": servers}),
+            );
+        }
+        for rec in s.tokens.values() {
+            if let galilean_proto::records::Owner::User(name) = &rec.owner {
+                if let Some(tokens) = users.get_mut(name).and_then(|u| u["tokens"].as_array_mut()) {
+                    tokens.push(json!(format!("a{}", rec.id)));
+                }
+            }
+        }
+        for user in users.values_mut() {
+            if let Some(tokens) = user["tokens"].as_array_mut() {
+                tokens.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+        json!({
+            "node_id": app.router.node_id(),
+            "version": s.version,
+            "digest": s.digest(),
+            "users": users,
+        })
+        .to_string()
+    })
+}
+
+/// What every node reports whatever its store: the live set, drains, its serving lease,
+/// and who owns how many users and actors.
+fn hub_status(app: &AppState) -> serde_json::Map<String, Value> {
     let live = LiveSet::read(&app.replica);
     let live_ids = app.router.live_members();
     // who owns how many users, by the live set this node has applied
@@ -122,21 +218,22 @@ pub fn status_json(app: &AppState, raft: &RaftStore) -> String {
         owned
     });
     let (user_actors, server_actors) = app.router.actor_counts();
-    json!({
-        "node_id": m.id,
-        "state": format!("{:?}", m.state),
-        "leader": m.current_leader,
-        "term": m.current_term,
-        "voters": voters,
-        "last_applied": m.last_applied.map(|id| id.index),
-        "live": live.map(|l| json!({"epoch": l.epoch, "members": l.live})),
-        "members": raft.members(),
-        "draining": galilean_actors::remote::draining(&app.replica),
-        "serving": app.router.lease_valid(),
-        "owned_users": owned,
-        "actors": {"users": user_actors, "servers": server_actors},
-    })
-    .to_string()
+    serde_json::Map::from_iter([
+        (
+            "live".into(),
+            json!(live.map(|l| json!({"epoch": l.epoch, "members": l.live}))),
+        ),
+        (
+            "draining".into(),
+            json!(galilean_actors::remote::draining(&app.replica)),
+        ),
+        ("serving".into(), json!(app.router.lease_valid())),
+        ("owned_users".into(), json!(owned)),
+        (
+            "actors".into(),
+            json!({"users": user_actors, "servers": server_actors}),
+        ),
+    ])
 }
 
 /// Asks every peer of `config` for its status and prints a table; returns whether a

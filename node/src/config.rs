@@ -204,6 +204,10 @@ pub struct SpawnerConfig {
     /// `spawner.default_url`: the URL path a server opens at, e.g. `"/lab"`, passed to it
     /// as `JUPYTERHUB_DEFAULT_URL`. Default: none (the server's own default).
     pub default_url: Option<String>,
+    /// `spawner.ip`: the address servers listen on, and the hub (every node of a cluster)
+    /// reaches them at, as JupyterHub's `Spawner.ip`. Default `127.0.0.1`; a cluster whose
+    /// nodes are on several hosts needs the host's own address here.
+    pub ip: std::net::IpAddr,
 }
 
 /// One `[[services]]` entry.
@@ -267,10 +271,19 @@ pub struct Peer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageConfig {
     /// `storage.backend`: `"redb"` (one node, the embedded default), `"raft"` (replicated
-    /// across `[cluster]`, its default) or `"fdb"` (FoundationDB; refused for now: the node
-    /// does not run on it yet).
+    /// across `[cluster]`, its default) or `"fdb"` (a FoundationDB cluster the nodes share;
+    /// only in a `galilean` built with the `fdb` feature).
     pub backend: StorageBackendKind,
+    /// `storage.fdb_cluster_file`: FoundationDB's cluster file (its default location when
+    /// unset).
+    pub fdb_cluster_file: Option<PathBuf>,
+    /// `storage.fdb_root`: the key prefix the hub's data lives under, so that several hubs
+    /// can share one FoundationDB (default `"galilean"`).
+    pub fdb_root: String,
 }
+
+/// `storage.fdb_root`'s default.
+pub const DEFAULT_FDB_ROOT: &str = "galilean";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageBackendKind {
@@ -496,6 +509,7 @@ impl Default for SpawnerConfig {
             stop_grace: Duration::from_secs(10),
             concurrent_spawn_limit: 100,
             default_url: None,
+            ip: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -599,6 +613,8 @@ impl Config {
             cluster: None,
             storage: StorageConfig {
                 backend: StorageBackendKind::Redb,
+                fdb_cluster_file: None,
+                fdb_root: DEFAULT_FDB_ROOT.to_owned(),
             },
             source: PathBuf::new(),
         }
@@ -730,6 +746,7 @@ fn read_spawner(
         "stop_grace",
         "concurrent_spawn_limit",
         "default_url",
+        "ip",
     ];
     let d = SpawnerConfig::default();
     let mut r = Reader::open(errors, "spawner".into(), value, KEYS);
@@ -760,6 +777,16 @@ fn read_spawner(
         default_url: r
             .parsed("default_url", |s| Ok(s.to_owned()))
             .or(d.default_url),
+        ip: r
+            .parsed("ip", |s| match s.parse::<std::net::IpAddr>() {
+                Ok(ip) if ip.is_unspecified() => Err(format!(
+                    "{s} is every address, not one the hub can reach a server at"
+                )),
+                Ok(ip) if ip.is_multicast() => Err(format!("{s} is a multicast address")),
+                Ok(ip) => Ok(ip),
+                Err(_) => Err(format!("{s:?} is not an IP address")),
+            })
+            .unwrap_or(d.ip),
     }
 }
 
@@ -885,7 +912,12 @@ fn read_storage(
     value: Option<&Value>,
     clustered: bool,
 ) -> StorageConfig {
-    let mut r = Reader::open(errors, "storage".into(), value, &["backend"]);
+    let mut r = Reader::open(
+        errors,
+        "storage".into(),
+        value,
+        &["backend", "fdb_cluster_file", "fdb_root"],
+    );
     let default = if clustered {
         StorageBackendKind::Raft
     } else {
@@ -903,14 +935,46 @@ fn read_storage(
             "backend",
             "\"raft\" replicates across a [cluster]; add one, or use \"redb\"",
         ),
-        (StorageBackendKind::Fdb, _) => r.error(
+        (StorageBackendKind::Fdb, _) if !cfg!(feature = "fdb") => r.error(
             "backend",
-            "\"fdb\" is not served yet: the FoundationDB store exists (galilean-storage's \
-             `fdb` feature) but the node does not run on it; use \"raft\"",
+            "this galilean was built without FoundationDB support (build it with \
+             `cargo build --release -p galilean-node --features fdb`, which needs \
+             libfdb_c), or use \"raft\"",
         ),
         _ => {}
     }
-    StorageConfig { backend }
+    let fdb_cluster_file = r.parsed("fdb_cluster_file", |s| {
+        if s.is_empty() {
+            Err("must not be empty (leave it out for FoundationDB's default)".to_owned())
+        } else {
+            Ok(PathBuf::from(s))
+        }
+    });
+    let fdb_root = r
+        .parsed("fdb_root", |s| {
+            if s.is_empty() {
+                Err("must not be empty".to_owned())
+            } else if s.len() > 100 {
+                Err("must be at most 100 bytes".to_owned())
+            } else if s.starts_with('\u{ff}') || s.chars().any(char::is_control) {
+                Err("must be printable text".to_owned())
+            } else {
+                Ok(s.to_owned())
+            }
+        })
+        .unwrap_or_else(|| DEFAULT_FDB_ROOT.to_owned());
+    if backend != StorageBackendKind::Fdb {
+        for key in ["fdb_cluster_file", "fdb_root"] {
+            if r.get(key).is_some() {
+                r.error(key, "only used with backend = \"fdb\"");
+            }
+        }
+    }
+    StorageConfig {
+        backend,
+        fdb_cluster_file,
+        fdb_root,
+    }
 }
 
 fn parse_host_port(text: &str) -> Result<String, String> {
@@ -2095,6 +2159,51 @@ backend = "redb"
         assert!(error_for(&errs, "cluster.peers").contains("node_id = 9"));
         let errs = errors("[storage]\nbackend = \"raft\"\n");
         assert!(error_for(&errs, "storage.backend").contains("[cluster]"));
+    }
+
+    #[test]
+    fn spawner_ip_is_one_reachable_address() {
+        assert_eq!(
+            parse("").unwrap().spawner.ip,
+            std::net::IpAddr::from([127, 0, 0, 1])
+        );
+        let c = parse("[spawner]\nip = \"10.0.0.7\"\n").unwrap();
+        assert_eq!(c.spawner.ip, std::net::IpAddr::from([10, 0, 0, 7]));
+        for (bad, says) in [
+            ("0.0.0.0", "every address"),
+            ("ff02::1", "multicast"),
+            ("hub.local", "not an IP address"),
+        ] {
+            let errs = errors(&format!("[spawner]\nip = \"{bad}\"\n"));
+            assert!(error_for(&errs, "spawner.ip").contains(says), "{errs:?}");
+        }
+    }
+
+    #[test]
+    fn the_fdb_backend_and_its_keys() {
+        let fdb = format!(
+            "{CLUSTER}\n[storage]\nbackend = \"fdb\"\nfdb_cluster_file = \"/etc/fdb/hub.cluster\"\n"
+        );
+        if cfg!(feature = "fdb") {
+            let c = parse(&fdb).unwrap();
+            assert_eq!(c.storage.backend, StorageBackendKind::Fdb);
+            assert_eq!(
+                c.storage.fdb_cluster_file.as_deref(),
+                Some(std::path::Path::new("/etc/fdb/hub.cluster"))
+            );
+            assert_eq!(c.storage.fdb_root, DEFAULT_FDB_ROOT);
+            // one node on FoundationDB, without [cluster], is allowed
+            let single = parse("[storage]\nbackend = \"fdb\"\nfdb_root = \"hub-a\"\n").unwrap();
+            assert_eq!(single.storage.fdb_root, "hub-a");
+        } else {
+            let errs = errors(&fdb);
+            assert!(error_for(&errs, "storage.backend").contains("--features fdb"));
+        }
+        let errs = errors("[storage]\nbackend = \"fdb\"\nfdb_root = \"\"\nfdb_cluster_file = 3\n");
+        assert!(error_for(&errs, "storage.fdb_root").contains("empty"));
+        assert!(error_for(&errs, "storage.fdb_cluster_file").contains("string"));
+        let errs = errors("[storage]\nfdb_root = \"x\"\n");
+        assert!(error_for(&errs, "storage.fdb_root").contains("only used with backend"));
     }
 
     #[test]

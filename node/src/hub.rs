@@ -13,6 +13,7 @@ use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
 use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
 use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, ServerPhase};
+use galilean_storage::raft::net::Document;
 use galilean_storage::{RedbStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -101,11 +102,29 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-/// Starts a node on `listener` with the store its config names: the embedded redb store,
-/// or, with `[cluster]`, the raft store replicated across the peers (formed by itself:
-/// every node initializes the same membership, which openraft allows).
+/// Starts a node on `listener` with the store its config names: the embedded redb store;
+/// with `[cluster]`, the raft store replicated across the peers (formed by itself: every
+/// node initializes the same membership, which openraft allows); or FoundationDB, shared
+/// by the nodes, which then elect a leader with a lease kept in it.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Node> {
     start_with_options(config, listener, StartOptions::default()).await
+}
+
+/// How a node of a cluster learns whether it leads, for the router's liveness loop.
+struct Leadership {
+    /// How old this node's proof of leading is, while it leads.
+    proof: Box<dyn Fn() -> Option<Duration> + Send + Sync>,
+    /// How old a predecessor's last proof is, at least, when this node starts to lead.
+    handover: Duration,
+}
+
+/// What a node of a cluster runs besides the hub, by its store.
+enum ClusterStore {
+    Raft(Arc<galilean_storage::raft::RaftStore>),
+    Shared {
+        lease: galilean_storage::lease::StoreLease,
+        status: galilean_storage::raft::net::StatusSource,
+    },
 }
 
 /// As [`start`], with options.
@@ -114,48 +133,131 @@ pub async fn start_with_options(
     listener: TcpListener,
     options: StartOptions,
 ) -> anyhow::Result<Node> {
-    let (front_tx, front_rx) = watch::channel(None);
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let addr = listener.local_addr()?;
     // answer (503) while the store comes up
-    let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
+    let door = Door::open(listener)?;
     let tls = node_tls(&config)?;
-    let (store, raft, extra): (Arc<dyn Store>, _, _) = match &config.cluster {
-        None => (open_store(&config.hub.data_dir)?, None, None),
+    let fdb = config.storage.backend == crate::config::StorageBackendKind::Fdb;
+    let mut extra = Vec::new();
+    let (store, cluster): (Arc<dyn Store>, _) = match &config.cluster {
+        None if fdb => (open_fdb(&config).await?, None),
+        None => (open_store(&config.hub.data_dir)?, None),
+        Some(cluster) if fdb => {
+            let store = open_fdb(&config).await?;
+            let (lease, task) = galilean_storage::lease::StoreLease::run(
+                store.clone(),
+                galilean_actors::keys::leader_lease(),
+                cluster.node_id,
+                galilean_storage::lease::LeaseTiming::HUB,
+            );
+            let status = galilean_storage::raft::net::StatusSource::default();
+            let port = TcpListener::bind(&cluster.bind)
+                .await
+                .with_context(|| format!("cannot listen on {} (cluster.bind)", cluster.bind))?;
+            extra.push(task);
+            extra.push(tokio::spawn(galilean_storage::raft::net::serve(
+                port,
+                galilean_storage::raft::net::Served::Shared(store.clone()),
+                cluster.secret.expose().into(),
+                status.clone(),
+                tls.as_ref()
+                    .map(galilean_storage::raft::tls::NodeTls::acceptor),
+            )));
+            (store, Some(ClusterStore::Shared { lease, status }))
+        }
         Some(cluster) => {
             let (store, server) = start_raft(&config, cluster, tls.as_ref()).await?;
-            crate::settings::agree(
-                store.as_ref(),
-                &crate::settings::agreed(&config),
-                options.update_cluster_settings,
-            )
-            .await?;
-            (store.clone(), Some(store), Some(server))
+            extra.push(server);
+            (store.clone(), Some(ClusterStore::Raft(store)))
         }
     };
-    let mut node = build_at(addr, config, store, tls, front_tx, shutdown, shutdown_rx).await?;
-    node.tasks.push(serving);
-    node.tasks.extend(extra);
-    if let Some(raft) = raft {
-        node.tasks.push(tokio::spawn(follow_membership(
-            raft.clone(),
-            node.app.router.clone(),
-        )));
-        // a drain ends when the node starts again
-        let mark = galilean_actors::keys::meta(&galilean_actors::remote::draining_key(
-            node.app.router.node_id(),
-        ));
-        let ((), v) = galilean_actors::in_txn!(raft.as_ref(), |tx| {
-            if tx.get(&mark).await?.is_some() {
-                tx.clear(&mark);
+    if config.cluster.is_some() {
+        crate::settings::agree(
+            store.as_ref(),
+            &crate::settings::agreed(&config),
+            options.update_cluster_settings,
+        )
+        .await?;
+    }
+    let leadership = cluster.as_ref().map(|c| match c {
+        ClusterStore::Raft(raft) => {
+            let raft = raft.clone();
+            Leadership {
+                proof: Box::new(move || raft.leadership()),
+                handover: galilean_storage::raft::VOTE_LEASE,
             }
-        })?;
-        node.app.replica.wait_for(v).await;
-        let app = node.app.clone();
-        let source = raft.status_source().clone();
-        let _ = source.set(Box::new(move || crate::cluster::status_json(&app, &raft)));
+        }
+        ClusterStore::Shared { lease, .. } => Leadership {
+            proof: Box::new({
+                let lease = lease.clone();
+                move || lease.leadership()
+            }),
+            handover: lease.handover(),
+        },
+    });
+    let mut node = build_at(config, store.clone(), tls, leadership, door).await?;
+    node.tasks.extend(extra);
+    let Some(cluster) = cluster else {
+        return Ok(node);
+    };
+    // a drain ends when the node starts again
+    let mark = galilean_actors::keys::meta(&galilean_actors::remote::draining_key(
+        node.app.router.node_id(),
+    ));
+    let ((), v) = galilean_actors::in_txn!(store.as_ref(), |tx| {
+        if tx.get(&mark).await?.is_some() {
+            tx.clear(&mark);
+        }
+    })?;
+    node.app.replica.wait_for(v).await;
+    let app = node.app.clone();
+    match cluster {
+        ClusterStore::Raft(raft) => {
+            node.tasks.push(tokio::spawn(follow_membership(
+                raft.clone(),
+                node.app.router.clone(),
+            )));
+            let source = raft.status_source().clone();
+            let _ = source.set(Box::new(move |document| match document {
+                Document::Status => crate::cluster::status_json(&app, &raft),
+                Document::State => crate::cluster::state_json(&app),
+            }));
+        }
+        ClusterStore::Shared { lease, status } => {
+            let _ = status.set(Box::new(move |document| match document {
+                Document::Status => crate::cluster::shared_status_json(&app, &lease),
+                Document::State => crate::cluster::state_json(&app),
+            }));
+        }
     }
     Ok(node)
+}
+
+/// Opens the FoundationDB store that `[storage]` names.
+#[cfg(feature = "fdb")]
+async fn open_fdb(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let file = match &config.storage.fdb_cluster_file {
+        None => None,
+        Some(p) => Some(p.to_str().ok_or_else(|| {
+            anyhow::anyhow!("storage.fdb_cluster_file {} is not UTF-8", p.display())
+        })?),
+    };
+    let store = galilean_storage::fdb::FdbStore::open(file, config.storage.fdb_root.as_bytes())
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the FoundationDB store (storage.fdb_cluster_file {}, \
+                 storage.fdb_root {:?}): {e}",
+                file.unwrap_or("(FoundationDB's default)"),
+                config.storage.fdb_root
+            )
+        })?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "fdb"))]
+async fn open_fdb(_config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    // the config refuses "fdb" in such a build; this covers configs built in code
+    anyhow::bail!("storage.backend = \"fdb\": this galilean was built without the fdb feature")
 }
 
 /// `(host, port + 1)` of a `host:port`: actor messages between nodes use the port after
@@ -320,26 +422,51 @@ pub async fn start_with_store(
     listener: TcpListener,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<Node> {
-    let (front_tx, front_rx) = watch::channel(None);
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let addr = listener.local_addr()?;
-    let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
+    let door = Door::open(listener)?;
     let tls = node_tls(&config)?;
-    let mut node = build_at(addr, config, store, tls, front_tx, shutdown, shutdown_rx).await?;
-    node.tasks.push(serving);
-    Ok(node)
+    build_at(config, store, tls, None, door).await
+}
+
+/// The public listener, answering 503 until the hub is built, and the shutdown signal.
+struct Door {
+    addr: SocketAddr,
+    front_tx: watch::Sender<Option<Arc<Front>>>,
+    shutdown: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+    serving: JoinHandle<()>,
+}
+
+impl Door {
+    fn open(listener: TcpListener) -> std::io::Result<Door> {
+        let (front_tx, front_rx) = watch::channel(None);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let addr = listener.local_addr()?;
+        let serving = tokio::spawn(crate::front::serve(listener, front_rx, shutdown_rx.clone()));
+        Ok(Door {
+            addr,
+            front_tx,
+            shutdown,
+            shutdown_rx,
+            serving,
+        })
+    }
 }
 
 /// Everything above the store: replica, actors, reconciled config state, the hub.
 async fn build_at(
-    addr: SocketAddr,
     config: Config,
     store: Arc<dyn Store>,
     tls: Option<galilean_storage::raft::tls::NodeTls>,
-    front_tx: watch::Sender<Option<Arc<Front>>>,
-    shutdown: watch::Sender<bool>,
-    shutdown_rx: watch::Receiver<bool>,
+    leadership: Option<Leadership>,
+    door: Door,
 ) -> anyhow::Result<Node> {
+    let Door {
+        addr,
+        front_tx,
+        shutdown,
+        shutdown_rx,
+        serving,
+    } = door;
     let data_dir = config.hub.data_dir.clone();
     let replica = Replica::start(store.clone())
         .await
@@ -391,7 +518,7 @@ async fn build_at(
     let ctx = Arc::new(HubCtx {
         store: store.clone(),
         replica: replica.clone(),
-        spawner: Arc::new(LocalProcessSpawner::new()),
+        spawner: Arc::new(LocalProcessSpawner::listening_on(config.spawner.ip)),
         settings,
         spawn_slots: Arc::new(tokio::sync::Semaphore::new(
             config.spawner.concurrent_spawn_limit,
@@ -413,11 +540,14 @@ async fn build_at(
     let mut cluster_tasks = Vec::new();
     if let Some(c) = &config.cluster {
         cluster_tasks.push(router.join_cluster(actor_link(c, tls)?).await?);
-        let store = store.clone();
+        let leadership = leadership
+            .ok_or_else(|| anyhow::anyhow!("a node of a cluster needs a way to elect a leader"))?;
         cluster_tasks.push(tokio::spawn(
-            // a leader counts only while a quorum acknowledges it: one that resumes from
-            // a pause must not renew its own serving lease
-            router.clone().run_liveness(move || store.leadership()),
+            // a leader counts only while its proof is fresh: one that resumes from a
+            // pause must not renew its own serving lease
+            router
+                .clone()
+                .run_liveness(leadership.proof, leadership.handover),
         ));
     }
 
@@ -458,6 +588,7 @@ async fn build_at(
     });
 
     let mut tasks = vec![
+        serving,
         tokio::spawn(feed_routes(replica.clone(), base_url.clone(), routes_tx)),
         tokio::spawn(flush_activity_forever(app.clone(), shutdown_rx.clone())),
     ];

@@ -158,6 +158,53 @@ fn check_files(path: &std::path::Path, config: &Config) -> Result<(), ExitCode> 
     Ok(())
 }
 
+/// `galilean serve`: runs the node until it is told to stop.
+fn serve(config: Config, options: galilean_node::hub::StartOptions) -> ExitCode {
+    let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    match runtime.block_on(galilean_node::hub::run(config, options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("galilean: {e:#}");
+            // settings that differ from the cluster's, and unusable TLS files, are
+            // config problems
+            let refused = e
+                .downcast_ref::<galilean_node::settings::SettingsError>()
+                .is_some_and(|s| matches!(s, galilean_node::settings::SettingsError::Differ(_)))
+                || e.downcast_ref::<galilean_node::cluster::TlsConfigError>()
+                    .is_some();
+            if refused {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// `galilean serve` on FoundationDB: the node runs (runtime and all) inside the client
+/// network's lifetime, which stops when it returns.
+#[cfg(feature = "fdb")]
+fn serve_on_fdb(config: Config, options: galilean_node::hub::StartOptions) -> ExitCode {
+    match galilean_storage::fdb::with_network(|| serve(config, options)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("galilean: cannot start the FoundationDB client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "fdb"))]
+fn serve_on_fdb(_config: Config, _options: galilean_node::hub::StartOptions) -> ExitCode {
+    // the config refuses "fdb" in such a build
+    eprintln!("galilean: storage.backend = \"fdb\" needs a galilean built with --features fdb");
+    ExitCode::from(EXIT_CONFIG)
+}
+
 fn main() -> ExitCode {
     // ractor_cluster's rustls uses aws-lc-rs and reqwest's brings ring: with two providers
     // compiled in, rustls cannot pick one by itself, so name it before any TLS is set up.
@@ -236,33 +283,13 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             galilean_node::hub::init_tracing(config.hub.log_level.as_str());
-            let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
-                Ok(r) => r,
-                Err(code) => return code,
-            };
             let options = galilean_node::hub::StartOptions {
                 update_cluster_settings,
             };
-            match runtime.block_on(galilean_node::hub::run(config, options)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("galilean: {e:#}");
-                    // settings that differ from the cluster's, and unusable TLS files, are
-                    // config problems
-                    let refused = e
-                        .downcast_ref::<galilean_node::settings::SettingsError>()
-                        .is_some_and(|s| {
-                            matches!(s, galilean_node::settings::SettingsError::Differ(_))
-                        })
-                        || e.downcast_ref::<galilean_node::cluster::TlsConfigError>()
-                            .is_some();
-                    if refused {
-                        ExitCode::from(EXIT_CONFIG)
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }
+            if config.storage.backend == galilean_node::config::StorageBackendKind::Fdb {
+                serve_on_fdb(config, options)
+            } else {
+                serve(config, options)
             }
         }
     }

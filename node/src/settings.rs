@@ -63,8 +63,20 @@ pub fn agreed(config: &Config) -> BTreeMap<String, String> {
             format!("name={:?} admin={} api_token={token}", s.name, s.admin),
         );
     }
-    // not cluster.peers: they only seed the membership, which raft keeps and
-    // `galilean cluster add|remove` changes, so a node added later lists more peers
+    // with raft, not cluster.peers: they only seed the membership, which raft keeps and
+    // `galilean cluster add|remove` changes, so a node added later lists more peers. On
+    // a shared store the peers are the membership, and every node must route alike.
+    if config.storage.backend == crate::config::StorageBackendKind::Fdb {
+        if let Some(c) = &config.cluster {
+            let mut peers: Vec<String> = c
+                .peers
+                .iter()
+                .map(|p| format!("{}@{}", p.id, p.addr))
+                .collect();
+            peers.sort();
+            m.insert("cluster.peers".to_owned(), format!("{peers:?}"));
+        }
+    }
     m
 }
 
@@ -119,5 +131,36 @@ pub async fn agree(
         Ok(())
     } else {
         Err(SettingsError::Differ(differ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageBackendKind;
+
+    fn config(peers: &str) -> Config {
+        let text = format!(
+            "[cluster]\nnode_id = 1\nbind = \"127.0.0.1:7101\"\npeers = [{peers}]\n\
+             secret = \"a-cluster-secret-of-some-length\"\n"
+        );
+        Config::parse(&text, std::path::Path::new("t.toml"), &BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn peers_must_agree_only_where_they_are_the_membership() {
+        let a = config(r#""1@127.0.0.1:7101", "2@127.0.0.1:7102""#);
+        let b = config(r#""2@127.0.0.1:7102", "1@127.0.0.1:7101", "3@127.0.0.1:7103""#);
+        // raft keeps the membership: a node added later may list more peers
+        assert!(!agreed(&a).contains_key("cluster.peers"));
+        assert_eq!(agreed(&a), agreed(&b));
+        // on a shared store the peers are the membership: in any order, but the same
+        let on_fdb = |mut c: Config| {
+            c.storage.backend = StorageBackendKind::Fdb;
+            agreed(&c)
+        };
+        let reordered = config(r#""2@127.0.0.1:7102", "1@127.0.0.1:7101""#);
+        assert_eq!(on_fdb(a.clone()), on_fdb(reordered));
+        assert_ne!(on_fdb(a)["cluster.peers"], on_fdb(b)["cluster.peers"]);
     }
 }

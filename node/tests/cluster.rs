@@ -247,10 +247,18 @@ fn cluster_status(dir: &std::path::Path, id: u64) -> (Option<i32>, String) {
 
 /// Three nodes on fresh ports, healthy.
 async fn three_nodes(dir: &std::path::Path) -> Vec<ClusterNode> {
+    three_nodes_with(dir, |c| c).await
+}
+
+/// As [`three_nodes`], with each config passed through `tweak`.
+async fn three_nodes_with(
+    dir: &std::path::Path,
+    tweak: impl Fn(String) -> String,
+) -> Vec<ClusterNode> {
     let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
     let nodes: Vec<ClusterNode> = peers
         .iter()
-        .map(|(id, _)| start_node(dir, *id, &peers, SECRET))
+        .map(|(id, _)| start_node_with(dir, *id, &peers, SECRET, &tweak, &[]))
         .collect();
     let refs: Vec<&ClusterNode> = nodes.iter().collect();
     wait_healthy(&refs, Duration::from_secs(30)).await;
@@ -1419,12 +1427,13 @@ fn leader_by_status(dir: &std::path::Path, via: u64) -> Option<u64> {
         .and_then(|l| l.trim().parse().ok())
 }
 
-/// Kills -9 a node (the raft leader, or another node) while clients write and read
-/// through the survivors; checks that a user it owned is served again within 5 s, that
-/// its server is re-adopted, and that no acknowledged write is lost.
-async fn kill_under_load(kill_the_leader: bool) {
+/// Kills -9 a node (the leader, or another node) while clients write and read through
+/// the survivors; checks that a user it owned is served again within 5 s, that its
+/// server is re-adopted, and that no acknowledged write is lost. The nodes' configs pass
+/// through `tweak` (another store).
+async fn kill_under_load(kill_the_leader: bool, tweak: impl Fn(String) -> String) {
     let dir = TestDir::new();
-    let mut nodes = three_nodes(dir.path()).await;
+    let mut nodes = three_nodes_with(dir.path(), tweak).await;
     let leader = leader_by_status(dir.path(), 1).expect("a leader");
     let victim_id = if kill_the_leader {
         leader
@@ -1591,13 +1600,48 @@ async fn kill_under_load(kill_the_leader: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_raft_leader_under_load_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    kill_under_load(true).await;
+    kill_under_load(true, |c| c).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_non_leader_owner_under_load_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    kill_under_load(false).await;
+    kill_under_load(false, |c| c).await;
+}
+
+/// With `FDB_CLUSTER_FILE` set (and a galilean built with `--features fdb`): a config
+/// tweak that puts the nodes on a fresh root of that FoundationDB. The root is left
+/// behind (its name says which run made it).
+#[cfg(feature = "fdb")]
+fn on_fdb() -> Option<impl Fn(String) -> String> {
+    let file = std::env::var("FDB_CLUSTER_FILE").ok()?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let root = format!("galilean-test-{}-{nanos}", std::process::id());
+    Some(move |config: String| {
+        format!(
+            "{config}\n[storage]\nbackend = \"fdb\"\nfdb_cluster_file = {file}\nfdb_root = \"{root}\"\n",
+            file = common::toml_str(&file),
+        )
+    })
+}
+
+/// The kill -9 tests with the nodes on FoundationDB, where a lease kept in it elects
+/// the leader: runs where `FDB_CLUSTER_FILE` names a cluster (`cargo test -p
+/// galilean-node --features fdb --test cluster on_foundationdb`); CI has no
+/// FoundationDB and only compiles it.
+#[cfg(feature = "fdb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_foundationdb_kill_9_of_the_lease_holder_and_of_another_node_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    if on_fdb().is_none() {
+        eprintln!("FDB_CLUSTER_FILE is not set: not run");
+        return;
+    }
+    kill_under_load(true, on_fdb().unwrap()).await;
+    kill_under_load(false, on_fdb().unwrap()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 
 #[cfg(feature = "fdb")]
 pub mod fdb;
+pub mod lease;
 pub mod memory;
 mod occ;
 pub mod raft;

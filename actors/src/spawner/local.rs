@@ -42,10 +42,18 @@ const EXIT_MEMORY: Duration = Duration::from_secs(600);
 const REAP_WAIT: Duration = Duration::from_millis(200);
 
 /// Runs servers as local processes; see the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LocalProcessSpawner {
     /// Children this process started, by pid, as their reapers last saw them.
     children: Arc<Mutex<HashMap<i32, Child>>>,
+    /// The address servers listen on and are reached at.
+    ip: std::net::IpAddr,
+}
+
+impl Default for LocalProcessSpawner {
+    fn default() -> LocalProcessSpawner {
+        LocalProcessSpawner::listening_on(std::net::Ipv4Addr::LOCALHOST.into())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,8 +69,17 @@ struct Exit {
 }
 
 impl LocalProcessSpawner {
+    /// Servers on loopback.
     pub fn new() -> LocalProcessSpawner {
         LocalProcessSpawner::default()
+    }
+
+    /// Servers listening on `ip` (one of this host's addresses).
+    pub fn listening_on(ip: std::net::IpAddr) -> LocalProcessSpawner {
+        LocalProcessSpawner {
+            children: Arc::default(),
+            ip,
+        }
     }
 
     fn children(&self) -> MutexGuard<'_, HashMap<i32, Child>> {
@@ -101,8 +118,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Spawner for LocalProcessSpawner {
     async fn start(&self, req: SpawnRequest) -> Result<Started, SpawnError> {
         let argv0 = req.argv.first().cloned().ok_or(SpawnError::NoCommand)?;
-        let port = free_port()?;
-        let url = format!("http://127.0.0.1:{port}");
+        let port = free_port(self.ip)?;
+        let url = match self.ip {
+            std::net::IpAddr::V4(ip) => format!("http://{ip}:{port}"),
+            std::net::IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
+        };
         std::fs::create_dir_all(&req.home_dir)
             .map_err(|e| SpawnError::Io(format!("creating {}: {e}", req.home_dir.display())))?;
         if let Some(dir) = req.log_path.parent() {
@@ -273,9 +293,9 @@ fn exec_failure(argv0: &str, e: &io::Error) -> String {
     }
 }
 
-/// A port that was free a moment ago (the server binds it itself, later).
-fn free_port() -> Result<u16, SpawnError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// A port of `ip` that was free a moment ago (the server binds it itself, later).
+fn free_port(ip: std::net::IpAddr) -> Result<u16, SpawnError> {
+    std::net::TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| SpawnError::Io(format!("choosing a port: {e}")))
@@ -568,6 +588,27 @@ mod tests {
         assert_eq!(spawner.poll(&state).await, PollStatus::Running);
         spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
         assert!(matches!(spawner.poll(&state).await, PollStatus::Exited(_)));
+    }
+
+    #[tokio::test]
+    async fn a_server_listens_on_the_spawner_s_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::listening_on("127.0.0.2".parse().unwrap());
+        let started = spawner
+            .start(request(dir.path(), &["sleep", "30"]))
+            .await
+            .unwrap();
+        let (pid, state) = state_of(&started);
+        assert!(
+            started.url.starts_with("http://127.0.0.2:"),
+            "{}",
+            started.url
+        );
+        let environ =
+            String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
+                .into_owned();
+        assert!(environ.contains(&format!("JUPYTERHUB_SERVICE_URL={}/", started.url)));
+        spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
     }
 
     #[tokio::test]

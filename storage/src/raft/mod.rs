@@ -179,7 +179,7 @@ pub async fn start_node(
     let status = net::StatusSource::default();
     let server = tokio::spawn(net::serve(
         listener,
-        raft.clone(),
+        net::Served::Raft(raft.clone()),
         secret.into(),
         status.clone(),
         tls.map(tls::NodeTls::acceptor),

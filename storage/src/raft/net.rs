@@ -150,9 +150,18 @@ impl HttpNetwork {
 
     /// The status document of the node whose raft port is `addr`.
     pub async fn status(&self, addr: &str) -> Result<String, String> {
+        self.document(addr, Document::Status).await
+    }
+
+    /// A document about the node whose raft port is `addr`.
+    pub async fn document(&self, addr: &str, document: Document) -> Result<String, String> {
+        let path = match document {
+            Document::Status => "/raft/status",
+            Document::State => "/raft/state",
+        };
         let r = self
             .client
-            .post(format!("{}://{addr}/raft/status", self.scheme))
+            .post(format!("{}://{addr}{path}", self.scheme))
             .header(SECRET_HEADER, &*self.secret)
             .timeout(Duration::from_secs(2))
             .send()
@@ -262,14 +271,37 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     }
 }
 
-/// What `/raft/status` answers: set by the node once it runs (a JSON document).
-pub type StatusSource = Arc<std::sync::OnceLock<Box<dyn Fn() -> String + Send + Sync>>>;
+/// The node's documents, set by the node once it runs: `Status` on `/raft/status`, and
+/// `State` on `/raft/state` (JSON).
+pub type StatusSource = Arc<std::sync::OnceLock<Box<dyn Fn(Document) -> String + Send + Sync>>>;
 
-/// Serves raft RPCs, forwarded writes and the node's status for `raft` on `listener`
-/// (over TLS when `tls` is given) until the task is dropped.
+/// The documents a node's cluster port serves about the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// Its view of the cluster: leader, members, liveness, what it owns.
+    Status,
+    /// Its own replica of the hub's state, with the version it applied and a digest
+    /// (for the chaos harness, which compares nodes' local states).
+    State,
+}
+
+/// What a node's cluster port serves besides its status.
+#[derive(Clone)]
+pub enum Served {
+    /// The raft store's node: raft RPCs, writes forwarded by followers, membership
+    /// changes.
+    Raft(Raft<TypeConfig>),
+    /// A node of a store the nodes share (FoundationDB), which needs no raft: the port
+    /// answers status requests, and applies the blind writes `galilean cluster` sends
+    /// (a drain mark) to the store itself.
+    Shared(Arc<dyn crate::Store>),
+}
+
+/// Serves raft RPCs, forwarded writes and the node's status on `listener` (over TLS
+/// when `tls` is given) until the task is dropped.
 pub async fn serve(
     listener: TcpListener,
-    raft: Raft<TypeConfig>,
+    raft: Served,
     secret: Arc<str>,
     status: StatusSource,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -285,10 +317,10 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let raft = raft.clone();
+                let served = raft.clone();
                 let secret = secret.clone();
                 let status = status.clone();
-                async move { Ok::<_, Infallible>(handle(req, raft, &secret, &status).await) }
+                async move { Ok::<_, Infallible>(handle(req, served, &secret, &status).await) }
             });
             let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             match tls {
@@ -330,7 +362,7 @@ fn status(code: StatusCode, text: &str) -> Response<Full<Bytes>> {
 
 async fn handle(
     req: Request<Incoming>,
-    raft: Raft<TypeConfig>,
+    served: Served,
     secret: &str,
     status_source: &StatusSource,
 ) -> Response<Full<Bytes>> {
@@ -359,6 +391,37 @@ async fn handle(
             }
         };
     }
+    let document = match path.as_str() {
+        "/raft/status" => Some(Document::Status),
+        "/raft/state" => Some(Document::State),
+        _ => None,
+    };
+    if let Some(document) = document {
+        let body = status_source
+            .get()
+            .map_or_else(|| "{}".to_owned(), |f| f(document));
+        return Response::new(Full::new(Bytes::from(body)));
+    }
+    let raft = match served {
+        Served::Raft(raft) => raft,
+        Served::Shared(store) => {
+            return match path.as_str() {
+                "/raft/write" => reply(&blind_write(store.as_ref(), decode!(Command)).await),
+                "/raft/members" => reply(&Err::<BTreeMap<NodeId, String>, _>(
+                    MembershipError::Refused(format!(
+                        "the members of a cluster on a shared {} store are its \
+                         cluster.peers: change them in every node's config and restart \
+                         the nodes one at a time",
+                        store.backend_name()
+                    )),
+                )),
+                _ => status(
+                    StatusCode::NOT_FOUND,
+                    "this node runs no raft (its store is shared)",
+                ),
+            };
+        }
+    };
     match path.as_str() {
         "/raft/append" => reply(
             &raft
@@ -393,10 +456,103 @@ async fn handle(
             }
             reply(&answer)
         }
-        "/raft/status" => {
-            let body = status_source.get().map_or_else(|| "{}".to_owned(), |f| f());
-            Response::new(Full::new(Bytes::from(body)))
-        }
         _ => status(StatusCode::NOT_FOUND, "no such raft endpoint"),
+    }
+}
+
+/// A forwarded commit applied to a shared store: only blind writes (no reads to check),
+/// which is all `galilean cluster` sends.
+async fn blind_write(
+    store: &dyn crate::Store,
+    command: Command,
+) -> Result<CommandResult, ForwardError> {
+    let Command::Commit {
+        reads, mutations, ..
+    } = command;
+    if !reads.is_empty() {
+        return Err(ForwardError::Raft(
+            "a shared store takes only writes that read nothing".into(),
+        ));
+    }
+    let failed = |e: crate::StoreError| ForwardError::Raft(e.to_string());
+    let mut tx = store.begin().await.map_err(failed)?;
+    for m in &mutations {
+        match m {
+            crate::Mutation::Set { key, value } => tx.set(key, value),
+            crate::Mutation::Clear { key } => tx.clear(key),
+            crate::Mutation::ClearRange { begin, end } => tx.clear_range(begin, end),
+        }
+    }
+    let version = tx.commit().await.map_err(failed)?;
+    Ok(CommandResult {
+        version,
+        conflict: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryStore, Mutation, Store};
+
+    /// The cluster port of a node on a shared store: its status, the blind writes of
+    /// `galilean cluster drain`, and a clear refusal of raft's requests.
+    #[tokio::test]
+    async fn a_shared_store_s_port_serves_status_and_blind_writes_and_refuses_raft() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let status = StatusSource::default();
+        let _ = status.set(Box::new(|d| match d {
+            Document::Status => r#"{"node_id":7}"#.to_owned(),
+            Document::State => r#"{"version":3}"#.to_owned(),
+        }));
+        let server = tokio::spawn(serve(
+            listener,
+            Served::Shared(store.clone()),
+            "s3cret".into(),
+            status,
+            None,
+        ));
+        let net = HttpNetwork::new("s3cret", None);
+        assert_eq!(net.status(&addr).await.unwrap(), r#"{"node_id":7}"#);
+        let state = net.document(&addr, Document::State).await.unwrap();
+        assert_eq!(state, r#"{"version":3}"#);
+
+        let write = |mutations, reads| Command::Commit {
+            read_version: 0,
+            reads,
+            mutations,
+            request: crate::raft::new_request_id(),
+        };
+        let set = vec![Mutation::Set {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        }];
+        let done = net.forward_write(&addr, &write(set.clone(), vec![])).await;
+        assert!(done.unwrap().version > 0);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        // a write that read something cannot be checked here: refused, and not applied
+        let guarded = write(
+            vec![Mutation::Clear { key: b"k".to_vec() }],
+            vec![(b"a".to_vec(), b"z".to_vec())],
+        );
+        assert!(matches!(
+            net.forward_write(&addr, &guarded).await,
+            Err(ForwardError::Raft(m)) if m.contains("read nothing")
+        ));
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.get(b"k").await.unwrap().is_some());
+
+        let change = MembershipChange::Remove { id: 2 };
+        match net.change_members(&addr, &change).await {
+            Err(MembershipError::Refused(m)) => assert!(m.contains("cluster.peers"), "{m}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // a wrong secret is refused as on a raft node
+        let stranger = HttpNetwork::new("not the secret", None);
+        assert!(stranger.status(&addr).await.unwrap_err().contains("403"));
+        server.abort();
     }
 }
