@@ -682,7 +682,13 @@ fn node_name(id: u64) -> String {
     format!("galilean-{id}")
 }
 
-const HOSTNAME: &str = "localhost";
+/// The host part ractor_cluster puts in a node's name and connection string. Not the
+/// machine's host name: ractor_cluster takes a peer whose connection string (host and
+/// port) equals its own for itself and drops the session, and nodes on several machines
+/// commonly share both the port and, in containers, the host name.
+fn host_label(id: u64) -> String {
+    format!("node{id}")
+}
 
 impl Router {
     /// Joins the cluster for actor messages: starts this node's ractor_cluster server and
@@ -696,7 +702,7 @@ impl Router {
             link.port,
             link.cookie.clone(),
             node_name(link.node_id),
-            HOSTNAME.into(),
+            host_label(link.node_id),
             link.tls
                 .as_ref()
                 .map(|t| ractor_cluster::IncomingEncryptionMode::Tls(t.acceptor())),
@@ -733,7 +739,7 @@ impl Router {
                     .filter_map(|s| s.peer_name.as_ref().map(|n| n.name.clone()))
                     .collect();
                 for (id, addr) in peers.iter() {
-                    let name = format!("{}@{HOSTNAME}", node_name(*id));
+                    let name = format!("{}@{}", node_name(*id), host_label(*id));
                     if *id >= link.node_id || connected.contains(&name) {
                         continue;
                     }

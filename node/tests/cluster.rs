@@ -295,6 +295,49 @@ where
     }
 }
 
+/// Nodes on separate addresses commonly use the same ports (deploy/three-nodes does):
+/// ractor_cluster took a peer with the same host label and port for itself and dropped
+/// every session, so no user owned by another node could be served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_on_several_addresses_with_the_same_ports_form_a_cluster() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
+    let port = loop {
+        let p = free_pair();
+        let free = |h: &str, p: u16| std::net::TcpListener::bind((h, p)).is_ok();
+        if hosts[1..].iter().all(|h| free(h, p) && free(h, p + 1)) {
+            break p;
+        }
+    };
+    let peers: Vec<(u64, String, u16)> = (1..=3)
+        .map(|id| (id, hosts[id as usize - 1].to_owned(), port))
+        .collect();
+    let nodes: Vec<ClusterNode> = (1..=3)
+        .map(|id| start_node_at(dir.path(), id, &peers, SECRET, |c| c, &[], None))
+        .collect();
+    let refs: Vec<&ClusterNode> = nodes.iter().collect();
+    wait_healthy(&refs, Duration::from_secs(30)).await;
+    // a user of each node, each created and given a token through another node: the
+    // call travels to the owner over ractor_cluster
+    for owner in 1..=3u64 {
+        let user = (0..)
+            .map(|i| format!("p{i}"))
+            .find(|u| galilean_actors::placement::owner(u.as_bytes(), &[1, 2, 3]) == Some(owner))
+            .unwrap();
+        let via = &nodes[(owner % 3) as usize];
+        let (s, body) = call(&via.url, reqwest::Method::POST, &format!("/users/{user}")).await;
+        assert_eq!(s, 201, "{user} through node {}: {body}", via.id);
+        new_token(&via.url, &user).await;
+    }
+    assert!(
+        !nodes
+            .iter()
+            .any(|n| n.log_text().contains("connection to self")),
+        "a node took a peer for itself"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     let _serial = SERIAL.lock().await;
