@@ -189,6 +189,29 @@ impl Actor for ServerActor {
         }
         Ok(())
     }
+
+    /// An actor stopped mid-spawn (its user moved to another node) would never hear how
+    /// the spawn ended: its process, not yet recorded anywhere, would run on unknown to
+    /// every node while the new owner starts another. Stop the spawn and its process.
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        st: &mut ServerState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(task) = st.spawn_task.take() {
+            task.abort();
+            let launched = st.launched.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(state) = launched {
+                tracing::info!(user = %st.user, server = %st.server, pid = ?state.pid, "stopping a server whose spawn the actor's stop interrupted");
+                let _ = st
+                    .ctx
+                    .spawner
+                    .stop(&state, st.ctx.settings.stop_grace)
+                    .await;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn failed_event(message: &str) -> ProgressEvent {

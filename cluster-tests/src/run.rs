@@ -1,0 +1,348 @@
+//! One chaos run: nodes up, a seeded workload and fault schedule, healing, and the
+//! evidence the checker judges (each node's own state, reachability of every running
+//! server through every node, the tiny servers' start/exit file).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::time::Instant;
+
+use crate::faults::{self, Pace};
+use crate::history::{
+    Entry, FaultKind, NodeState, OpKind, Outcome, Reach, RunInfo, ServerEvent, ServerEventKind,
+    UserState,
+};
+use crate::net::Topology;
+use crate::nodes::Nodes;
+use crate::workload::{self, Ctx};
+
+/// How long and how hard a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A few minutes at most, for CI.
+    Short,
+    /// Ten minutes and more.
+    Long,
+}
+
+impl Profile {
+    pub fn duration(self) -> Duration {
+        match self {
+            Profile::Short => Duration::from_secs(45),
+            Profile::Long => Duration::from_secs(600),
+        }
+    }
+
+    fn pace(self) -> Pace {
+        match self {
+            Profile::Short => Pace {
+                gap: (2_500, 4_000),
+                length: (3_000, 5_000),
+            },
+            Profile::Long => Pace {
+                gap: (3_000, 8_000),
+                length: (3_000, 10_000),
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Short => "short",
+            Profile::Long => "long",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub nodes: u32,
+    pub duration: Duration,
+    pub seed: u64,
+    pub profile: Profile,
+    pub faults: Vec<FaultKind>,
+    pub galilean: PathBuf,
+    /// The run's folder: configs, node logs, the history, the report.
+    pub out: PathBuf,
+    pub clients: u32,
+}
+
+/// Below this rate, or above this share of unknown outcomes, the run fails.
+const MIN_OPS_PER_SEC: f64 = 10.0;
+const MAX_UNKNOWN_SHARE: f64 = 0.25;
+/// How long the cluster has to serve again and converge after healing.
+const HEAL_BOUND: Duration = Duration::from_secs(60);
+const CONVERGE_BOUND: Duration = Duration::from_secs(30);
+
+/// Runs the nodes, workload and faults; returns the history.
+pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
+    std::fs::create_dir_all(&o.out)?;
+    let topology = Topology::create(o.nodes).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create network namespaces for the nodes ({e}); the harness needs root \
+             and iproute2 (a loopback relay for machines without namespaces is not built yet)"
+        )
+    })?;
+    let nodes = Nodes::new(topology, &o.galilean, &o.out, o.nodes)?;
+    let started = Instant::now();
+    for id in nodes.ids() {
+        nodes.start(id)?;
+    }
+    wait_healthy(&nodes, HEAL_BOUND).await?;
+    eprintln!(
+        "{} nodes healthy after {:.1} s",
+        o.nodes,
+        started.elapsed().as_secs_f64()
+    );
+    let urls: Vec<String> = nodes.ids().iter().map(|id| nodes.url(*id)).collect();
+    let ctx = Arc::new(Ctx::new(urls, started)?);
+
+    // the stable users, and servers for half of them
+    for user in workload::stable_users() {
+        let op = ctx
+            .perform(0, 1, OpKind::CreateUser { user: user.clone() }, None)
+            .await;
+        anyhow::ensure!(
+            op.outcome == Outcome::Ok,
+            "cannot create user {user}: {:?}",
+            op.detail
+        );
+    }
+    for user in workload::stable_users().into_iter().step_by(2) {
+        ctx.perform(0, 1, OpKind::StartServer { user }, None).await;
+    }
+
+    let plan = faults::schedule(o.seed, o.nodes, o.duration, &o.faults, o.profile.pace());
+    eprintln!("{} faults planned over {:?}", plan.len(), o.duration);
+    let begin = Instant::now();
+    let until = begin + o.duration;
+    let clients: Vec<_> = (1..=o.clients)
+        .map(|c| tokio::spawn(workload::client(ctx.clone(), o.seed, c, until)))
+        .collect();
+    let faults_done = faults::run(&nodes, &plan, started, begin).await;
+    for c in clients {
+        let _ = c.await;
+    }
+    let faults_done = faults_done?;
+
+    // heal everything, then gather the evidence
+    for id in nodes.ids() {
+        if !nodes.running(id) {
+            nodes.start(id)?;
+        }
+        let _ = nodes.signal(id, Signal::SIGCONT);
+        let t = nodes.topology.lock().unwrap_or_else(|e| e.into_inner());
+        t.heal(id)
+            .map_err(|e| anyhow::anyhow!("healing node {id}: {e}"))?;
+    }
+    let healed = Instant::now();
+    wait_healthy(&nodes, HEAL_BOUND).await?;
+    eprintln!(
+        "all nodes healthy {:.1} s after healing",
+        healed.elapsed().as_secs_f64()
+    );
+    let states = converge(&nodes).await;
+    let reach = reachability(&nodes, &states).await;
+    let events = server_events(&nodes);
+    nodes.stop_all();
+
+    let mut history = vec![Entry::Run(RunInfo {
+        seed: o.seed,
+        nodes: o.nodes,
+        profile: o.profile.name().into(),
+        faults: o.faults.clone(),
+        duration_ms: o.duration.as_millis() as u64,
+        min_ops_per_sec: MIN_OPS_PER_SEC,
+        max_unknown_share: MAX_UNKNOWN_SHARE,
+        majority_faults: false,
+    })];
+    let mut ops = ctx.take_ops();
+    ops.sort_by_key(|op| (op.invoke_ms, op.id));
+    history.extend(ops.into_iter().map(Entry::Op));
+    history.extend(faults_done.into_iter().map(Entry::Fault));
+    history.extend(events.into_iter().map(Entry::ServerEvent));
+    history.extend(states.into_iter().map(Entry::NodeState));
+    history.extend(reach.into_iter().map(Entry::Reach));
+    Ok(history)
+}
+
+async fn wait_healthy(nodes: &Nodes, bound: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + bound;
+    for id in nodes.ids() {
+        while !nodes.healthy(id).await {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(nodes.log(id)).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                anyhow::bail!(
+                    "node {id} not healthy within {bound:?}; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Each node's own state, once all report the same applied version (or the last seen
+/// when they do not within the bound: the checker then reports it).
+async fn converge(nodes: &Nodes) -> Vec<NodeState> {
+    let deadline = Instant::now() + CONVERGE_BOUND;
+    let started = Instant::now();
+    loop {
+        let mut states = Vec::new();
+        for id in nodes.ids() {
+            if let Some(state) = nodes
+                .document(id, "state")
+                .await
+                .and_then(|doc| node_state(id, &doc))
+            {
+                states.push(state);
+            }
+        }
+        let versions: std::collections::BTreeSet<u64> = states.iter().map(|s| s.version).collect();
+        if states.len() == nodes.ids().len() && versions.len() == 1 {
+            eprintln!(
+                "nodes converged at version {:?} in {:.1} s",
+                versions.first(),
+                started.elapsed().as_secs_f64()
+            );
+            return states;
+        }
+        if Instant::now() > deadline {
+            eprintln!("nodes did not converge: versions {versions:?}");
+            return states;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A node's state document as a history entry; `None` when it is not one.
+fn node_state(id: u32, doc: &serde_json::Value) -> Option<NodeState> {
+    let mut users = std::collections::BTreeMap::new();
+    if let Some(map) = doc["users"].as_object() {
+        for (name, u) in map {
+            let tokens = u["tokens"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let servers = u["servers"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("?").to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            users.insert(name.clone(), UserState { tokens, servers });
+        }
+    }
+    Some(NodeState {
+        node: id,
+        version: doc["version"].as_u64()?,
+        digest: doc["digest"].as_str()?.to_owned(),
+        users,
+    })
+}
+
+/// Whether every server the first node's state shows running answers through every
+/// node's proxy (each given a few seconds: routes follow within one).
+async fn reachability(nodes: &Nodes, states: &[NodeState]) -> Vec<Reach> {
+    let Some(first) = states.first() else {
+        return Vec::new();
+    };
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (user, state) in &first.users {
+        for (server, phase) in &state.servers {
+            if phase != "running" {
+                continue;
+            }
+            let path = if server.is_empty() {
+                format!("/user/{user}/whoami")
+            } else {
+                format!("/user/{user}/{server}/whoami")
+            };
+            for id in nodes.ids() {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                let detail = loop {
+                    let answer = http.get(format!("{}{path}", nodes.url(id))).send().await;
+                    let problem = match answer {
+                        Ok(r) if r.status().is_success() => None,
+                        Ok(r) => Some(format!("answered {}", r.status())),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    match problem {
+                        None => break None,
+                        Some(p) if Instant::now() > deadline => break Some(p),
+                        Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                };
+                out.push(Reach {
+                    node: id,
+                    user: user.clone(),
+                    server: server.clone(),
+                    ok: detail.is_none(),
+                    detail,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The tiny servers' file, in its order, and for each pid without an `exit` line whether
+/// it still runs.
+fn server_events(nodes: &Nodes) -> Vec<ServerEvent> {
+    let text = std::fs::read_to_string(nodes.events_file()).unwrap_or_default();
+    let mut events = Vec::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let [kind, user, server, pid] = parts.as_slice() else {
+            continue;
+        };
+        let event = match *kind {
+            "start" => ServerEventKind::Start,
+            "exit" => ServerEventKind::Exit,
+            _ => continue,
+        };
+        let Ok(pid) = pid.parse() else { continue };
+        events.push(ServerEvent {
+            event,
+            user: (*user).to_owned(),
+            server: (*server).to_owned(),
+            pid,
+        });
+    }
+    let mut open: Vec<ServerEvent> = Vec::new();
+    for e in &events {
+        match e.event {
+            ServerEventKind::Start => open.push(e.clone()),
+            _ => open.retain(|o| o.pid != e.pid),
+        }
+    }
+    for o in open {
+        let pid = Pid::from_raw(o.pid as i32);
+        let alive = kill(pid, None).is_ok() && crate::nodes::is_tiny_server(pid, nodes.tiny());
+        events.push(ServerEvent {
+            event: if alive {
+                ServerEventKind::AliveAtEnd
+            } else {
+                ServerEventKind::Vanished
+            },
+            ..o
+        });
+    }
+    events
+}
