@@ -170,6 +170,18 @@ fn main() -> ExitCode {
                     .join("results")
                     .join(format!("{stamp}-seed{seed}-{nodes}nodes"))
             });
+            // absolute: the nodes and their servers run in other working directories
+            if let Err(e) = std::fs::create_dir_all(&out) {
+                eprintln!("cluster-tests: cannot create {}: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+            let out = match out.canonicalize() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("cluster-tests: {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+            };
             let options = Options {
                 nodes,
                 duration: duration.unwrap_or(profile.duration()),

@@ -148,6 +148,15 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
     let reach = reachability(&nodes, &states).await;
     let events = server_events(&nodes);
     nodes.stop_all();
+    let started_ok = ctx
+        .take_ops_snapshot()
+        .iter()
+        .any(|op| matches!(op.kind, OpKind::StartServer { .. }) && op.outcome == Outcome::Ok);
+    anyhow::ensure!(
+        events.iter().any(|e| e.event == ServerEventKind::Start) || !started_ok,
+        "servers started but {} records none: the double-server check would judge nothing",
+        nodes.events_file().display()
+    );
 
     let mut history = vec![Entry::Run(RunInfo {
         seed: o.seed,

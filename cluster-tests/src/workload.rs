@@ -62,6 +62,11 @@ impl Ctx {
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
     }
 
+    /// A copy of the operations recorded so far.
+    pub fn take_ops_snapshot(&self) -> Vec<Op> {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     pub fn take_ops(&self) -> Vec<Op> {
         std::mem::take(&mut *self.ops.lock().unwrap_or_else(|e| e.into_inner()))
     }
