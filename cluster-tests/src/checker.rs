@@ -141,6 +141,11 @@ struct History<'a> {
 }
 
 impl<'a> History<'a> {
+    /// The final node states for which `keep` holds.
+    fn states_where(&self, keep: impl Fn(&NodeState) -> bool) -> Vec<&'a NodeState> {
+        self.states.iter().copied().filter(|s| keep(s)).collect()
+    }
+
     fn new(entries: &'a [Entry]) -> History<'a> {
         let mut h = History {
             run: None,
@@ -306,12 +311,7 @@ fn lost_users(h: &History) -> Vec<Violation> {
     }
     let mut violations = Vec::new();
     for (user, ops) in creates {
-        let missing: Vec<&NodeState> = h
-            .states
-            .iter()
-            .copied()
-            .filter(|s| !s.users.contains_key(user))
-            .collect();
+        let missing: Vec<&NodeState> = h.states_where(|s| !s.users.contains_key(user));
         if missing.is_empty() {
             continue;
         }
@@ -345,12 +345,7 @@ fn lost_tokens(h: &History) -> Vec<Violation> {
         if h.revocation_attempted(token_id) || h.deleted_since(user, op.invoke_ms) {
             continue;
         }
-        let missing: Vec<&NodeState> = h
-            .states
-            .iter()
-            .copied()
-            .filter(|s| !has_token(s, user, token_id))
-            .collect();
+        let missing: Vec<&NodeState> = h.states_where(|s| !has_token(s, user, token_id));
         if missing.is_empty() {
             continue;
         }
@@ -388,12 +383,7 @@ fn resurrected_users(h: &History) -> Vec<Violation> {
     }
     let mut violations = Vec::new();
     for (user, ops) in deletes {
-        let present: Vec<&NodeState> = h
-            .states
-            .iter()
-            .copied()
-            .filter(|s| s.users.contains_key(user))
-            .collect();
+        let present: Vec<&NodeState> = h.states_where(|s| s.users.contains_key(user));
         if present.is_empty() {
             continue;
         }

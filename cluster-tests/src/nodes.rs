@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
+use crate::history::{ServerEvent, ServerEventKind};
 use crate::net::Topology;
 
 /// The public port of every node (each has its own address).
@@ -68,6 +69,11 @@ impl Nodes {
             nodes.write_config(id)?;
         }
         Ok(nodes)
+    }
+
+    /// The tiny server binary the nodes spawn.
+    pub fn tiny(&self) -> &Path {
+        &self.tiny
     }
 
     pub fn ids(&self) -> Vec<u32> {
@@ -193,15 +199,17 @@ impl Nodes {
     }
 
     pub async fn healthy(&self, id: u32) -> bool {
-        match self
-            .http
-            .get(format!("{}/hub/health", self.url(id)))
+        self.get(id, "/hub/health").await == Ok(200)
+    }
+
+    /// The status of `GET path` on node `id`'s public port, or why there is none.
+    pub async fn get(&self, id: u32, path: &str) -> Result<u16, String> {
+        self.http
+            .get(format!("{}{path}", self.url(id)))
             .send()
             .await
-        {
-            Ok(r) => r.status().as_u16() == 200,
-            Err(_) => false,
-        }
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
     }
 
     /// A document from node `id`'s cluster port: `status` or `state`.
@@ -239,8 +247,11 @@ impl Nodes {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for pid in started_servers(&self.events_file()) {
-            let pid = Pid::from_raw(pid as i32);
+        let started = recorded_events(&self.events_file())
+            .into_iter()
+            .filter(|e| e.event == ServerEventKind::Start);
+        for e in started {
+            let pid = Pid::from_raw(e.pid as i32);
             if kill(pid, None).is_ok() && is_tiny_server(pid, &self.tiny) {
                 let _ = kill(pid, Signal::SIGKILL);
             }
@@ -255,23 +266,34 @@ impl Drop for Nodes {
     }
 }
 
-/// The pids of the tiny servers that recorded a start in `events`.
-fn started_servers(events: &Path) -> Vec<u32> {
-    std::fs::read_to_string(events)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("start "))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect()
+/// The `start` and `exit` lines of the tiny servers' events file, in its order (lines
+/// that are neither are skipped).
+pub fn recorded_events(events: &Path) -> Vec<ServerEvent> {
+    let text = std::fs::read_to_string(events).unwrap_or_default();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // the default server's name is empty: `start alice  1234`
+        let parts: Vec<&str> = line.split(' ').collect();
+        let [kind, user, server, pid] = parts.as_slice() else {
+            continue;
+        };
+        let event = match *kind {
+            "start" => ServerEventKind::Start,
+            "exit" => ServerEventKind::Exit,
+            _ => continue,
+        };
+        let Ok(pid) = pid.parse() else { continue };
+        out.push(ServerEvent {
+            event,
+            user: (*user).to_owned(),
+            server: (*server).to_owned(),
+            pid,
+        });
+    }
+    out
 }
 
 /// Whether `pid` still runs the tiny server (and is not a reused pid).
 pub fn is_tiny_server(pid: Pid, tiny: &Path) -> bool {
     std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == tiny)
-}
-
-impl Nodes {
-    pub fn tiny(&self) -> &Path {
-        &self.tiny
-    }
 }

@@ -148,8 +148,8 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
     let reach = reachability(&nodes, &states).await;
     let events = server_events(&nodes);
     nodes.stop_all();
-    let started_ok = ctx
-        .take_ops_snapshot()
+    let mut ops = ctx.take_ops();
+    let started_ok = ops
         .iter()
         .any(|op| matches!(op.kind, OpKind::StartServer { .. }) && op.outcome == Outcome::Ok);
     anyhow::ensure!(
@@ -168,7 +168,6 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
         max_unknown_share: MAX_UNKNOWN_SHARE,
         majority_faults: false,
     })];
-    let mut ops = ctx.take_ops();
     ops.sort_by_key(|op| (op.invoke_ms, op.id));
     history.extend(ops.into_iter().map(Entry::Op));
     history.extend(faults_done.into_iter().map(Entry::Fault));
@@ -267,11 +266,6 @@ async fn reachability(nodes: &Nodes, states: &[NodeState]) -> Vec<Reach> {
     let Some(first) = states.first() else {
         return Vec::new();
     };
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(3))
-        .build()
-        .unwrap_or_default();
     let mut out = Vec::new();
     for (user, state) in &first.users {
         for (server, phase) in &state.servers {
@@ -286,11 +280,10 @@ async fn reachability(nodes: &Nodes, states: &[NodeState]) -> Vec<Reach> {
             for id in nodes.ids() {
                 let deadline = Instant::now() + Duration::from_secs(5);
                 let detail = loop {
-                    let answer = http.get(format!("{}{path}", nodes.url(id))).send().await;
-                    let problem = match answer {
-                        Ok(r) if r.status().is_success() => None,
-                        Ok(r) => Some(format!("answered {}", r.status())),
-                        Err(e) => Some(e.to_string()),
+                    let problem = match nodes.get(id, &path).await {
+                        Ok(status) if (200..300).contains(&status) => None,
+                        Ok(status) => Some(format!("answered {status}")),
+                        Err(e) => Some(e),
                     };
                     match problem {
                         None => break None,
@@ -314,26 +307,7 @@ async fn reachability(nodes: &Nodes, states: &[NodeState]) -> Vec<Reach> {
 /// The tiny servers' file, in its order, and for each pid without an `exit` line whether
 /// it still runs.
 fn server_events(nodes: &Nodes) -> Vec<ServerEvent> {
-    let text = std::fs::read_to_string(nodes.events_file()).unwrap_or_default();
-    let mut events = Vec::new();
-    for line in text.lines() {
-        let parts: Vec<&str> = line.split(' ').collect();
-        let [kind, user, server, pid] = parts.as_slice() else {
-            continue;
-        };
-        let event = match *kind {
-            "start" => ServerEventKind::Start,
-            "exit" => ServerEventKind::Exit,
-            _ => continue,
-        };
-        let Ok(pid) = pid.parse() else { continue };
-        events.push(ServerEvent {
-            event,
-            user: (*user).to_owned(),
-            server: (*server).to_owned(),
-            pid,
-        });
-    }
+    let mut events = crate::nodes::recorded_events(&nodes.events_file());
     let mut open: Vec<ServerEvent> = Vec::new();
     for e in &events {
         match e.event {

@@ -62,11 +62,6 @@ impl Ctx {
         self.ops.lock().unwrap_or_else(|e| e.into_inner()).push(op);
     }
 
-    /// A copy of the operations recorded so far.
-    pub fn take_ops_snapshot(&self) -> Vec<Op> {
-        self.ops.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     pub fn take_ops(&self) -> Vec<Op> {
         std::mem::take(&mut *self.ops.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -120,132 +115,51 @@ impl Ctx {
     }
 
     /// Runs `kind` against `node` and records it.
-    pub async fn perform(&self, client: u32, node: u32, kind: OpKind, secret: Option<&str>) -> Op {
-        use reqwest::Method;
+    pub async fn perform(
+        &self,
+        client: u32,
+        node: u32,
+        mut kind: OpKind,
+        secret: Option<&str>,
+    ) -> Op {
         let invoke_ms = self.ms();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (answer, kind) = match kind {
-            OpKind::CreateUser { user } => (
-                self.request(
-                    node,
-                    Method::POST,
-                    &format!("/hub/api/users/{user}"),
-                    ADMIN_TOKEN,
-                )
-                .await,
-                OpKind::CreateUser { user },
-            ),
-            OpKind::DeleteUser { user } => (
-                self.request(
-                    node,
-                    Method::DELETE,
-                    &format!("/hub/api/users/{user}"),
-                    ADMIN_TOKEN,
-                )
-                .await,
-                OpKind::DeleteUser { user },
-            ),
-            OpKind::ReadUser { user, .. } => {
-                let a = self
-                    .request(
-                        node,
-                        Method::GET,
-                        &format!("/hub/api/users/{user}"),
-                        ADMIN_TOKEN,
-                    )
-                    .await;
-                let found = match a.status {
+        let mut answer = match request_of(&kind, secret) {
+            Some((method, path, token)) => self.request(node, method, &path, token).await,
+            None => self.websocket(node, kind.user()).await,
+        };
+        // what the answer says, into the operation
+        match &mut kind {
+            OpKind::ReadUser { found, .. } => {
+                *found = match answer.status {
                     Some(200) => Some(true),
                     Some(404) => Some(false),
                     _ => None,
                 };
-                (a, OpKind::ReadUser { user, found })
             }
-            OpKind::CreateToken { user, .. } => {
-                let a = self
-                    .request(
-                        node,
-                        Method::POST,
-                        &format!("/hub/api/users/{user}/tokens"),
-                        ADMIN_TOKEN,
-                    )
-                    .await;
-                let token_id = a.body["id"].as_str().map(str::to_owned);
-                let secret = a.body["token"].as_str().map(str::to_owned);
-                (
-                    a,
-                    OpKind::CreateToken {
-                        user,
-                        token_id,
-                        secret,
-                    },
-                )
+            OpKind::CreateToken {
+                token_id, secret, ..
+            } => {
+                *token_id = answer.body["id"].as_str().map(str::to_owned);
+                *secret = answer.body["token"].as_str().map(str::to_owned);
             }
-            OpKind::RevokeToken { user, token_id } => (
-                self.request(
-                    node,
-                    Method::DELETE,
-                    &format!("/hub/api/users/{user}/tokens/{token_id}"),
-                    ADMIN_TOKEN,
-                )
-                .await,
-                OpKind::RevokeToken { user, token_id },
-            ),
-            OpKind::CheckToken { user, token_id, .. } => {
-                let mut a = self
-                    .request(node, Method::GET, "/hub/api/user", secret.unwrap_or(""))
-                    .await;
-                let accepted = match a.status {
-                    Some(200) => Some(a.body["name"] == user.as_str()),
+            OpKind::CheckToken { user, accepted, .. } => {
+                *accepted = match answer.status {
+                    Some(200) => Some(answer.body["name"] == user.as_str()),
                     Some(401 | 403) => Some(false),
                     _ => None,
                 };
                 // a rejection is a correct answer, not an unavailable hub
-                if accepted == Some(false) {
-                    a.outcome = Outcome::Ok;
-                    a.detail = None;
+                if *accepted == Some(false) {
+                    answer.outcome = Outcome::Ok;
+                    answer.detail = None;
                 }
-                (
-                    a,
-                    OpKind::CheckToken {
-                        user,
-                        token_id,
-                        accepted,
-                    },
-                )
             }
-            OpKind::StartServer { user } => (
-                self.request(
-                    node,
-                    Method::POST,
-                    &format!("/hub/api/users/{user}/server"),
-                    ADMIN_TOKEN,
-                )
-                .await,
-                OpKind::StartServer { user },
-            ),
-            OpKind::StopServer { user } => (
-                self.request(
-                    node,
-                    Method::DELETE,
-                    &format!("/hub/api/users/{user}/server"),
-                    ADMIN_TOKEN,
-                )
-                .await,
-                OpKind::StopServer { user },
-            ),
-            OpKind::ProxyHttp { user, .. } => {
-                let a = self
-                    .request(node, Method::GET, &format!("/user/{user}/whoami"), "")
-                    .await;
-                let pid = a.body["pid"].as_u64().map(|p| p as u32);
-                (a, OpKind::ProxyHttp { user, pid })
+            OpKind::ProxyHttp { pid, .. } => {
+                *pid = answer.body["pid"].as_u64().map(|p| p as u32);
             }
-            OpKind::ProxyWs { user } => {
-                let a = self.websocket(node, &user).await;
-                (a, OpKind::ProxyWs { user })
-            }
-        };
+            _ => {}
+        }
         let op = Op {
             id,
             client,
@@ -301,6 +215,55 @@ impl Ctx {
             },
         }
     }
+}
+
+/// The HTTP request of an operation: method, path and token (`None` for the
+/// WebSocket echo). `secret` is the token a token check presents.
+fn request_of<'a>(
+    kind: &OpKind,
+    secret: Option<&'a str>,
+) -> Option<(reqwest::Method, String, &'a str)> {
+    use reqwest::Method;
+    Some(match kind {
+        OpKind::CreateUser { user } => {
+            (Method::POST, format!("/hub/api/users/{user}"), ADMIN_TOKEN)
+        }
+        OpKind::DeleteUser { user } => (
+            Method::DELETE,
+            format!("/hub/api/users/{user}"),
+            ADMIN_TOKEN,
+        ),
+        OpKind::ReadUser { user, .. } => {
+            (Method::GET, format!("/hub/api/users/{user}"), ADMIN_TOKEN)
+        }
+        OpKind::CreateToken { user, .. } => (
+            Method::POST,
+            format!("/hub/api/users/{user}/tokens"),
+            ADMIN_TOKEN,
+        ),
+        OpKind::RevokeToken { user, token_id } => (
+            Method::DELETE,
+            format!("/hub/api/users/{user}/tokens/{token_id}"),
+            ADMIN_TOKEN,
+        ),
+        OpKind::CheckToken { .. } => (
+            Method::GET,
+            "/hub/api/user".to_owned(),
+            secret.unwrap_or(""),
+        ),
+        OpKind::StartServer { user } => (
+            Method::POST,
+            format!("/hub/api/users/{user}/server"),
+            ADMIN_TOKEN,
+        ),
+        OpKind::StopServer { user } => (
+            Method::DELETE,
+            format!("/hub/api/users/{user}/server"),
+            ADMIN_TOKEN,
+        ),
+        OpKind::ProxyHttp { user, .. } => (Method::GET, format!("/user/{user}/whoami"), ""),
+        OpKind::ProxyWs { .. } => return None,
+    })
 }
 
 /// A token a client made: (user, id, secret).

@@ -169,29 +169,28 @@ pub fn shared_status_json(app: &AppState, lease: &galilean_storage::lease::Store
 /// through an owner, so that the chaos harness can compare the nodes' replicas.
 pub fn state_json(app: &AppState) -> String {
     app.replica.read(|s| {
-        let mut users = serde_json::Map::new();
-        for name in s.users.keys() {
-            let servers: BTreeMap<&str, String> = s
-                .servers_of(name)
-                .map(|r| (r.name.as_str(), format!("{:?}", r.phase).to_lowercase()))
-                .collect();
-            users.insert(
-                name.clone(),
-                json!({"tokens": Vec::<String>::new(), "servers": servers}),
-            );
-        }
+        let mut tokens: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for rec in s.tokens.values() {
             if let galilean_proto::records::Owner::User(name) = &rec.owner {
-                if let Some(tokens) = users.get_mut(name).and_then(|u| u["tokens"].as_array_mut()) {
-                    tokens.push(json!(format!("a{}", rec.id)));
-                }
+                tokens
+                    .entry(name.as_str())
+                    .or_default()
+                    .push(format!("a{}", rec.id));
             }
         }
-        for user in users.values_mut() {
-            if let Some(tokens) = user["tokens"].as_array_mut() {
-                tokens.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-            }
-        }
+        let users: BTreeMap<&str, Value> = s
+            .users
+            .keys()
+            .map(|name| {
+                let mut ids = tokens.remove(name.as_str()).unwrap_or_default();
+                ids.sort_unstable();
+                let servers: BTreeMap<&str, String> = s
+                    .servers_of(name)
+                    .map(|r| (r.name.as_str(), format!("{:?}", r.phase).to_lowercase()))
+                    .collect();
+                (name.as_str(), json!({"tokens": ids, "servers": servers}))
+            })
+            .collect();
         json!({
             "node_id": app.router.node_id(),
             "version": s.version,

@@ -127,6 +127,29 @@ enum ClusterStore {
     },
 }
 
+impl ClusterStore {
+    /// How this node learns whether it leads: raft's quorum acknowledgements, or the
+    /// lease kept in the shared store.
+    fn leadership(&self) -> Leadership {
+        match self {
+            ClusterStore::Raft(raft) => {
+                let raft = raft.clone();
+                Leadership {
+                    proof: Box::new(move || raft.leadership()),
+                    handover: galilean_storage::raft::VOTE_LEASE,
+                }
+            }
+            ClusterStore::Shared { lease, .. } => {
+                let held = lease.clone();
+                Leadership {
+                    proof: Box::new(move || held.leadership()),
+                    handover: lease.handover(),
+                }
+            }
+        }
+    }
+}
+
 /// As [`start`], with options.
 pub async fn start_with_options(
     config: Config,
@@ -178,22 +201,7 @@ pub async fn start_with_options(
         )
         .await?;
     }
-    let leadership = cluster.as_ref().map(|c| match c {
-        ClusterStore::Raft(raft) => {
-            let raft = raft.clone();
-            Leadership {
-                proof: Box::new(move || raft.leadership()),
-                handover: galilean_storage::raft::VOTE_LEASE,
-            }
-        }
-        ClusterStore::Shared { lease, .. } => Leadership {
-            proof: Box::new({
-                let lease = lease.clone();
-                move || lease.leadership()
-            }),
-            handover: lease.handover(),
-        },
-    });
+    let leadership = cluster.as_ref().map(ClusterStore::leadership);
     let mut node = build_at(config, store.clone(), tls, leadership, door).await?;
     node.tasks.extend(extra);
     let Some(cluster) = cluster else {

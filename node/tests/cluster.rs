@@ -232,6 +232,27 @@ async fn new_token(url: &str, user: &str) -> (String, String) {
     )
 }
 
+/// Revokes token `id` of `user` through `url`: the status.
+async fn revoke(url: &str, user: &str, id: &str) -> u16 {
+    call(
+        url,
+        reqwest::Method::DELETE,
+        &format!("/users/{user}/tokens/{id}"),
+    )
+    .await
+    .0
+}
+
+/// The status of `GET /hub/api/user` at `url` with `token`; 0 without an answer.
+async fn whoami_status(url: &str, token: &str) -> u16 {
+    client()
+        .get(format!("{url}/hub/api/user"))
+        .header("Authorization", format!("token {token}"))
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
 /// Runs `galilean cluster status` with node `id`'s config: (exit code, output).
 fn cluster_status(dir: &std::path::Path, id: u64) -> (Option<i32>, String) {
     let out = Command::new(common::galilean_bin())
@@ -410,33 +431,20 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
 
     // a token made through one node works on the others; deleted, it is refused there
     let (token, id) = new_token(&owner.url, "alice").await;
-    let token_status = |url: String| {
-        let token = token.clone();
-        async move {
-            client()
-                .get(format!("{url}/hub/api/user"))
-                .header("Authorization", format!("token {token}"))
-                .send()
-                .await
-                .map_or(0, |r| r.status().as_u16())
-        }
-    };
     for n in &nodes {
         within(
             Duration::from_secs(2),
             "the token on every node",
-            || async { token_status(n.url.clone()).await == 200 },
+            || async { whoami_status(&n.url, &token).await == 200 },
         )
         .await;
     }
     // revoked through a node that does not own alice: once the 204 arrives, every node
     // refuses the token at once
-    let path = format!("/users/alice/tokens/{id}");
-    let (s, _) = call(&others[1].url, reqwest::Method::DELETE, &path).await;
-    assert_eq!(s, 204);
+    assert_eq!(revoke(&others[1].url, "alice", &id).await, 204);
     for n in &nodes {
         assert_eq!(
-            token_status(n.url.clone()).await,
+            whoami_status(&n.url, &token).await,
             403,
             "node {} after the 204",
             n.id
@@ -665,13 +673,9 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     assert!(stopped.elapsed() < Duration::from_secs(10));
 
     // a token revoked while the node hangs is never accepted by it after it resumes
-    let (s, tok) = call(&survivor, reqwest::Method::POST, "/users/bob/tokens").await;
-    assert_eq!(s, 201);
-    let token = tok["token"].as_str().unwrap().to_owned();
-    let path = format!("/users/bob/tokens/{}", tok["id"].as_str().unwrap());
+    let (token, id) = new_token(&survivor, "bob").await;
     let revoking = Instant::now();
-    let (s, _) = call(&survivor, reqwest::Method::DELETE, &path).await;
-    assert_eq!(s, 204);
+    assert_eq!(revoke(&survivor, "bob", &id).await, 204);
     eprintln!(
         "revocation with a node hung acknowledged after {:?}",
         revoking.elapsed()
@@ -679,24 +683,12 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
 
     // SIGCONT: it catches up and rejoins without an operator
     signal("-CONT", hung.child.id());
-    let whoami = || async {
-        client()
-            .get(format!("{}/hub/api/user", hung.url))
-            .header("Authorization", format!("token {token}"))
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16())
-    };
+    let whoami = || whoami_status(&hung.url, &token);
     let resumed = Instant::now();
     while resumed.elapsed() < Duration::from_secs(3) {
         let s = whoami().await;
         assert_ne!(s, 200, "the resumed node accepted a revoked token");
-        let r = client()
-            .get(format!("{}/hub/api/user", hung.url))
-            .header("Authorization", format!("token {carol_token}"))
-            .send()
-            .await
-            .map_or(0, |r| r.status().as_u16());
+        let r = whoami_status(&hung.url, &carol_token).await;
         assert_ne!(r, 200, "the resumed node accepted carol's revoked token");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -903,21 +895,10 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
         );
     }
     let (token, id) = new_token(&other.url, "alice").await;
-    let (s, _) = call(
-        &other.url,
-        reqwest::Method::DELETE,
-        &format!("/users/alice/tokens/{id}"),
-    )
-    .await;
-    assert_eq!(s, 204);
+    assert_eq!(revoke(&other.url, "alice", &id).await, 204);
     for n in &nodes {
-        let r = client()
-            .get(format!("{}/hub/api/user", n.url))
-            .header("Authorization", format!("token {token}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403, "node {} accepts a revoked token", n.id);
+        let s = whoami_status(&n.url, &token).await;
+        assert_eq!(s, 403, "node {} accepts a revoked token", n.id);
     }
     call(&other.url, reqwest::Method::POST, "/users/alice/server").await;
     wait_server_ready(&other.url, "alice").await;
@@ -1422,22 +1403,10 @@ async fn a_partitioned_node_stops_serving_and_rejoins_when_healed() {
     // the majority goes on: a revocation is acknowledged (node 3 cannot confirm it, so
     // its lease is waited out) and holds everywhere; new users can be made
     let revoked = Instant::now();
-    let (s, _) = call(
-        &n1.url,
-        reqwest::Method::DELETE,
-        &format!("/users/alice/tokens/{token_id}"),
-    )
-    .await;
-    assert_eq!(s, 204);
+    assert_eq!(revoke(&n1.url, "alice", &token_id).await, 204);
     let revoke_took = revoked.elapsed();
     for n in [&n1, &n2] {
-        let r = client()
-            .get(format!("{}/hub/api/user", n.url))
-            .header("Authorization", format!("token {token}"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403, "node {}", n.id);
+        assert_eq!(whoami_status(&n.url, &token).await, 403, "node {}", n.id);
     }
     assert_eq!(ns.status_inside(&whoami, &token), 503, "node 3 answered");
     assert_eq!(
