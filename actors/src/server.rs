@@ -287,6 +287,17 @@ impl ServerState {
                 return Err(OpError::NotFound(format!("No such user: {user}")));
             }
             let old = get::<ServerRecord>(tx.as_mut(), &key).await?;
+            // this actor thought the server stopped, but the store says otherwise: an
+            // earlier owner started it, and this node's replica had not shown it when the
+            // actor loaded. Starting again would make a second process; the live-set
+            // change that moved the user here re-adopts (or stops) the first.
+            if let Some(o) = old.as_ref().filter(|o| o.phase != ServerPhase::Stopped) {
+                return Err(OpError::BadRequest(match o.phase {
+                    ServerPhase::Running => format!("{user} is already running"),
+                    ServerPhase::Stopping => format!("{user}:{server_name} is pending stop"),
+                    _ => format!("{user}:{server_name} is pending start"),
+                }));
+            }
             let token = ops::insert_token(tx.as_mut(), &secret, &token_spec).await?;
             let rec = ServerRecord {
                 v: FORMAT,
@@ -637,6 +648,30 @@ struct SpawnTask {
 }
 
 impl SpawnTask {
+    /// Writes the launched process into this spawn's record (still Starting), fenced:
+    /// an owner that lost the user cannot write.
+    async fn record_launch(&self, state: &SpawnerState) -> Result<(), OpError> {
+        let key = keys::server(&self.req.user, &self.req.server);
+        let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+            crate::remote::fence(tx.as_mut(), &self.req.user, self.ctx.settings.node_id).await?;
+            match get::<ServerRecord>(tx.as_mut(), &key).await? {
+                Some(mut rec)
+                    if rec.instance == self.instance && rec.phase == ServerPhase::Starting =>
+                {
+                    rec.spawner = state.clone();
+                    put(tx.as_mut(), &key, &rec)?;
+                }
+                _ => {
+                    return Err(OpError::BadRequest(
+                        "the server's record changed during the spawn".into(),
+                    ))
+                }
+            }
+        })?;
+        self.ctx.replica.wait_for(v).await;
+        Ok(())
+    }
+
     async fn run(self) {
         let result = self.spawn().await;
         let _ = self.myself.cast(ServerMsg::SpawnFinished {
@@ -681,6 +716,15 @@ impl SpawnTask {
             })?
             .map_err(|e| format!("Spawn failed: {e}"))?;
         *self.launched.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.state.clone());
+        // the record knows the process from now on: if this node dies or restarts before
+        // the server is ready, whoever checks the record next finds and stops it
+        if let Err(e) = self.record_launch(&started.state).await {
+            let _ = ctx
+                .spawner
+                .stop(&started.state, ctx.settings.stop_grace)
+                .await;
+            return Err(format!("Spawn failed: could not record the server: {e}"));
+        }
         let state = started.state.clone();
         let spawner = ctx.spawner.clone();
         let exited = async move {

@@ -288,3 +288,67 @@ async fn a_stale_owner_cannot_write() {
         "a process was launched"
     );
 }
+
+/// Around a live-set change, a user's new owner may load its server actor before its
+/// replica shows the start an earlier owner just made. Its start must then be refused
+/// by the store, not make a second process (the chaos harness saw two acknowledged starts
+/// of one server through two nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_over_a_server_another_owner_started_is_refused() {
+    let (router, dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
+    let ctx = router.ctx().clone();
+    ops::ensure_user(ctx.store.as_ref(), "alice", None)
+        .await
+        .unwrap();
+    let alice = UserName::parse("alice").unwrap();
+    // the actor loads while the record says stopped ...
+    let actor = router.server(&alice, &ServerName::default()).await.unwrap();
+    // ... then another owner's start lands in the store
+    let key = galilean_actors::keys::server("alice", "");
+    let record = galilean_proto::records::ServerRecord {
+        v: 1,
+        user: "alice".into(),
+        name: String::new(),
+        display_name: String::new(),
+        phase: ServerPhase::Starting,
+        instance: 1,
+        started: None,
+        last_activity: None,
+        user_options: "null".into(),
+        target: None,
+        spawner: Default::default(),
+        token_id: None,
+        last_failure: None,
+    };
+    let mut tx = ctx.store.begin().await.unwrap();
+    tx.set(&key, &galilean_proto::codec::encode(&record).unwrap());
+    let v = tx.commit().await.unwrap();
+    ctx.replica.wait_for(v).await;
+    let r = ask(&actor, |reply| ServerMsg::Start {
+        user_options: None,
+        display_name: None,
+        reply,
+    })
+    .await
+    .unwrap();
+    let Err(err) = r else {
+        panic!("a second start of a starting server was accepted");
+    };
+    assert!(err.to_string().contains("pending start"), "{err}");
+    let instance = ctx.replica.read(|s| {
+        s.servers
+            .get(&("alice".to_owned(), String::new()))
+            .map(|r| (r.phase, r.instance))
+    });
+    assert_eq!(
+        instance,
+        Some((ServerPhase::Starting, 1)),
+        "the record was rewritten"
+    );
+    assert!(
+        std::fs::read_dir(dir.path().join("logs"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "a process was launched"
+    );
+}

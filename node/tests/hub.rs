@@ -463,6 +463,56 @@ async fn a_server_that_never_answers_times_out() {
     assert_eq!(model["servers"], json!({}));
 }
 
+/// A hub that stops while a server is still starting leaves the process running, not
+/// yet ready: the record holds it from its launch, so the next start of the hub finds it
+/// and stops it instead of forgetting it (which let a second start make a second
+/// process).
+#[tokio::test]
+async fn a_server_still_starting_when_the_hub_stops_is_stopped_at_the_next_start() {
+    let mut hub = Hub::with(
+        &format!(
+            "cmd = [{}]\nstart_timeout = 60\nhttp_timeout = 60\nstop_grace = 2\n[spawner.environment]\nTINY_NEVER_LISTEN = \"1\"\n",
+            common::toml_str(common::tiny_server_bin())
+        ),
+        OPEN,
+    );
+    hub.admin_send(Method::POST, "/users/alice", None).await;
+    let (s, _) = hub
+        .admin_send(Method::POST, "/users/alice/server", None)
+        .await;
+    assert_eq!(s, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        let log = hub.log_text();
+        if let Some(pid) = log
+            .split("started server process")
+            .nth(1)
+            .and_then(|rest| rest.split("pid=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no server launched:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // the launch reaches the record before the hub goes
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.stop();
+    assert!(common::alive(pid), "the server outlived the hub");
+    hub.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while group_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted hub left the earlier spawn running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, model) = hub.admin_get("/users/alice").await;
+    assert_eq!(model["servers"], json!({}), "{model}");
+}
+
 /// Reads the progress stream of alice's default server to its end.
 async fn progress_events(hub: &Hub, user: &str) -> Vec<Value> {
     let r = hub
