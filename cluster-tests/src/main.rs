@@ -170,6 +170,15 @@ fn main() -> ExitCode {
                     .join("results")
                     .join(format!("{stamp}-seed{seed}-{nodes}nodes"))
             });
+            // a fresh folder: nodes started over an earlier run's data would join its
+            // cluster, not form a new one
+            if std::fs::read_dir(&out).is_ok_and(|mut d| d.next().is_some()) {
+                eprintln!(
+                    "cluster-tests: {} is not empty (an earlier run's?); choose another --out",
+                    out.display()
+                );
+                return ExitCode::from(2);
+            }
             // absolute: the nodes and their servers run in other working directories
             if let Err(e) = std::fs::create_dir_all(&out) {
                 eprintln!("cluster-tests: cannot create {}: {e}", out.display());
