@@ -12,7 +12,9 @@
 //!   ([`ViolationKind::RevokedTokenAccepted`]);
 //! - at most one live process per (user, server name) ([`ViolationKind::DoubleServer`]);
 //! - every running server is reachable through every node ([`ViolationKind::Unreachable`]);
-//! - all nodes converge ([`ViolationKind::NotConverged`], [`ViolationKind::Diverged`]).
+//! - all nodes converge ([`ViolationKind::NotConverged`], [`ViolationKind::Diverged`]);
+//! - while a majority of the nodes is down, hung or cut off, no write is acknowledged: a
+//!   write needs a quorum ([`ViolationKind::AckedWithoutQuorum`]).
 //!
 //! Besides violations the verdict holds run problems: reasons the run cannot support a
 //! judgement (too few operations, too many unknown outcomes, no final states). They fail
@@ -23,7 +25,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use serde::Serialize;
 
 use crate::history::{
-    Entry, NodeState, Op, OpKind, Outcome, Reach, RunInfo, ServerEvent, ServerEventKind,
+    Entry, Fault, FaultKind, NodeState, Op, OpKind, Outcome, Reach, RunInfo, ServerEvent,
+    ServerEventKind,
 };
 
 /// How many differing users a divergence message names before it says "and N more".
@@ -83,10 +86,12 @@ pub enum ViolationKind {
     Diverged,
     /// Nodes ended at different versions.
     NotConverged,
+    /// A write was acknowledged while no quorum could have committed it.
+    AckedWithoutQuorum,
 }
 
 impl ViolationKind {
-    pub const ALL: [ViolationKind; 7] = [
+    pub const ALL: [ViolationKind; 8] = [
         ViolationKind::LostWrite,
         ViolationKind::ResurrectedDelete,
         ViolationKind::RevokedTokenAccepted,
@@ -94,6 +99,7 @@ impl ViolationKind {
         ViolationKind::Unreachable,
         ViolationKind::Diverged,
         ViolationKind::NotConverged,
+        ViolationKind::AckedWithoutQuorum,
     ];
 
     /// The kind's name, as serialized (`lost_write`, ...).
@@ -106,6 +112,7 @@ impl ViolationKind {
             ViolationKind::Unreachable => "unreachable",
             ViolationKind::Diverged => "diverged",
             ViolationKind::NotConverged => "not_converged",
+            ViolationKind::AckedWithoutQuorum => "acked_without_quorum",
         }
     }
 }
@@ -128,6 +135,7 @@ pub fn check(entries: &[Entry]) -> Verdict {
     verdict.notes.extend(server_notes);
     verdict.violations.extend(unreachable(&h.reaches));
     verdict.violations.extend(convergence(&h.states));
+    verdict.violations.extend(acked_without_quorum(&h));
     verdict
 }
 
@@ -138,6 +146,7 @@ struct History<'a> {
     server_events: Vec<&'a ServerEvent>,
     states: Vec<&'a NodeState>,
     reaches: Vec<&'a Reach>,
+    faults: Vec<&'a Fault>,
 }
 
 impl<'a> History<'a> {
@@ -153,6 +162,7 @@ impl<'a> History<'a> {
             server_events: Vec::new(),
             states: Vec::new(),
             reaches: Vec::new(),
+            faults: Vec::new(),
         };
         for entry in entries {
             match entry {
@@ -160,7 +170,7 @@ impl<'a> History<'a> {
                     h.run.get_or_insert(run);
                 }
                 Entry::Op(op) => h.ops.push(op),
-                Entry::Fault(_) => {}
+                Entry::Fault(fault) => h.faults.push(fault),
                 Entry::ServerEvent(event) => h.server_events.push(event),
                 Entry::NodeState(state) => h.states.push(state),
                 Entry::Reach(reach) => h.reaches.push(reach),
@@ -721,4 +731,68 @@ fn join<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
         .map(|i| i.to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How far inside a fault's recorded window an operation must lie to be judged by rule 8:
+/// the window's ends are taken around the signal or link change that makes it.
+const QUORUM_MARGIN_MS: u64 = 500;
+
+/// Rule 8: a fault that keeps a majority of the nodes down (killed, hung, or each cut
+/// off) for its whole window leaves no quorum, so a user or token write invoked and
+/// acknowledged within that window (by [`QUORUM_MARGIN_MS`]) was acknowledged without
+/// being committed. Restarts come straight back and flaps reconnect within the window,
+/// so they are not judged; nor are server starts and stops, whose answers may come from
+/// what the owner already knows. One violation per fault, naming every such write.
+fn acked_without_quorum(h: &History) -> Vec<Violation> {
+    let Some(nodes) = h.run.map(|r| r.nodes) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for fault in h.faults.iter().copied() {
+        let holds = matches!(
+            fault.kind,
+            FaultKind::Kill | FaultKind::Hang | FaultKind::Partition | FaultKind::LeaderIsolation
+        );
+        let down: BTreeSet<u32> = fault.nodes.iter().copied().collect();
+        if !holds || (down.len() as u32) * 2 <= nodes {
+            continue;
+        }
+        let writes: Vec<&Op> = h
+            .ok_ops()
+            .filter(|op| {
+                matches!(
+                    op.kind,
+                    OpKind::CreateUser { .. }
+                        | OpKind::DeleteUser { .. }
+                        | OpKind::CreateToken { .. }
+                        | OpKind::RevokeToken { .. }
+                )
+            })
+            .filter(|op| {
+                op.invoke_ms >= fault.start_ms + QUORUM_MARGIN_MS
+                    && op.complete_ms + QUORUM_MARGIN_MS <= fault.end_ms
+            })
+            .collect();
+        if writes.is_empty() {
+            continue;
+        }
+        let mut excerpt = vec![Entry::Fault(fault.clone())];
+        excerpt.extend(writes.iter().map(|op| Entry::Op((*op).clone())));
+        out.push(Violation {
+            kind: ViolationKind::AckedWithoutQuorum,
+            message: format!(
+                "op {} acknowledged a write while fault {} ({} of node {}, {}-{} ms) left {} \
+                 of {nodes} nodes able to commit",
+                join(writes.iter().map(|op| op.id)),
+                fault.id,
+                fault.kind.name(),
+                join(down.iter()),
+                fault.start_ms,
+                fault.end_ms,
+                nodes - down.len() as u32,
+            ),
+            excerpt,
+        });
+    }
+    out
 }

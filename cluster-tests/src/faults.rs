@@ -1,6 +1,6 @@
 //! The fault schedule, drawn from the seed before the run starts, and its execution.
-//! One node is faulty at a time (a minority of any cluster of three or more), except
-//! that a profile asking for more may take two nodes of five at once.
+//! A fault hits one node or several at once: at most a minority of the cluster (one of
+//! three, two of five), unless the pace allows a majority.
 
 use std::time::Duration;
 
@@ -18,8 +18,9 @@ pub struct Planned {
     /// When to apply it, from the start of the workload.
     pub at: Duration,
     pub kind: FaultKind,
-    /// The node it hits (for leader isolation: whoever leads when it is applied).
-    pub node: u32,
+    /// The nodes it hits, distinct (for leader isolation the first is replaced by
+    /// whoever leads when it is applied).
+    pub nodes: Vec<u32>,
     pub length: Duration,
 }
 
@@ -30,6 +31,20 @@ pub struct Pace {
     pub gap: (u64, u64),
     /// How long a fault lasts.
     pub length: (u64, u64),
+    /// Whether a fault may hit a majority of the nodes (then the cluster cannot serve
+    /// writes until it heals); otherwise at most a minority.
+    pub majority: bool,
+}
+
+impl Pace {
+    /// The most nodes one fault may hit in a cluster of `nodes`.
+    pub fn width(&self, nodes: u32) -> u32 {
+        if self.majority {
+            nodes / 2 + 1
+        } else {
+            (nodes.saturating_sub(1) / 2).max(1)
+        }
+    }
 }
 
 /// The schedule for `seed`: faults of `kinds` over `duration`, each followed by a quiet
@@ -52,10 +67,25 @@ pub fn schedule(
         if Duration::from_millis(t + length) >= duration {
             return out;
         }
+        let kind = kinds[rng.gen_range(0..kinds.len())];
+        let mut hit = vec![rng.gen_range(1..=nodes)];
+        // a draw only where there is a choice: one-node schedules stay as they were
+        let width = pace.width(nodes);
+        let count = if width > 1 {
+            rng.gen_range(1..=width)
+        } else {
+            1
+        };
+        while (hit.len() as u32) < count {
+            let n = rng.gen_range(1..=nodes);
+            if !hit.contains(&n) {
+                hit.push(n);
+            }
+        }
         out.push(Planned {
             at: Duration::from_millis(t),
-            kind: kinds[rng.gen_range(0..kinds.len())],
-            node: rng.gen_range(1..=nodes),
+            kind,
+            nodes: hit,
             length: Duration::from_millis(length),
         });
         t += length + rng.gen_range(pace.gap.0..=pace.gap.1);
@@ -74,67 +104,82 @@ pub async fn run(
     let mut done = Vec::new();
     for (i, p) in plan.iter().enumerate() {
         tokio::time::sleep_until(begin + p.at).await;
-        let node = match p.kind {
-            FaultKind::LeaderIsolation => nodes
+        let mut hit = p.nodes.clone();
+        if p.kind == FaultKind::LeaderIsolation {
+            let leader = nodes
                 .leader()
                 .await
-                .ok_or_else(|| anyhow::anyhow!("leader isolation: no node reports a leader"))?,
-            _ => p.node,
-        };
+                .ok_or_else(|| anyhow::anyhow!("leader isolation: no node reports a leader"))?;
+            // the leader, and as many others as planned
+            hit.retain(|n| *n != leader);
+            hit.insert(0, leader);
+            hit.truncate(p.nodes.len());
+        }
         let start_ms = started.elapsed().as_millis() as u64;
-        apply(nodes, p.kind, node, p.length).await?;
-        done.push(Fault {
-            id: i as u64 + 1,
-            kind: p.kind,
-            nodes: vec![node],
-            start_ms,
-            end_ms: started.elapsed().as_millis() as u64,
-        });
+        apply(nodes, p.kind, &hit, p.length).await?;
         eprintln!(
-            "fault {}: {} of node {node} from {:.1} s to {:.1} s",
+            "fault {}: {} of node {} from {:.1} s to {:.1} s",
             i + 1,
             p.kind.name(),
+            hit.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(" and "),
             start_ms as f64 / 1000.0,
             started.elapsed().as_secs_f64()
         );
+        done.push(Fault {
+            id: i as u64 + 1,
+            kind: p.kind,
+            nodes: hit,
+            start_ms,
+            end_ms: started.elapsed().as_millis() as u64,
+        });
     }
     Ok(done)
 }
 
-/// Applies one fault to `node`, keeps it for `length`, and heals it.
-async fn apply(nodes: &Nodes, kind: FaultKind, node: u32, length: Duration) -> anyhow::Result<()> {
-    let net = |f: &dyn Fn(&crate::net::Topology) -> Result<(), String>| {
-        let t = nodes.topology.lock().unwrap_or_else(|e| e.into_inner());
-        f(&t).map_err(|e| anyhow::anyhow!("{} of node {node}: {e}", kind.name()))
+/// Applies one fault to each of `hit` at once, keeps it for `length`, and heals it.
+async fn apply(
+    nodes: &Nodes,
+    kind: FaultKind,
+    hit: &[u32],
+    length: Duration,
+) -> anyhow::Result<()> {
+    let each = |f: &dyn Fn(u32) -> anyhow::Result<()>| hit.iter().try_for_each(|n| f(*n));
+    let net = |f: fn(&Nodes, u32) -> Result<(), String>| {
+        each(&|n| f(nodes, n).map_err(|e| anyhow::anyhow!("{} of node {n}: {e}", kind.name())))
     };
     match kind {
         FaultKind::Kill => {
-            nodes.kill9(node)?;
+            each(&|n| nodes.kill9(n))?;
             tokio::time::sleep(length).await;
-            nodes.start(node)?;
+            each(&|n| nodes.start(n))?;
         }
         FaultKind::Restart => {
-            nodes.terminate(node).await?;
-            nodes.start(node)?;
+            for n in hit {
+                nodes.terminate(*n).await?;
+            }
+            each(&|n| nodes.start(n))?;
             tokio::time::sleep(length).await;
         }
         FaultKind::Hang => {
-            nodes.signal(node, Signal::SIGSTOP)?;
+            each(&|n| nodes.signal(n, Signal::SIGSTOP))?;
             tokio::time::sleep(length).await;
-            nodes.signal(node, Signal::SIGCONT)?;
+            each(&|n| nodes.signal(n, Signal::SIGCONT))?;
         }
         FaultKind::Partition | FaultKind::LeaderIsolation => {
-            net(&|t| t.cut(node))?;
+            net(Nodes::cut)?;
             tokio::time::sleep(length).await;
-            net(&|t| t.heal(node))?;
+            net(Nodes::heal)?;
         }
         FaultKind::Flap => {
             // down 600 ms, up 900 ms, within the fault's length
             let end = Instant::now() + length;
             while Instant::now() + Duration::from_millis(600) < end {
-                net(&|t| t.cut(node))?;
+                net(Nodes::cut)?;
                 tokio::time::sleep(Duration::from_millis(600)).await;
-                net(&|t| t.heal(node))?;
+                net(Nodes::heal)?;
                 tokio::time::sleep_until(end.min(Instant::now() + Duration::from_millis(900)))
                     .await;
             }
@@ -150,6 +195,7 @@ mod tests {
     const PACE: Pace = Pace {
         gap: (2_000, 4_000),
         length: (3_000, 6_000),
+        majority: false,
     };
 
     #[test]
@@ -165,10 +211,32 @@ mod tests {
         }
         let last = a.last().unwrap();
         assert!(last.at + last.length < Duration::from_secs(120));
-        assert!(a.iter().all(|p| (1..=3).contains(&p.node)));
+        assert!(a
+            .iter()
+            .all(|p| p.nodes.len() == 1 && (1..=3).contains(&p.nodes[0])));
         // every kind asked for comes up, and only those
         let only = schedule(7, 3, Duration::from_secs(120), &[FaultKind::Hang], PACE);
         assert!(only.iter().all(|p| p.kind == FaultKind::Hang));
         assert!(schedule(7, 3, Duration::from_secs(120), &[], PACE).is_empty());
+    }
+
+    #[test]
+    fn a_fault_hits_at_most_a_minority_unless_the_pace_allows_a_majority() {
+        let widths = |nodes: u32, majority: bool| {
+            let pace = Pace { majority, ..PACE };
+            let plan = schedule(3, nodes, Duration::from_secs(600), &FaultKind::ALL, pace);
+            for p in &plan {
+                let distinct: std::collections::BTreeSet<_> = p.nodes.iter().collect();
+                assert_eq!(distinct.len(), p.nodes.len(), "{p:?}");
+                assert!(p.nodes.iter().all(|n| (1..=nodes).contains(n)), "{p:?}");
+            }
+            plan.iter()
+                .map(|p| p.nodes.len())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(widths(3, false), [1].into());
+        assert_eq!(widths(5, false), [1, 2].into());
+        assert_eq!(widths(3, true), [1, 2].into());
+        assert_eq!(widths(5, true), [1, 2, 3].into());
     }
 }

@@ -43,6 +43,10 @@ pub struct RunInfo {
     /// Whether more than a minority of nodes may be faulty at once (then unavailability
     /// is expected; wrong answers never are).
     pub majority_faults: bool,
+    /// `netns` (namespaces, partitions in the kernel) or `loopback` (the harness's relay);
+    /// empty in histories recorded before it was noted.
+    #[serde(default)]
+    pub network: String,
 }
 
 /// How an operation ended.

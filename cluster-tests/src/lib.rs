@@ -7,6 +7,7 @@ pub mod faults;
 pub mod history;
 pub mod net;
 pub mod nodes;
+pub mod relay;
 pub mod report;
 pub mod run;
 pub mod workload;

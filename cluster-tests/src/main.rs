@@ -32,7 +32,8 @@ enum Command {
         duration: Option<Duration>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// `short` (45 s, for CI) or `long` (10 minutes).
+        /// `short` (45 s, for CI), `long` (10 minutes), or `majority` (a minute in which
+        /// some faults hit a majority of the nodes).
         #[arg(long, default_value = "short")]
         profile: String,
         /// Fault kinds: kill, hang, partition, leader (isolation), flap, restart.
@@ -50,6 +51,11 @@ enum Command {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 4)]
         clients: u32,
+        /// `netns` (a namespace per node, partitions in the kernel), `loopback` (nodes on
+        /// loopback addresses, partitions in the harness's TCP relay), or `auto`: netns
+        /// where namespaces can be made.
+        #[arg(long, default_value = "auto")]
+        network: String,
     },
     /// Check a recorded history (history.jsonl); the report goes beside it.
     Check {
@@ -123,14 +129,15 @@ fn main() -> ExitCode {
             galilean,
             out,
             clients,
+            network,
         } => {
-            let profile = match profile.as_str() {
-                "short" => Profile::Short,
-                "long" => Profile::Long,
-                other => {
-                    eprintln!("cluster-tests: --profile {other}: expected short or long");
-                    return ExitCode::from(2);
-                }
+            let Some(network) = cluster_tests::net::Choice::parse(&network) else {
+                eprintln!("cluster-tests: --network {network}: expected auto, netns or loopback");
+                return ExitCode::from(2);
+            };
+            let Some(profile) = Profile::parse(&profile) else {
+                eprintln!("cluster-tests: --profile {profile}: expected short, long or majority");
+                return ExitCode::from(2);
             };
             let mut kinds = Vec::new();
             for f in &faults {
@@ -200,6 +207,7 @@ fn main() -> ExitCode {
                 galilean,
                 out: out.clone(),
                 clients,
+                network,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -1,12 +1,143 @@
-//! The network the nodes live on: one Linux network namespace per node, each joined to
-//! a bridge in the harness's namespace by a veth pair. Partitions are made in the kernel:
-//! a node's bridge port is set down, and every packet to or from it is dropped (for the
-//! other nodes and for the clients alike).
+//! The network the nodes live on. Where namespaces can be made: one Linux network
+//! namespace per node, each joined to a bridge in the harness's namespace by a veth pair,
+//! and partitions made in the kernel — a node's bridge port is set down, and every packet
+//! to or from it is dropped (for the other nodes and for the clients alike). Elsewhere:
+//! nodes on loopback addresses behind the harness's fault-injecting relay
+//! ([`crate::relay`]).
 //!
 //! Everything created here is named after the harness's pid and removed by
-//! [`Topology::remove`] (also called on drop and when the run is interrupted).
+//! [`Network::remove`] (also called on drop and when the run is interrupted).
 
 use std::process::Command;
+
+use crate::relay::Relay;
+
+/// Which network a run asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// Namespaces where they can be made, else the loopback relay.
+    Auto,
+    Namespaces,
+    Loopback,
+}
+
+impl Choice {
+    pub fn parse(s: &str) -> Option<Choice> {
+        match s {
+            "auto" => Some(Choice::Auto),
+            "netns" => Some(Choice::Namespaces),
+            "loopback" => Some(Choice::Loopback),
+            _ => None,
+        }
+    }
+}
+
+/// The nodes' network, either kind.
+#[derive(Debug)]
+pub enum Network {
+    Namespaces(Topology),
+    Loopback(Relay),
+}
+
+impl Network {
+    /// Makes the network `choice` asks for, for nodes `1..=nodes` whose node-to-node
+    /// traffic uses `ports`. With [`Choice::Auto`] a failure to make namespaces is told
+    /// on stderr and the relay is used.
+    pub async fn create(choice: Choice, nodes: u32, ports: &[u16]) -> Result<Network, String> {
+        let namespaces = match choice {
+            Choice::Loopback => None,
+            Choice::Namespaces | Choice::Auto => Some(Topology::create(nodes)),
+        };
+        match namespaces {
+            Some(Ok(t)) => Ok(Network::Namespaces(t)),
+            Some(Err(e)) if choice == Choice::Namespaces => {
+                Err(format!("cannot create network namespaces ({e})"))
+            }
+            other => {
+                if let Some(Err(e)) = other {
+                    eprintln!(
+                        "network namespaces cannot be created here ({e}); the nodes run on \
+                         loopback addresses behind the harness's relay"
+                    );
+                }
+                Relay::create(nodes, ports).await.map(Network::Loopback)
+            }
+        }
+    }
+
+    /// `netns` or `loopback`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Network::Namespaces(_) => "netns",
+            Network::Loopback(_) => "loopback",
+        }
+    }
+
+    /// Node `id`'s own address: it listens there, and its servers too.
+    pub fn node_ip(&self, id: u32) -> String {
+        match self {
+            Network::Namespaces(t) => t.node_ip(id),
+            Network::Loopback(r) => r.node_ip(id),
+        }
+    }
+
+    /// The address the other nodes reach node `id` at.
+    pub fn peer_ip(&self, id: u32) -> String {
+        match self {
+            Network::Namespaces(t) => t.node_ip(id),
+            Network::Loopback(r) => r.front(id),
+        }
+    }
+
+    /// The command that runs `program` as node `id`.
+    pub fn command(&self, id: u32, program: &std::path::Path) -> Command {
+        match self {
+            Network::Namespaces(t) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &t.namespace(id)]).arg(program);
+                c
+            }
+            Network::Loopback(_) => Command::new(program),
+        }
+    }
+
+    /// Node `id` runs as `pid` (the relay tells its connections by it).
+    pub fn started(&self, id: u32, pid: u32) {
+        if let Network::Loopback(r) = self {
+            r.started(id, pid);
+        }
+    }
+
+    /// Cuts node `id` off from the other nodes.
+    pub fn cut(&self, id: u32) -> Result<(), String> {
+        match self {
+            Network::Namespaces(t) => t.cut(id),
+            Network::Loopback(r) => {
+                r.cut(id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reconnects node `id`.
+    pub fn heal(&self, id: u32) -> Result<(), String> {
+        match self {
+            Network::Namespaces(t) => t.heal(id),
+            Network::Loopback(r) => {
+                r.heal(id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes what the network made; safe to call twice.
+    pub fn remove(&mut self) {
+        match self {
+            Network::Namespaces(t) => t.remove(),
+            Network::Loopback(r) => r.remove(),
+        }
+    }
+}
 
 /// The namespaces, bridge and links of one run.
 #[derive(Debug)]

@@ -1,11 +1,12 @@
-//! The `galilean` processes of a run, each in its namespace, and the tiny servers they
+//! The `galilean` processes of a run, each in its namespace or on its loopback address,
+//! and the tiny servers they
 //! spawn. Every process started here (and every tiny server that recorded its start) is
 //! stopped when [`Nodes`] is dropped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -13,7 +14,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::history::{ServerEvent, ServerEventKind};
-use crate::net::Topology;
+use crate::net::Network;
 
 /// The public port of every node (each has its own address).
 pub const PUBLIC_PORT: u16 = 8000;
@@ -25,7 +26,7 @@ pub const SECRET: &str = "the-chaos-harness-cluster-secret";
 pub const ADMIN_TOKEN: &str = "chaos-admin-token-0123456789abcdef";
 
 pub struct Nodes {
-    pub topology: Arc<Mutex<Topology>>,
+    network: Mutex<Network>,
     galilean: PathBuf,
     tiny: PathBuf,
     dir: PathBuf,
@@ -39,12 +40,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Nodes {
-    pub fn new(
-        topology: Topology,
-        galilean: &Path,
-        dir: &Path,
-        count: u32,
-    ) -> anyhow::Result<Nodes> {
+    pub fn new(network: Network, galilean: &Path, dir: &Path, count: u32) -> anyhow::Result<Nodes> {
         let tiny = galilean.with_file_name("tiny_server");
         anyhow::ensure!(
             tiny.exists(),
@@ -57,7 +53,7 @@ impl Nodes {
             .timeout(Duration::from_secs(3))
             .build()?;
         let nodes = Nodes {
-            topology: Arc::new(Mutex::new(topology)),
+            network: Mutex::new(network),
             galilean: galilean.to_owned(),
             tiny,
             dir: dir.to_owned(),
@@ -81,7 +77,22 @@ impl Nodes {
     }
 
     pub fn ip(&self, id: u32) -> String {
-        lock(&self.topology).node_ip(id)
+        lock(&self.network).node_ip(id)
+    }
+
+    /// `netns` or `loopback`.
+    pub fn network(&self) -> &'static str {
+        lock(&self.network).name()
+    }
+
+    /// Cuts node `id` off from the other nodes (a partition).
+    pub fn cut(&self, id: u32) -> Result<(), String> {
+        lock(&self.network).cut(id)
+    }
+
+    /// Ends node `id`'s partition.
+    pub fn heal(&self, id: u32) -> Result<(), String> {
+        lock(&self.network).heal(id)
     }
 
     pub fn url(&self, id: u32) -> String {
@@ -106,7 +117,10 @@ impl Nodes {
         let peers: Vec<String> = self
             .ids()
             .iter()
-            .map(|p| s(&format!("{p}@{}:{CLUSTER_PORT}", self.ip(*p))))
+            .map(|p| {
+                let ip = lock(&self.network).peer_ip(*p);
+                s(&format!("{p}@{ip}:{CLUSTER_PORT}"))
+            })
             .collect();
         let ip = self.ip(id);
         let data = self.dir.join(format!("node{id}"));
@@ -129,16 +143,14 @@ impl Nodes {
         Ok(())
     }
 
-    /// Starts node `id` in its namespace, its output appended to its log.
+    /// Starts node `id` (in its namespace, if any), its output appended to its log.
     pub fn start(&self, id: u32) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log(id))?;
-        let ns = lock(&self.topology).namespace(id);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns])
-            .arg(&self.galilean)
+        let mut command = lock(&self.network).command(id, &self.galilean);
+        let child = command
             .args(["serve", "--config"])
             .arg(self.config_path(id))
             .env("RUST_LOG", "info")
@@ -147,6 +159,7 @@ impl Nodes {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
+        lock(&self.network).started(id, child.id());
         if let Some(mut old) = lock(&self.children).insert(id, child) {
             let _ = old.kill();
             let _ = old.wait();
@@ -262,7 +275,7 @@ impl Nodes {
 impl Drop for Nodes {
     fn drop(&mut self) {
         self.stop_all();
-        lock(&self.topology).remove();
+        lock(&self.network).remove();
     }
 }
 

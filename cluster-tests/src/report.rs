@@ -254,9 +254,14 @@ impl Report {
                 let kinds: Vec<&str> = run.faults.iter().map(|k| k.name()).collect();
                 let _ = writeln!(
                     md,
-                    "Seed {}, {} nodes, profile `{}`, {} ms, faults: {}, majority faults: {}.\n",
+                    "Seed {}, {} nodes{}, profile `{}`, {} ms, faults: {}, majority faults: {}.\n",
                     run.seed,
                     run.nodes,
+                    if run.network.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", run.network)
+                    },
                     run.profile,
                     run.duration_ms,
                     if kinds.is_empty() {

@@ -15,8 +15,8 @@ use crate::history::{
     Entry, FaultKind, NodeState, OpKind, Outcome, Reach, RunInfo, ServerEvent, ServerEventKind,
     UserState,
 };
-use crate::net::Topology;
-use crate::nodes::Nodes;
+use crate::net::{Choice, Network};
+use crate::nodes::{Nodes, CLUSTER_PORT};
 use crate::workload::{self, Ctx};
 
 /// How long and how hard a run is.
@@ -26,6 +26,9 @@ pub enum Profile {
     Short,
     /// Ten minutes and more.
     Long,
+    /// A minute in which some faults hit a majority of the nodes: writes are expected to
+    /// fail then, and no answer may be wrong.
+    Majority,
 }
 
 impl Profile {
@@ -33,6 +36,7 @@ impl Profile {
         match self {
             Profile::Short => Duration::from_secs(45),
             Profile::Long => Duration::from_secs(600),
+            Profile::Majority => Duration::from_secs(60),
         }
     }
 
@@ -41,10 +45,17 @@ impl Profile {
             Profile::Short => Pace {
                 gap: (2_500, 4_000),
                 length: (3_000, 5_000),
+                majority: false,
             },
             Profile::Long => Pace {
                 gap: (3_000, 8_000),
                 length: (3_000, 10_000),
+                majority: false,
+            },
+            Profile::Majority => Pace {
+                gap: (3_000, 5_000),
+                length: (3_000, 6_000),
+                majority: true,
             },
         }
     }
@@ -53,6 +64,22 @@ impl Profile {
         match self {
             Profile::Short => "short",
             Profile::Long => "long",
+            Profile::Majority => "majority",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Profile> {
+        [Profile::Short, Profile::Long, Profile::Majority]
+            .into_iter()
+            .find(|p| p.name() == s)
+    }
+
+    /// The share of unknown outcomes above which the run fails: operations time out
+    /// while a majority is down.
+    fn max_unknown_share(self) -> f64 {
+        match self {
+            Profile::Majority => 0.5,
+            _ => MAX_UNKNOWN_SHARE,
         }
     }
 }
@@ -68,6 +95,8 @@ pub struct Options {
     /// The run's folder: configs, node logs, the history, the report.
     pub out: PathBuf,
     pub clients: u32,
+    /// Namespaces, the loopback relay, or the first that can be made.
+    pub network: Choice,
 }
 
 /// Below this rate, or above this share of unknown outcomes, the run fails.
@@ -80,21 +109,20 @@ const CONVERGE_BOUND: Duration = Duration::from_secs(30);
 /// Runs the nodes, workload and faults; returns the history.
 pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
     std::fs::create_dir_all(&o.out)?;
-    let topology = Topology::create(o.nodes).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot create network namespaces for the nodes ({e}); the harness needs root \
-             and iproute2 (a loopback relay for machines without namespaces is not built yet)"
-        )
-    })?;
-    let nodes = Nodes::new(topology, &o.galilean, &o.out, o.nodes)?;
+    // raft's port and the actor port after it
+    let network = Network::create(o.network, o.nodes, &[CLUSTER_PORT, CLUSTER_PORT + 1])
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let nodes = Nodes::new(network, &o.galilean, &o.out, o.nodes)?;
     let started = Instant::now();
     for id in nodes.ids() {
         nodes.start(id)?;
     }
     wait_healthy(&nodes, HEAL_BOUND).await?;
     eprintln!(
-        "{} nodes healthy after {:.1} s",
+        "{} nodes ({}) healthy after {:.1} s",
         o.nodes,
+        nodes.network(),
         started.elapsed().as_secs_f64()
     );
     let urls: Vec<String> = nodes.ids().iter().map(|id| nodes.url(*id)).collect();
@@ -134,8 +162,8 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
             nodes.start(id)?;
         }
         let _ = nodes.signal(id, Signal::SIGCONT);
-        let t = nodes.topology.lock().unwrap_or_else(|e| e.into_inner());
-        t.heal(id)
+        nodes
+            .heal(id)
             .map_err(|e| anyhow::anyhow!("healing node {id}: {e}"))?;
     }
     let healed = Instant::now();
@@ -165,8 +193,9 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
         faults: o.faults.clone(),
         duration_ms: o.duration.as_millis() as u64,
         min_ops_per_sec: MIN_OPS_PER_SEC,
-        max_unknown_share: MAX_UNKNOWN_SHARE,
-        majority_faults: false,
+        max_unknown_share: o.profile.max_unknown_share(),
+        majority_faults: o.profile.pace().majority,
+        network: nodes.network().into(),
     })];
     ops.sort_by_key(|op| (op.invoke_ms, op.id));
     history.extend(ops.into_iter().map(Entry::Op));

@@ -23,7 +23,7 @@ fn fixture(name: &str) -> Vec<Entry> {
     history::read(&fixture_path(name)).expect("fixture parses")
 }
 
-const BAD_FIXTURES: [(&str, ViolationKind); 5] = [
+const BAD_FIXTURES: [(&str, ViolationKind); 6] = [
     ("lost-write.jsonl", ViolationKind::LostWrite),
     ("resurrected-delete.jsonl", ViolationKind::ResurrectedDelete),
     ("double-server.jsonl", ViolationKind::DoubleServer),
@@ -32,6 +32,10 @@ const BAD_FIXTURES: [(&str, ViolationKind); 5] = [
         ViolationKind::RevokedTokenAccepted,
     ),
     ("diverged-node.jsonl", ViolationKind::Diverged),
+    (
+        "acked-without-quorum.jsonl",
+        ViolationKind::AckedWithoutQuorum,
+    ),
 ];
 
 #[test]
@@ -40,7 +44,7 @@ fn fixtures_are_small_histories_that_start_with_the_run() {
     for name in names {
         let entries = fixture(name);
         assert!(
-            (10..=40).contains(&entries.len()),
+            (10..=45).contains(&entries.len()),
             "{name}: {} lines",
             entries.len()
         );
@@ -100,6 +104,12 @@ fn fixture_violations_name_the_culprit() {
     assert!(message("resurrected-delete.jsonl").contains("\"dave\""));
     assert!(message("double-server.jsonl").contains("pid 1002"));
     assert!(message("revoked-token-accepted.jsonl").contains("op 16"));
+    let quorum = message("acked-without-quorum.jsonl");
+    // op 21 came too close to the cut to be judged
+    assert!(
+        quorum.contains("op 22 ") && !quorum.contains("21"),
+        "{quorum}"
+    );
     let diverged = message("diverged-node.jsonl");
     assert!(diverged.contains("erin"), "{diverged}");
     assert!(diverged.contains("node 3"), "{diverged}");
@@ -117,6 +127,7 @@ fn run_info() -> RunInfo {
         min_ops_per_sec: 1.0,
         max_unknown_share: 0.5,
         majority_faults: false,
+        network: "netns".into(),
     }
 }
 
@@ -561,6 +572,63 @@ fn same_version_different_users_is_diverged_naming_them() {
     let verdict = check(&history(entries));
     assert_eq!(kinds(&verdict), vec![ViolationKind::Diverged]);
     assert!(verdict.violations[0].message.contains("ann"));
+}
+
+// ---- rule 8: writes acknowledged without a quorum ----
+
+fn fault(kind: FaultKind, nodes: &[u32], start_ms: u64, end_ms: u64) -> Entry {
+    Entry::Fault(Fault {
+        id: 1,
+        kind,
+        nodes: nodes.to_vec(),
+        start_ms,
+        end_ms,
+    })
+}
+
+/// Writes acknowledged well inside a 2 s fault, and others that prove nothing.
+fn during_a_fault(kind: FaultKind, nodes: &[u32]) -> Vec<Entry> {
+    let mut entries = vec![
+        fault(kind, nodes, 1000, 3000),
+        op(1, 1600, 1700, Outcome::Ok, create_user("ann")),
+        op(2, 1800, 1900, Outcome::Ok, create_token("ann", "t1")),
+        // failed, too early, too late, or not a user or token write: not judged
+        op(3, 1600, 1700, Outcome::Failed, delete_user("bob")),
+        op(4, 1200, 1300, Outcome::Ok, revoke_token("ann", "t0")),
+        op(5, 2000, 2800, Outcome::Ok, delete_user("cid")),
+        op(6, 1600, 1700, Outcome::Ok, check_token("ann", "t1", true)),
+    ];
+    entries.extend(states(&[("ann", &["t1"])]));
+    history(entries)
+}
+
+#[test]
+fn a_write_acknowledged_while_a_majority_is_down_is_flagged() {
+    for kind in [
+        FaultKind::Kill,
+        FaultKind::Hang,
+        FaultKind::Partition,
+        FaultKind::LeaderIsolation,
+    ] {
+        let verdict = check(&during_a_fault(kind, &[2, 3]));
+        assert_eq!(
+            kinds(&verdict),
+            vec![ViolationKind::AckedWithoutQuorum],
+            "{kind:?}"
+        );
+        let message = &verdict.violations[0].message;
+        assert!(message.contains("op 1, 2 "), "{message}");
+        assert!(message.contains("node 2, 3"), "{message}");
+        // the fault and the two writes
+        assert_eq!(verdict.violations[0].excerpt.len(), 3);
+    }
+}
+
+#[test]
+fn writes_during_a_minority_fault_a_restart_or_a_flap_are_fine() {
+    assert_clean(&check(&during_a_fault(FaultKind::Kill, &[3])));
+    assert_clean(&check(&during_a_fault(FaultKind::Restart, &[2, 3])));
+    assert_clean(&check(&during_a_fault(FaultKind::Flap, &[1, 2])));
 }
 
 // ---- run problems ----

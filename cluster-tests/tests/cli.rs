@@ -34,6 +34,7 @@ fn check_flags_each_bad_fixture_and_passes_the_clean_one() {
         "double-server.jsonl",
         "revoked-token-accepted.jsonl",
         "diverged-node.jsonl",
+        "acked-without-quorum.jsonl",
     ] {
         let (code, out) = check(bad);
         assert_eq!(code, Some(1), "{bad}: {out}");
