@@ -352,3 +352,47 @@ async fn a_start_over_a_server_another_owner_started_is_refused() {
         "a process was launched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_actor_stopped_mid_spawn_stops_the_process_it_launched() {
+    // a server that never answers: its spawn stays in progress
+    let (router, _dir) = hub(&["sleep", "600"], 5).await;
+    let ctx = router.ctx().clone();
+    ops::ensure_user(ctx.store.as_ref(), "dora", None)
+        .await
+        .unwrap();
+    let dora = UserName::parse("dora").unwrap();
+    let actor = router.server(&dora, &ServerName::default()).await.unwrap();
+    let _progress = ask(&actor, |reply| ServerMsg::Start {
+        user_options: None,
+        display_name: None,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    // the launch is recorded as soon as the process exists
+    let mut pid = None;
+    for _ in 0..200 {
+        pid = ctx.replica.read(|s| {
+            s.servers
+                .get(&("dora".into(), String::new()))
+                .and_then(|r| r.spawner.pid)
+        });
+        if pid.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = pid.expect("the launched process is recorded");
+    assert!(group_alive(pid));
+    // the actor goes (as when its user moves to another node) while still waiting
+    actor
+        .stop_and_wait(None, Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(
+        !group_alive(pid),
+        "process group {pid} outlived the actor that launched it"
+    );
+}
