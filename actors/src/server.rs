@@ -438,11 +438,20 @@ impl ServerState {
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
             crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
                 .await?;
-            if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
-                rec.phase = ServerPhase::Running;
-                rec.target = Some(started.url.clone());
-                rec.spawner = started.state.clone();
-                put(tx.as_mut(), &key, &rec)?;
+            match get::<ServerRecord>(tx.as_mut(), &key).await? {
+                Some(mut rec)
+                    if rec.instance == self.instance && rec.phase == ServerPhase::Starting =>
+                {
+                    rec.phase = ServerPhase::Running;
+                    rec.target = Some(started.url.clone());
+                    rec.spawner = started.state.clone();
+                    put(tx.as_mut(), &key, &rec)?;
+                }
+                _ => {
+                    return Err(OpError::BadRequest(
+                        "the server's record changed during the spawn".into(),
+                    ))
+                }
             }
         })?;
         Ok(v)
@@ -453,16 +462,31 @@ impl ServerState {
         tracing::warn!(user = %self.user, server = %self.server, "spawn failed");
         self.phase = ServerPhase::Stopped;
         self.last_failure = Some(message.clone());
-        if let Err(e) = self.cleanup(Some(message.clone()), false).await {
-            tracing::error!(user = %self.user, server = %self.server, error = %e, "cleanup after failed spawn");
+        match self.cleanup(Some(message.clone()), false).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                self.push_progress(failed_event(&message));
+                self.adopt().await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(user = %self.user, server = %self.server, error = %e, "cleanup after failed spawn");
+            }
         }
         self.push_progress(failed_event(&message));
         self.stopped.send_replace(true);
     }
 
-    /// Marks the server stopped and removes its token, OAuth client and the OAuth
-    /// tokens issued to that client.
-    async fn cleanup(&self, failure: Option<String>, remove: bool) -> Result<(), OpError> {
+    /// Marks this actor's instance of the server stopped and removes its token, OAuth
+    /// client and the OAuth tokens issued to that client. A record of another instance
+    /// that is not stopped (an earlier owner started it, and this node's replica had not
+    /// shown it) is left alone and returned: marking it stopped would leave its process
+    /// running unknown to every node.
+    async fn cleanup(
+        &self,
+        failure: Option<String>,
+        remove: bool,
+    ) -> Result<Option<ServerRecord>, OpError> {
         let key = self.key();
         let client_id = server_client_id(&self.user, &self.server);
         let user = self.user.as_str().to_owned();
@@ -479,30 +503,40 @@ impl ServerState {
                 .and_then(|r| r.token_id)
                 .and_then(|id| s.token_ids.get(&id).cloned())
         });
-        let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+        let (other, v) = in_txn!(self.ctx.store.as_ref(), |tx| {
             crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
                 .await?;
-            if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
-                if remove {
-                    tx.clear(&key);
-                } else {
-                    rec.phase = ServerPhase::Stopped;
-                    rec.started = None;
-                    rec.target = None;
-                    rec.last_activity = Some(now_micros());
-                    rec.spawner = SpawnerState::default();
-                    rec.token_id = None;
-                    rec.last_failure = failure.clone();
-                    put(tx.as_mut(), &key, &rec)?;
+            match get::<ServerRecord>(tx.as_mut(), &key).await? {
+                Some(rec) if rec.instance != self.instance && rec.phase != ServerPhase::Stopped => {
+                    Some(rec)
+                }
+                rec => {
+                    if let Some(mut rec) = rec {
+                        if remove {
+                            tx.clear(&key);
+                        } else {
+                            rec.phase = ServerPhase::Stopped;
+                            rec.started = None;
+                            rec.target = None;
+                            rec.last_activity = Some(now_micros());
+                            rec.spawner = SpawnerState::default();
+                            rec.token_id = None;
+                            rec.last_failure = failure.clone();
+                            put(tx.as_mut(), &key, &rec)?;
+                        }
+                    }
+                    tx.clear(&keys::client(&client_id));
+                    for h in doomed.iter().chain(server_token.iter()) {
+                        tx.clear(&keys::token(h));
+                    }
+                    None
                 }
             }
-            tx.clear(&keys::client(&client_id));
-            for h in doomed.iter().chain(server_token.iter()) {
-                tx.clear(&keys::token(h));
-            }
         })?;
-        self.ctx.replica.wait_for(v).await;
-        Ok(())
+        if other.is_none() {
+            self.ctx.replica.wait_for(v).await;
+        }
+        Ok(other)
     }
 
     async fn stop(
@@ -516,8 +550,20 @@ impl ServerState {
         self.remove_after_stop |= remove;
         match effect {
             Effect::AlreadyStopped => {
-                if remove {
-                    self.cleanup(self.last_failure.clone(), true).await?;
+                if remove
+                    && self
+                        .cleanup(self.last_failure.clone(), true)
+                        .await?
+                        .is_some()
+                {
+                    // started meanwhile by an earlier owner: judge that one first
+                    self.remove_after_stop = false;
+                    self.adopt().await;
+                    return Err(OpError::BadRequest(format!(
+                        "{}:{} was started again; stop it, then delete it",
+                        self.user.as_str(),
+                        self.server.as_str()
+                    )));
                 }
                 return Ok(watch::channel(true).1);
             }
@@ -529,40 +575,41 @@ impl ServerState {
             self.push_progress(failed_event("Spawn cancelled"));
         }
         // Stopping: the route goes at once (routes exist only for running servers)
+        // a stop ends whatever instance the store shows (it is this actor's, unless an
+        // earlier owner started another that this node's replica had not shown)
         let key = self.key();
-        let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
+        let (recorded, v) = in_txn!(self.ctx.store.as_ref(), |tx| {
             crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
                 .await?;
-            if let Some(mut rec) = get::<ServerRecord>(tx.as_mut(), &key).await? {
-                rec.phase = ServerPhase::Stopping;
-                put(tx.as_mut(), &key, &rec)?;
+            match get::<ServerRecord>(tx.as_mut(), &key).await? {
+                Some(mut rec) => {
+                    rec.phase = ServerPhase::Stopping;
+                    put(tx.as_mut(), &key, &rec)?;
+                    Some((rec.instance, rec.spawner))
+                }
+                None => None,
             }
         })?;
         self.ctx.replica.wait_for(v).await;
         self.phase = next;
-        let state = self
-            .ctx
-            .replica
-            .read(|s| {
-                s.servers
-                    .get(&(
-                        self.user.as_str().to_owned(),
-                        self.server.as_str().to_owned(),
-                    ))
-                    .map(|r| r.spawner.clone())
-            })
-            .filter(|st| st.pid.is_some())
-            .or_else(|| {
-                self.launched
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone()
-            });
+        let launched = self
+            .launched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut states: Vec<SpawnerState> = Vec::new();
+        if let Some((instance, state)) = recorded {
+            self.instance = instance;
+            states.extend(Some(state).filter(|st| st.pid.is_some()));
+        }
+        if let Some(own) = launched.filter(|l| states.iter().all(|st| st.pid != l.pid)) {
+            states.push(own);
+        }
         let ctx = self.ctx.clone();
         let me = myself.clone();
         let instance = self.instance;
         tokio::spawn(async move {
-            if let Some(state) = state {
+            for state in states {
                 if let Err(e) = ctx.spawner.stop(&state, ctx.settings.stop_grace).await {
                     tracing::error!(error = %e, "stopping a server process");
                 }
@@ -577,15 +624,35 @@ impl ServerState {
             return;
         };
         let remove = std::mem::take(&mut self.remove_after_stop);
-        if let Err(e) = self.cleanup(None, remove).await {
-            tracing::error!(user = %self.user, server = %self.server, error = %e, "recording a stopped server");
-        }
         self.phase = next;
+        for _ in 0..ADOPT_ROUNDS {
+            match self.cleanup(None, remove).await {
+                Ok(None) => break,
+                // another instance than the one stopped: the stop asked for ends it too
+                Ok(Some(newer)) => {
+                    self.instance = newer.instance;
+                    if newer.spawner.pid.is_some() {
+                        let _ = self
+                            .ctx
+                            .spawner
+                            .stop(&newer.spawner, self.ctx.settings.stop_grace)
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(user = %self.user, server = %self.server, error = %e, "recording a stopped server");
+                    break;
+                }
+            }
+        }
         self.stopped.send_replace(true);
     }
 
+    /// Judges the server's record: re-adopts a running server that answers, and stops
+    /// (and records stopped) any other. When the record turns out to be another instance
+    /// than the one judged (this node's replica lagged), judges that one in turn.
     async fn adopt(&mut self) -> bool {
-        let rec = self.ctx.replica.read(|s| {
+        let mut rec = self.ctx.replica.read(|s| {
             s.servers
                 .get(&(
                     self.user.as_str().to_owned(),
@@ -593,10 +660,41 @@ impl ServerState {
                 ))
                 .cloned()
         });
-        let Some(rec) = rec else { return false };
-        if rec.phase == ServerPhase::Stopped {
-            return false;
+        for _ in 0..ADOPT_ROUNDS {
+            let Some(r) = rec.take() else { return false };
+            if r.phase == ServerPhase::Stopped {
+                return false;
+            }
+            self.instance = r.instance;
+            if self.judge(&r).await {
+                return true;
+            }
+            match self.cleanup(None, false).await {
+                Ok(None) => {
+                    tracing::info!(user = %self.user, server = %self.server, "server did not survive; marked stopped");
+                    self.phase = ServerPhase::Stopped;
+                    self.stopped.send_replace(true);
+                    return false;
+                }
+                Ok(Some(newer)) => {
+                    tracing::info!(user = %self.user, server = %self.server, instance = newer.instance, "the record shows a newer instance; judging it");
+                    rec = Some(newer.into());
+                }
+                Err(e) => {
+                    tracing::error!(user = %self.user, server = %self.server, error = %e, "marking a lost server stopped");
+                    self.phase = ServerPhase::Stopped;
+                    self.stopped.send_replace(true);
+                    return false;
+                }
+            }
         }
+        tracing::warn!(user = %self.user, server = %self.server, "the server's record kept changing while it was judged");
+        false
+    }
+
+    /// Re-adopts `rec` if it is running and answers (true); otherwise stops its process,
+    /// if one lives (false).
+    async fn judge(&mut self, rec: &ServerRecord) -> bool {
         let alive = rec.spawner.pid.is_some()
             && self.ctx.spawner.poll(&rec.spawner).await == PollStatus::Running;
         let answers = match (&rec.target, alive) {
@@ -627,15 +725,13 @@ impl ServerState {
                 .stop(&rec.spawner, self.ctx.settings.stop_grace)
                 .await;
         }
-        tracing::info!(user = %self.user, server = %self.server, "server did not survive; marked stopped");
-        if let Err(e) = self.cleanup(None, false).await {
-            tracing::error!(error = %e, "marking a lost server stopped");
-        }
-        self.phase = ServerPhase::Stopped;
-        self.stopped.send_replace(true);
         false
     }
 }
+
+/// How many newer instances adoption follows before it gives up (each needs another
+/// owner to have started the server meanwhile).
+const ADOPT_ROUNDS: usize = 5;
 
 /// The work of one spawn, off the actor: wait for a slot, launch, wait until ready.
 struct SpawnTask {

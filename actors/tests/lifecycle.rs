@@ -396,3 +396,159 @@ async fn a_server_actor_stopped_mid_spawn_stops_the_process_it_launched() {
         "process group {pid} outlived the actor that launched it"
     );
 }
+
+/// Polls the replica until `alice`'s default server record satisfies `f`.
+async fn wait_record(
+    router: &Arc<Router>,
+    user: &str,
+    f: impl Fn(&galilean_proto::records::ServerRecord) -> bool,
+) -> galilean_proto::records::ServerRecord {
+    for _ in 0..400 {
+        let rec = router.ctx().replica.read(|s| {
+            s.servers
+                .get(&(user.to_owned(), String::new()))
+                .map(|r| (**r).clone())
+        });
+        if let Some(rec) = rec.filter(|r| f(r)) {
+            return rec;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{user}'s server record never got there");
+}
+
+/// Writes a record of instance `instance`, Starting, whose process is `pid`: what an
+/// earlier owner's start leaves in the store.
+async fn another_owners_start(router: &Arc<Router>, user: &str, instance: u64, pid: i32) {
+    let ctx = router.ctx();
+    let record = galilean_proto::records::ServerRecord {
+        v: 1,
+        user: user.into(),
+        name: String::new(),
+        display_name: String::new(),
+        phase: ServerPhase::Starting,
+        instance,
+        started: None,
+        last_activity: None,
+        user_options: "null".into(),
+        target: None,
+        spawner: galilean_proto::records::SpawnerState {
+            pid: Some(pid),
+            ..Default::default()
+        },
+        token_id: None,
+        last_failure: None,
+    };
+    let mut tx = ctx.store.begin().await.unwrap();
+    tx.set(
+        &galilean_actors::keys::server(user, ""),
+        &galilean_proto::codec::encode(&record).unwrap(),
+    );
+    let v = tx.commit().await.unwrap();
+    ctx.replica.wait_for(v).await;
+}
+
+/// A process leading its own process group, as a spawned server does; killed when
+/// dropped (also when the test fails).
+struct Foreign(std::process::Child);
+
+impl Foreign {
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// Reaps it if it has exited (a zombie still counts as a group member).
+    fn reap(&mut self) {
+        let _ = self.0.try_wait();
+    }
+}
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn foreign_server() -> Foreign {
+    Foreign(
+        std::process::Command::new("setsid")
+            .args(["sleep", "600"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_spawn_never_marks_another_instance_stopped() {
+    // this owner's spawn fails two seconds after its launch was recorded; meanwhile the
+    // store shows an instance an earlier owner started (this node's replica had lagged)
+    let (router, _dir) = hub(&["sh", "-c", "sleep 2; exit 3"], 5).await;
+    let ctx = router.ctx().clone();
+    ops::ensure_user(ctx.store.as_ref(), "erin", None)
+        .await
+        .unwrap();
+    let erin = UserName::parse("erin").unwrap();
+    let actor = router.server(&erin, &ServerName::default()).await.unwrap();
+    let mut progress = ask(&actor, |reply| ServerMsg::Start {
+        user_options: None,
+        display_name: None,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let own = wait_record(&router, "erin", |r| r.spawner.pid.is_some()).await;
+    let mut foreign = foreign_server();
+    let pid = foreign.pid();
+    another_owners_start(&router, "erin", own.instance + 1, pid).await;
+    tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.finished()))
+        .await
+        .unwrap()
+        .unwrap();
+    // never "stopped" while the other instance's process runs: either it was adopted
+    // and still runs, or it was stopped and so recorded
+    let rec = wait_record(&router, "erin", |r| r.phase != ServerPhase::Starting).await;
+    foreign.reap();
+    assert_eq!(rec.phase, ServerPhase::Stopped, "{rec:?}");
+    assert!(
+        !group_alive(pid),
+        "the record says stopped while process {pid} of instance {} runs",
+        own.instance + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_ends_the_instance_the_store_shows_and_the_one_it_launched() {
+    let (router, _dir) = hub(&["sleep", "600"], 5).await;
+    let ctx = router.ctx().clone();
+    ops::ensure_user(ctx.store.as_ref(), "fay", None)
+        .await
+        .unwrap();
+    let fay = UserName::parse("fay").unwrap();
+    let actor = router.server(&fay, &ServerName::default()).await.unwrap();
+    let _progress = ask(&actor, |reply| ServerMsg::Start {
+        user_options: None,
+        display_name: None,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let own = wait_record(&router, "fay", |r| r.spawner.pid.is_some()).await;
+    let own_pid = own.spawner.pid.unwrap();
+    let mut foreign = foreign_server();
+    let pid = foreign.pid();
+    another_owners_start(&router, "fay", own.instance + 1, pid).await;
+    stop(&router, "fay").await;
+    foreign.reap();
+    assert!(
+        !group_alive(pid),
+        "the recorded instance's process survived"
+    );
+    assert!(!group_alive(own_pid), "the launched process survived");
+    let rec = wait_record(&router, "fay", |r| r.phase == ServerPhase::Stopped).await;
+    assert_eq!(rec.instance, own.instance + 1);
+}
