@@ -81,6 +81,10 @@ pub struct Recovery {
     /// one of the fault's nodes and invoked at or after `end_ms`; None when there was
     /// none ("not recovered").
     pub recovery_ms: Option<u64>,
+    /// Whether any operation went to the fault's nodes after it ended: a fault that
+    /// ends with the workload has no recovery to judge ("run ended"), and is left out
+    /// of the longest recovery.
+    pub judged: bool,
 }
 
 /// A violation as reported: its excerpt as JSON lines, as in the history.
@@ -197,10 +201,14 @@ fn availability(ops: &[&Op], faults: &[Fault]) -> Availability {
 /// A fault's recovery. A fault that names no node (none should) is taken to concern
 /// every node.
 fn recovery(fault: &Fault, ops: &[&Op]) -> Recovery {
-    let first_ok = ops
+    let after: Vec<&&Op> = ops
         .iter()
-        .filter(|op| op.outcome == Outcome::Ok && op.invoke_ms >= fault.end_ms)
+        .filter(|op| op.invoke_ms >= fault.end_ms)
         .filter(|op| fault.nodes.is_empty() || fault.nodes.contains(&op.node))
+        .collect();
+    let first_ok = after
+        .iter()
+        .filter(|op| op.outcome == Outcome::Ok)
         .map(|op| op.complete_ms)
         .min();
     Recovery {
@@ -209,13 +217,14 @@ fn recovery(fault: &Fault, ops: &[&Op]) -> Recovery {
         nodes: fault.nodes.clone(),
         end_ms: fault.end_ms,
         recovery_ms: first_ok.map(|t| t.saturating_sub(fault.end_ms)),
+        judged: !after.is_empty(),
     }
 }
 
 /// The longest recovery per fault kind; a fault that never recovered makes it None.
 fn longest_recovery(recovery: &[Recovery]) -> BTreeMap<String, Option<u64>> {
     let mut longest: BTreeMap<String, Option<u64>> = BTreeMap::new();
-    for r in recovery {
+    for r in recovery.iter().filter(|r| r.judged) {
         let slot = longest.entry(r.kind.name().to_string()).or_insert(Some(0));
         *slot = match (*slot, r.recovery_ms) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -328,11 +337,11 @@ impl Report {
         md.push_str("| id | kind | nodes | start ms | end ms | recovery |\n");
         md.push_str("|---:|---|---|---:|---:|---:|\n");
         for f in &self.faults {
-            let rec = self
-                .recovery
-                .iter()
-                .find(|r| r.fault_id == f.id)
-                .and_then(|r| r.recovery_ms);
+            let rec = self.recovery.iter().find(|r| r.fault_id == f.id);
+            let rec = match rec {
+                Some(r) if !r.judged => "run ended".to_string(),
+                r => recovery_text(r.and_then(|r| r.recovery_ms)),
+            };
             let nodes: Vec<String> = f.nodes.iter().map(u32::to_string).collect();
             let _ = writeln!(
                 md,
@@ -342,7 +351,7 @@ impl Report {
                 nodes.join(", "),
                 f.start_ms,
                 f.end_ms,
-                recovery_text(rec)
+                rec
             );
         }
         md.push('\n');

@@ -757,10 +757,21 @@ fn fault_without_a_later_ok_op_is_not_recovered() {
     entries.push(Entry::Fault(Fault {
         id: 1,
         kind: FaultKind::Kill,
-        nodes: vec![2],
+        nodes: vec![1],
         start_ms: 100,
         end_ms: 200,
     }));
+    // node 1 was asked after the fault, and failed
+    entries.push(op(
+        50,
+        300,
+        310,
+        Outcome::Failed,
+        OpKind::ReadUser {
+            user: "nobody".into(),
+            found: None,
+        },
+    ));
     let report = report::build(&entries, &check(&entries));
     assert_eq!(report.recovery[0].recovery_ms, None);
     assert_eq!(report.longest_recovery_ms["kill"], None);
@@ -781,4 +792,21 @@ fn report_is_written_as_markdown_and_json() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(json).expect("json")).expect("parses");
     assert_eq!(json["violations"][0]["kind"], "diverged");
+}
+
+#[test]
+fn fault_ending_with_the_workload_is_not_judged_for_recovery() {
+    let mut entries = history(states(&[]));
+    entries.push(Entry::Fault(Fault {
+        id: 1,
+        kind: FaultKind::Partition,
+        nodes: vec![2],
+        // after every operation of the history
+        start_ms: 5_000,
+        end_ms: 6_000,
+    }));
+    let report = report::build(&entries, &check(&entries));
+    assert!(!report.recovery[0].judged);
+    assert_eq!(report.longest_recovery_ms.get("partition"), None);
+    assert!(report.markdown().contains("run ended"));
 }
