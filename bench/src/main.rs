@@ -1,0 +1,180 @@
+//! `galilean-bench`: the same workloads against JupyterHub 6.1.1 + configurable-http-proxy
+//! 5.3.0 and against Galilean, on this machine, in one run; one Markdown table with each
+//! figure for each system and their ratio. See bench/README.md.
+
+mod load;
+mod report;
+mod systems;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use systems::{Hub, Kind, Paths};
+use workloads::{Size, Subject, Table};
+
+#[derive(Parser)]
+#[command(
+    name = "galilean-bench",
+    about = "Galilean side by side with JupyterHub"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the workloads and print the table.
+    Run {
+        /// Systems to measure: jupyterhub, galilean.
+        #[arg(long, value_delimiter = ',', default_value = "jupyterhub,galilean")]
+        systems: Vec<String>,
+        /// A seconds-long pass over every workload, to check the harness (no figure of
+        /// it means anything).
+        #[arg(long)]
+        smoke: bool,
+        /// Where the peer is installed (bench/peer/install's prefix).
+        #[arg(long)]
+        peer: Option<PathBuf>,
+        /// The results folder (default bench/results).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The bare hyper server of the L ceiling (started by `run`).
+    #[command(hide = true)]
+    CeilingServer {
+        #[arg(long)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CeilingServer { port } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            match rt.block_on(systems::serve_ceiling(port)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ceiling-server: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run {
+            systems,
+            smoke,
+            peer,
+            out,
+        } => {
+            let mut kinds = Vec::new();
+            for s in &systems {
+                match s.as_str() {
+                    "jupyterhub" => kinds.push(Kind::JupyterHub),
+                    "galilean" => kinds.push(Kind::Galilean),
+                    other => {
+                        eprintln!(
+                            "galilean-bench: --systems {other}: expected jupyterhub or galilean"
+                        );
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let root = systems::repo_root();
+            let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("galilean-bench"));
+            let paths = Paths {
+                galilean: me.with_file_name("galilean"),
+                tiny: me.with_file_name("tiny_server"),
+                peer: peer.unwrap_or_else(|| root.join("bench/.peer")),
+                peer_config: root.join("bench/peer/jupyterhub_config.py"),
+                me,
+            };
+            for p in [&paths.galilean, &paths.tiny] {
+                if !p.exists() {
+                    eprintln!(
+                        "galilean-bench: {} is missing: cargo build --release -p galilean-node",
+                        p.display()
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+            let size = if smoke { Size::SMOKE } else { Size::FULL };
+            let out = out.unwrap_or_else(|| root.join("bench/results"));
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            match rt.block_on(run(&kinds, &paths, size)) {
+                Ok(table) => {
+                    let machine = report::Machine::describe(&paths);
+                    let md = report::markdown(&table, &kinds, &machine, smoke);
+                    println!("{md}");
+                    if !smoke {
+                        match report::write(&out, &table, &machine, &md) {
+                            Ok(p) => eprintln!("results: {}", p.display()),
+                            Err(e) => {
+                                eprintln!(
+                                    "galilean-bench: cannot write results to {}: {e}",
+                                    out.display()
+                                );
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    }
+                    if report::any_failed(&table) {
+                        eprintln!("galilean-bench: some runs failed (see the table)");
+                        return ExitCode::FAILURE;
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("galilean-bench: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn run(kinds: &[Kind], paths: &Paths, size: Size) -> anyhow::Result<Table> {
+    let mut table = Table::default();
+    eprintln!("L: the ceilings");
+    workloads::ceiling(&mut table, paths, size).await?;
+    let mut subjects: Vec<Subject> = Vec::new();
+    for kind in kinds {
+        eprintln!("starting {}", kind.name());
+        let hub = Hub::start(*kind, paths).await?;
+        subjects.push(workloads::bootstrap(hub).await?);
+    }
+    workloads::memory(&mut table, &subjects, "idle");
+    eprintln!("W1: whoami");
+    workloads::whoami(&mut table, &subjects, size, "").await;
+    workloads::whoami_open(&mut table, &subjects, size, 1000.0).await;
+    eprintln!("W2: creating users");
+    workloads::create_users(&mut table, &subjects, size).await;
+    workloads::memory(&mut table, &subjects, &format!("{} users", size.users));
+    eprintln!("W1 again, with {} users stored", size.users);
+    workloads::whoami(
+        &mut table,
+        &subjects,
+        size,
+        &format!(", {} users", size.users),
+    )
+    .await;
+    eprintln!("W3: reading users");
+    workloads::read_users(&mut table, &subjects, size).await;
+    eprintln!("W4: the proxy");
+    workloads::proxy(&mut table, &subjects, paths, size).await?;
+    workloads::memory(&mut table, &subjects, "1 server running");
+    debug_assert_eq!(workloads::kinds(&subjects), kinds);
+    for s in subjects {
+        s.hub.stop().await;
+    }
+    Ok(table)
+}

@@ -1,0 +1,499 @@
+//! The workloads, each run against every system in turn (interleaved: both hubs stay up,
+//! and each workload measures one, then the other, before the next workload).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use crate::load::{self, once, Call, MakeCall, Measured};
+use crate::systems::{Ceiling, Hub, Kind, Paths, BOOTSTRAP_TOKEN};
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Each timed load.
+    pub duration: Duration,
+    /// Users created in batches (W2), and so stored for W1's second pass and W3.
+    pub users: usize,
+    pub batch: usize,
+    /// Users created one by one (W2).
+    pub singles: usize,
+    /// WebSocket round trips (W4).
+    pub echoes: usize,
+}
+
+impl Size {
+    pub const FULL: Size = Size {
+        duration: Duration::from_secs(10),
+        users: 10_000,
+        batch: 100,
+        singles: 500,
+        echoes: 2_000,
+    };
+    /// For the smoke test: every code path, seconds in all.
+    pub const SMOKE: Size = Size {
+        duration: Duration::from_millis(500),
+        users: 200,
+        batch: 100,
+        singles: 20,
+        echoes: 50,
+    };
+}
+
+/// One figure of one system.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figure {
+    pub value: Option<f64>,
+    /// Why there is no value (the run failed), if so.
+    pub failure: Option<String>,
+}
+
+impl Figure {
+    fn of(m: &Measured, value: impl FnOnce(&Measured) -> Option<f64>) -> Figure {
+        if m.failed() {
+            Figure {
+                value: None,
+                failure: Some(format!(
+                    "{} errors; first: {}",
+                    m.errors,
+                    m.first_error.clone().unwrap_or_else(|| "no answer".into())
+                )),
+            }
+        } else {
+            Figure {
+                value: value(m),
+                failure: None,
+            }
+        }
+    }
+
+    fn value(v: f64) -> Figure {
+        Figure {
+            value: Some(v),
+            failure: None,
+        }
+    }
+
+    fn failed(e: impl std::fmt::Display) -> Figure {
+        Figure {
+            value: None,
+            failure: Some(e.to_string()),
+        }
+    }
+}
+
+/// A row of the table: one metric, its unit, and whether more is better.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub workload: String,
+    pub metric: String,
+    pub unit: String,
+    pub higher_is_better: bool,
+    pub figures: BTreeMap<String, Figure>,
+}
+
+/// The rows, in the order they were measured.
+#[derive(Default)]
+pub struct Table {
+    pub rows: Vec<Row>,
+}
+
+impl Table {
+    fn put(
+        &mut self,
+        workload: &str,
+        metric: &str,
+        unit: &str,
+        higher: bool,
+        system: &str,
+        f: Figure,
+    ) {
+        let row = match self
+            .rows
+            .iter_mut()
+            .position(|r| r.workload == workload && r.metric == metric)
+        {
+            Some(i) => &mut self.rows[i],
+            None => {
+                self.rows.push(Row {
+                    workload: workload.into(),
+                    metric: metric.into(),
+                    unit: unit.into(),
+                    higher_is_better: higher,
+                    figures: BTreeMap::new(),
+                });
+                self.rows.last_mut().expect("just pushed")
+            }
+        };
+        row.figures.insert(system.into(), f);
+    }
+
+    /// req/s, p50 and p99 of a load run.
+    fn load(&mut self, workload: &str, system: &str, m: &Measured) {
+        eprintln!(
+            "  {workload} on {system}: {:.0} req/s, p50 {:?} ms, p99 {:?} ms{}",
+            m.per_sec(),
+            m.quantile_ms(0.5),
+            m.quantile_ms(0.99),
+            m.first_error
+                .as_ref()
+                .map(|e| format!(" — {} errors, first: {e}", m.errors))
+                .unwrap_or_default()
+        );
+        self.put(
+            workload,
+            "req/s",
+            "req/s",
+            true,
+            system,
+            Figure::of(m, |m| Some(m.per_sec())),
+        );
+        self.put(
+            workload,
+            "p50",
+            "ms",
+            false,
+            system,
+            Figure::of(m, |m| m.quantile_ms(0.5)),
+        );
+        self.put(
+            workload,
+            "p99",
+            "ms",
+            false,
+            system,
+            Figure::of(m, |m| m.quantile_ms(0.99)),
+        );
+    }
+}
+
+/// A hub and what the workloads learnt about it.
+pub struct Subject {
+    pub hub: Hub,
+    /// A hub-generated token of `bench0` (an ordinary user).
+    pub token: String,
+}
+
+impl Subject {
+    pub fn name(&self) -> &'static str {
+        self.hub.kind.short()
+    }
+}
+
+fn json_body(v: serde_json::Value) -> Bytes {
+    Bytes::from(v.to_string())
+}
+
+fn post(path: impl Into<String>, body: serde_json::Value, expect: StatusCode) -> Call {
+    Call {
+        method: Method::POST,
+        path: path.into(),
+        headers: Default::default(),
+        body: json_body(body),
+        expect,
+    }
+    .token(BOOTSTRAP_TOKEN)
+    .header("content-type", "application/json")
+}
+
+/// Creates `bench0` and has the hub generate a token for it.
+pub async fn bootstrap(hub: Hub) -> anyhow::Result<Subject> {
+    once(
+        hub.addr,
+        &post(
+            "/hub/api/users/bench0",
+            serde_json::json!({}),
+            StatusCode::CREATED,
+        ),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let body = once(
+        hub.addr,
+        &post(
+            "/hub/api/users/bench0/tokens",
+            serde_json::json!({"note": "bench"}),
+            StatusCode::CREATED,
+        ),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    let token = v["token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no token in {v}"))?
+        .to_owned();
+    Ok(Subject { hub, token })
+}
+
+/// L: the bare hyper server at c16 — W1's ceiling.
+pub async fn ceiling(table: &mut Table, paths: &Paths, size: Size) -> anyhow::Result<()> {
+    let c = Ceiling::hyper(paths).await?;
+    let make: MakeCall = Arc::new(|_, _| Call::get("/"));
+    let m = load::closed_loop(c.addr, make, 16, size.duration).await;
+    table.load("L bare hyper, c16", "ceiling", &m);
+    Ok(())
+}
+
+/// W1: `GET /hub/api/user` with a hub-generated token at c16 and c64.
+pub async fn whoami(table: &mut Table, subjects: &[Subject], size: Size, label: &str) {
+    for c in [16, 64] {
+        for s in subjects {
+            let token = s.token.clone();
+            let make: MakeCall = Arc::new(move |_, _| Call::get("/hub/api/user").token(&token));
+            let m = load::closed_loop(s.hub.addr, make, c, size.duration).await;
+            table.load(&format!("W1 whoami c{c}{label}"), s.name(), &m);
+        }
+    }
+}
+
+/// W1's latency without the closed loop's feedback: `GET /hub/api/user` scheduled at a
+/// rate both systems sustain, latency from the scheduled time.
+pub async fn whoami_open(table: &mut Table, subjects: &[Subject], size: Size, rate: f64) {
+    for s in subjects {
+        let token = s.token.clone();
+        let make: MakeCall = Arc::new(move |_, _| Call::get("/hub/api/user").token(&token));
+        let m = load::open_loop(s.hub.addr, make, rate, size.duration, 16).await;
+        let workload = format!("W1 whoami open loop, {rate:.0} req/s on 16 connections");
+        eprintln!(
+            "  {workload} on {}: p50 {:?} ms, p99 {:?} ms",
+            s.name(),
+            m.quantile_ms(0.5),
+            m.quantile_ms(0.99)
+        );
+        table.put(
+            &workload,
+            "p50",
+            "ms",
+            false,
+            s.name(),
+            Figure::of(&m, |m| m.quantile_ms(0.5)),
+        );
+        table.put(
+            &workload,
+            "p99",
+            "ms",
+            false,
+            s.name(),
+            Figure::of(&m, |m| m.quantile_ms(0.99)),
+        );
+    }
+}
+
+/// W2: `size.users` users in batches, then `size.singles` one by one.
+pub async fn create_users(table: &mut Table, subjects: &[Subject], size: Size) {
+    for s in subjects {
+        let start = Instant::now();
+        let mut result = Ok(());
+        for b in 0..size.users / size.batch {
+            let names: Vec<String> = (0..size.batch)
+                .map(|i| format!("u{}", b * size.batch + i))
+                .collect();
+            let call = post(
+                "/hub/api/users",
+                serde_json::json!({ "usernames": names }),
+                StatusCode::CREATED,
+            );
+            if let Err(e) = once(s.hub.addr, &call).await {
+                result = Err(e);
+                break;
+            }
+        }
+        let f = match result {
+            Ok(()) => Figure::value(size.users as f64 / start.elapsed().as_secs_f64()),
+            Err(e) => Figure::failed(e),
+        };
+        eprintln!("  W2 batches on {}: {:?}", s.name(), f.value);
+        table.put(
+            &format!("W2 create {} users, batches of {}", size.users, size.batch),
+            "users/s",
+            "users/s",
+            true,
+            s.name(),
+            f,
+        );
+    }
+    for s in subjects {
+        let names: Vec<String> = (0..size.singles).map(|i| format!("single{i}")).collect();
+        let calls: Vec<Call> = names
+            .iter()
+            .map(|n| {
+                post(
+                    format!("/hub/api/users/{n}"),
+                    serde_json::json!({}),
+                    StatusCode::CREATED,
+                )
+            })
+            .collect();
+        let start = Instant::now();
+        let mut result = Ok(());
+        for call in &calls {
+            if let Err(e) = once(s.hub.addr, call).await {
+                result = Err(e);
+                break;
+            }
+        }
+        let f = match result {
+            Ok(()) => Figure::value(size.singles as f64 / start.elapsed().as_secs_f64()),
+            Err(e) => Figure::failed(e),
+        };
+        eprintln!("  W2 singles on {}: {:?}", s.name(), f.value);
+        table.put(
+            &format!("W2 create {} users one by one", size.singles),
+            "users/s",
+            "users/s",
+            true,
+            s.name(),
+            f,
+        );
+    }
+}
+
+/// W3: list pages (first and deep) and single users at c16, with the users W2 made.
+pub async fn read_users(table: &mut Table, subjects: &[Subject], size: Size) {
+    let deep = size.users.saturating_sub(50);
+    let cases: Vec<(String, MakeCall)> = vec![
+        (
+            "W3 list users, first page of 50".into(),
+            Arc::new(|_, _| Call::get("/hub/api/users?offset=0&limit=50").token(BOOTSTRAP_TOKEN)),
+        ),
+        (
+            format!("W3 list users, page of 50 at offset {deep}"),
+            Arc::new(move |_, _| {
+                Call::get(format!("/hub/api/users?offset={deep}&limit=50")).token(BOOTSTRAP_TOKEN)
+            }),
+        ),
+        (
+            "W3 GET /users/{name}".into(),
+            Arc::new(move |w, i| {
+                let n = (w as u64 * 7919 + i * 104_729) % size.users as u64;
+                Call::get(format!("/hub/api/users/u{n}")).token(BOOTSTRAP_TOKEN)
+            }),
+        ),
+    ];
+    for (name, make) in cases {
+        for s in subjects {
+            let m = load::closed_loop(s.hub.addr, make.clone(), 16, size.duration).await;
+            table.load(&format!("{name}, c16"), s.name(), &m);
+        }
+    }
+}
+
+/// Starts `user`'s default server and waits until the hub reports it ready.
+async fn start_server(s: &Subject, user: &str) -> anyhow::Result<()> {
+    let call = Call {
+        method: Method::POST,
+        path: format!("/hub/api/users/{user}/server"),
+        headers: Default::default(),
+        body: Bytes::new(),
+        expect: StatusCode::CREATED,
+    }
+    .token(BOOTSTRAP_TOKEN);
+    if let Err(e) = once(s.hub.addr, &call).await {
+        // 202: accepted, still starting
+        if !e.contains("202") {
+            anyhow::bail!("starting {user}'s server: {e}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = once(
+            s.hub.addr,
+            &Call::get(format!("/hub/api/users/{user}")).token(BOOTSTRAP_TOKEN),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        if v["servers"][""]["ready"].as_bool() == Some(true) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{user}'s server not ready in 60 s: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// W4: 1 KiB and 1 MiB through each hub's proxy and straight to a tiny server (the
+/// ceiling), at c16; WebSocket echo round trips through the proxy.
+pub async fn proxy(
+    table: &mut Table,
+    subjects: &[Subject],
+    paths: &Paths,
+    size: Size,
+) -> anyhow::Result<()> {
+    for s in subjects {
+        start_server(s, "bench0").await?;
+    }
+    let direct = Ceiling::tiny(paths, "/user/bench0/").await?;
+    for body in ["1k", "1m"] {
+        let path = format!("/user/bench0/{body}");
+        let make: MakeCall = {
+            let path = path.clone();
+            Arc::new(move |_, _| Call::get(path.clone()))
+        };
+        let m = load::closed_loop(direct.addr, make.clone(), 16, size.duration).await;
+        let direct_rate = m.per_sec();
+        let workload = format!("W4 GET {body} c16");
+        table.load(&workload, "direct", &m);
+        for s in subjects {
+            let m = load::closed_loop(s.hub.addr, make.clone(), 16, size.duration).await;
+            table.load(&workload, s.name(), &m);
+            table.put(
+                &workload,
+                "ratio to direct",
+                "×",
+                true,
+                s.name(),
+                Figure::of(&m, |m| Some(m.per_sec() / direct_rate)),
+            );
+        }
+    }
+    for s in subjects {
+        let url = format!("ws://{}/user/bench0/echo", s.hub.addr);
+        let m = load::websocket_echo(&url, size.echoes, 32).await;
+        eprintln!("  W4 echo on {}: p50 {:?} ms", s.name(), m.quantile_ms(0.5));
+        table.put(
+            "W4 WebSocket echo via proxy",
+            "p50",
+            "ms",
+            false,
+            s.name(),
+            Figure::of(&m, |m| m.quantile_ms(0.5)),
+        );
+        table.put(
+            "W4 WebSocket echo via proxy",
+            "p99",
+            "ms",
+            false,
+            s.name(),
+            Figure::of(&m, |m| m.quantile_ms(0.99)),
+        );
+    }
+    Ok(())
+}
+
+/// W6: each system's resident memory now, under `label`.
+pub fn memory(table: &mut Table, subjects: &[Subject], label: &str) {
+    for s in subjects {
+        let mib = s.hub.rss_mib();
+        eprintln!("  W6 {label} on {}: {mib:.1} MiB", s.name());
+        table.put(
+            &format!("W6 memory, {label}"),
+            "RSS",
+            "MiB",
+            false,
+            s.name(),
+            Figure::value(mib),
+        );
+    }
+}
+
+/// Which kinds the subjects are, in order.
+pub fn kinds(subjects: &[Subject]) -> Vec<Kind> {
+    subjects.iter().map(|s| s.hub.kind).collect()
+}
