@@ -81,9 +81,10 @@ pub struct Recovery {
     /// one of the fault's nodes and invoked at or after `end_ms`; None when there was
     /// none ("not recovered").
     pub recovery_ms: Option<u64>,
-    /// Whether any operation went to the fault's nodes after it ended: a fault that
-    /// ends with the workload has no recovery to judge ("run ended"), and is left out
-    /// of the longest recovery.
+    /// Whether the workload went on long enough after the fault to judge its recovery:
+    /// some operation went to the fault's nodes afterwards, and either one succeeded or
+    /// the workload ran on for [`RECOVERY_HORIZON_MS`]. A fault ending with the
+    /// workload reads "run ended" and is left out of the longest recovery.
     pub judged: bool,
 }
 
@@ -200,7 +201,12 @@ fn availability(ops: &[&Op], faults: &[Fault]) -> Availability {
 
 /// A fault's recovery. A fault that names no node (none should) is taken to concern
 /// every node.
+/// How long the workload must run on after a fault before a fault with no success since
+/// counts as not recovered (rather than cut short by the end of the run).
+pub const RECOVERY_HORIZON_MS: u64 = 15_000;
+
 fn recovery(fault: &Fault, ops: &[&Op]) -> Recovery {
+    let last_invoke = ops.iter().map(|op| op.invoke_ms).max().unwrap_or(0);
     let after: Vec<&&Op> = ops
         .iter()
         .filter(|op| op.invoke_ms >= fault.end_ms)
@@ -217,7 +223,8 @@ fn recovery(fault: &Fault, ops: &[&Op]) -> Recovery {
         nodes: fault.nodes.clone(),
         end_ms: fault.end_ms,
         recovery_ms: first_ok.map(|t| t.saturating_sub(fault.end_ms)),
-        judged: !after.is_empty(),
+        judged: !after.is_empty()
+            && (first_ok.is_some() || last_invoke >= fault.end_ms + RECOVERY_HORIZON_MS),
     }
 }
 

@@ -761,11 +761,11 @@ fn fault_without_a_later_ok_op_is_not_recovered() {
         start_ms: 100,
         end_ms: 200,
     }));
-    // node 1 was asked after the fault, and failed
+    // node 1 was asked after the fault, and failed, until the workload ended long after
     entries.push(op(
         50,
-        300,
-        310,
+        15_300,
+        15_310,
         Outcome::Failed,
         OpKind::ReadUser {
             user: "nobody".into(),
@@ -800,11 +800,22 @@ fn fault_ending_with_the_workload_is_not_judged_for_recovery() {
     entries.push(Entry::Fault(Fault {
         id: 1,
         kind: FaultKind::Partition,
-        nodes: vec![2],
-        // after every operation of the history
+        nodes: vec![1],
         start_ms: 5_000,
         end_ms: 6_000,
     }));
+    // one operation after it, which failed: the workload ended before a recovery could
+    // be seen
+    entries.push(op(
+        50,
+        6_100,
+        6_110,
+        Outcome::Failed,
+        OpKind::ReadUser {
+            user: "nobody".into(),
+            found: None,
+        },
+    ));
     let report = report::build(&entries, &check(&entries));
     assert!(!report.recovery[0].judged);
     assert_eq!(report.longest_recovery_ms.get("partition"), None);
