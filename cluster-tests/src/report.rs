@@ -81,10 +81,10 @@ pub struct Recovery {
     /// one of the fault's nodes and invoked at or after `end_ms`; None when there was
     /// none ("not recovered").
     pub recovery_ms: Option<u64>,
-    /// Whether the workload went on long enough after the fault to judge its recovery:
-    /// some operation went to the fault's nodes afterwards, and either one succeeded or
-    /// the workload ran on for [`RECOVERY_HORIZON_MS`]. A fault ending with the
-    /// workload reads "run ended" and is left out of the longest recovery.
+    /// Whether the fault's window (until the next fault, or the end of the workload)
+    /// shows its recovery: an operation to its nodes succeeded in it, or it stayed open
+    /// [`RECOVERY_HORIZON_MS`] with operations and none did ("not recovered"). Otherwise
+    /// the fault reads "cut short" and is left out of the longest recovery.
     pub judged: bool,
 }
 
@@ -116,7 +116,18 @@ pub fn build(entries: &[Entry], verdict: &Verdict) -> Report {
             _ => None,
         })
         .collect();
-    let recovery: Vec<Recovery> = faults.iter().map(|f| recovery(f, &ops)).collect();
+    let recovery: Vec<Recovery> = faults
+        .iter()
+        .map(|f| {
+            // the window closes when the next fault starts, or with the workload
+            let next = faults
+                .iter()
+                .map(|g| g.start_ms)
+                .filter(|start| *start > f.start_ms)
+                .min();
+            recovery(f, &ops, next)
+        })
+        .collect();
     Report {
         ops_per_sec: run
             .as_ref()
@@ -199,17 +210,19 @@ fn availability(ops: &[&Op], faults: &[Fault]) -> Availability {
     a
 }
 
-/// A fault's recovery. A fault that names no node (none should) is taken to concern
-/// every node.
-/// How long the workload must run on after a fault before a fault with no success since
-/// counts as not recovered (rather than cut short by the end of the run).
+/// How long a fault's window must stay open (no next fault, the workload still running)
+/// before a fault with no success since counts as not recovered rather than cut short.
 pub const RECOVERY_HORIZON_MS: u64 = 15_000;
 
-fn recovery(fault: &Fault, ops: &[&Op]) -> Recovery {
+/// A fault's recovery, judged from the operations invoked after it ended and before
+/// `next_fault` (the start of the next fault) if any. A fault that names no node (none
+/// should) is taken to concern every node.
+fn recovery(fault: &Fault, ops: &[&Op], next_fault: Option<u64>) -> Recovery {
     let last_invoke = ops.iter().map(|op| op.invoke_ms).max().unwrap_or(0);
+    let window_end = next_fault.unwrap_or(u64::MAX).min(last_invoke + 1);
     let after: Vec<&&Op> = ops
         .iter()
-        .filter(|op| op.invoke_ms >= fault.end_ms)
+        .filter(|op| op.invoke_ms >= fault.end_ms && op.invoke_ms < window_end)
         .filter(|op| fault.nodes.is_empty() || fault.nodes.contains(&op.node))
         .collect();
     let first_ok = after
@@ -223,8 +236,8 @@ fn recovery(fault: &Fault, ops: &[&Op]) -> Recovery {
         nodes: fault.nodes.clone(),
         end_ms: fault.end_ms,
         recovery_ms: first_ok.map(|t| t.saturating_sub(fault.end_ms)),
-        judged: !after.is_empty()
-            && (first_ok.is_some() || last_invoke >= fault.end_ms + RECOVERY_HORIZON_MS),
+        judged: first_ok.is_some()
+            || (!after.is_empty() && window_end >= fault.end_ms + RECOVERY_HORIZON_MS),
     }
 }
 
@@ -346,7 +359,7 @@ impl Report {
         for f in &self.faults {
             let rec = self.recovery.iter().find(|r| r.fault_id == f.id);
             let rec = match rec {
-                Some(r) if !r.judged => "run ended".to_string(),
+                Some(r) if !r.judged => "cut short".to_string(),
                 r => recovery_text(r.and_then(|r| r.recovery_ms)),
             };
             let nodes: Vec<String> = f.nodes.iter().map(u32::to_string).collect();

@@ -819,5 +819,40 @@ fn fault_ending_with_the_workload_is_not_judged_for_recovery() {
     let report = report::build(&entries, &check(&entries));
     assert!(!report.recovery[0].judged);
     assert_eq!(report.longest_recovery_ms.get("partition"), None);
-    assert!(report.markdown().contains("run ended"));
+    assert!(report.markdown().contains("cut short"));
+}
+
+#[test]
+fn recovery_is_judged_only_until_the_next_fault() {
+    let mut entries = history(states(&[]));
+    let partition = |id, start_ms, end_ms| {
+        Entry::Fault(Fault {
+            id,
+            kind: FaultKind::Partition,
+            nodes: vec![1],
+            start_ms,
+            end_ms,
+        })
+    };
+    entries.push(partition(1, 500, 1_000));
+    entries.push(partition(2, 2_000, 3_000));
+    let read = |id, at| {
+        op(
+            id,
+            at,
+            at + 10,
+            Outcome::Ok,
+            OpKind::ReadUser {
+                user: "nobody".into(),
+                found: Some(false),
+            },
+        )
+    };
+    // node 1's first success after fault 1 came after fault 2 had begun
+    entries.push(read(60, 3_200));
+    let report = report::build(&entries, &check(&entries));
+    assert!(!report.recovery[0].judged, "{:?}", report.recovery[0]);
+    assert!(report.recovery[1].judged);
+    assert_eq!(report.recovery[1].recovery_ms, Some(210));
+    assert_eq!(report.longest_recovery_ms["partition"], Some(210));
 }
