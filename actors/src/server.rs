@@ -724,8 +724,26 @@ impl ServerState {
                 .spawner
                 .stop(&rec.spawner, self.ctx.settings.stop_grace)
                 .await;
+        } else if let Some(found) = self.find_unrecorded(rec).await {
+            // launched, but its launcher was stopped or killed before it could record it
+            tracing::info!(user = %self.user, server = %self.server, pid = ?found.pid, "stopping a server process whose launch was never recorded");
+            let _ = self
+                .ctx
+                .spawner
+                .stop(&found, self.ctx.settings.stop_grace)
+                .await;
         }
         false
+    }
+}
+
+impl ServerState {
+    /// The process of `rec`'s start that its launcher started but never recorded, found
+    /// by the start's server token.
+    async fn find_unrecorded(&self, rec: &ServerRecord) -> Option<SpawnerState> {
+        let id = rec.token_id?;
+        let hash = self.ctx.replica.read(|s| s.token_ids.get(&id).cloned())?;
+        self.ctx.spawner.find_unrecorded(&hash).await
     }
 }
 

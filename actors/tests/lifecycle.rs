@@ -386,6 +386,17 @@ async fn a_server_actor_stopped_mid_spawn_stops_the_process_it_launched() {
     }
     let pid = pid.expect("the launched process is recorded");
     assert!(group_alive(pid));
+    // the process can be found by its start's server token, had it not been recorded
+    let hash = ctx.replica.read(|s| {
+        let id = s.servers[&("dora".to_owned(), String::new())]
+            .token_id
+            .unwrap();
+        s.token_ids[&id].clone()
+    });
+    let found = ctx.spawner.find_unrecorded(&hash).await;
+    assert_eq!(found.and_then(|s| s.pid), Some(pid));
+    let other = galilean_actors::ops::sha256_hex("another token");
+    assert!(ctx.spawner.find_unrecorded(&other).await.is_none());
     // the actor goes (as when its user moves to another node) while still waiting
     actor
         .stop_and_wait(None, Some(Duration::from_secs(30)))
@@ -551,4 +562,71 @@ async fn a_stop_ends_the_instance_the_store_shows_and_the_one_it_launched() {
     assert!(!group_alive(own_pid), "the launched process survived");
     let rec = wait_record(&router, "fay", |r| r.phase == ServerPhase::Stopped).await;
     assert_eq!(rec.instance, own.instance + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
+    // a launch cut off between starting the process and recording it: the store shows
+    // instance 3 starting with its server token and no process, and the process runs
+    let (router, _dir) = hub(&["sleep", "600"], 5).await;
+    let ctx = router.ctx().clone();
+    ops::ensure_user(ctx.store.as_ref(), "gus", None)
+        .await
+        .unwrap();
+    let launched = |token: &str| {
+        Foreign(
+            std::process::Command::new("setsid")
+                .args(["sleep", "600"])
+                .env(galilean_proto::env::API_TOKEN, token)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let secret = ops::new_token_secret();
+    let mut orphan = launched(&secret);
+    // another start's process (or another hub's) is not this record's to stop
+    let mut other = launched(&ops::new_token_secret());
+    another_owners_start(&router, "gus", 3, 0).await;
+    let key = galilean_actors::keys::server("gus", "");
+    let mut tx = ctx.store.begin().await.unwrap();
+    let token = ops::insert_token(
+        tx.as_mut(),
+        &secret,
+        &ops::NewToken {
+            owner: galilean_proto::records::Owner::User("gus".into()),
+            scopes: vec!["access:servers!server".into()],
+            note: "Server at /user/gus/".into(),
+            expires_in: None,
+            session_id: None,
+            client_id: "jupyterhub".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut rec: galilean_proto::records::ServerRecord =
+        galilean_proto::codec::decode(&tx.get(&key).await.unwrap().unwrap()).unwrap();
+    rec.spawner = Default::default();
+    rec.token_id = Some(token.id);
+    tx.set(&key, &galilean_proto::codec::encode(&rec).unwrap());
+    let v = tx.commit().await.unwrap();
+    ctx.replica.wait_for(v).await;
+
+    let gus = UserName::parse("gus").unwrap();
+    let actor = router.server(&gus, &ServerName::default()).await.unwrap();
+    let adopted = ask(&actor, |reply| ServerMsg::Adopt { reply })
+        .await
+        .unwrap();
+    assert!(!adopted);
+    orphan.reap();
+    other.reap();
+    assert!(
+        !group_alive(orphan.pid()),
+        "the unrecorded process of the record's start survived adoption"
+    );
+    assert!(
+        group_alive(other.pid()),
+        "another start's process was stopped"
+    );
+    let rec = wait_record(&router, "gus", |r| r.phase == ServerPhase::Stopped).await;
+    assert_eq!(rec.instance, 3);
 }

@@ -223,6 +223,16 @@ impl Spawner for LocalProcessSpawner {
         }
     }
 
+    /// Scans this host's processes for a process group leader whose
+    /// `JUPYTERHUB_API_TOKEN` hashes to `token_hash`.
+    async fn find_unrecorded(&self, token_hash: &str) -> Option<SpawnerState> {
+        let hash = token_hash.to_owned();
+        tokio::task::spawn_blocking(move || find_launched(&hash))
+            .await
+            .ok()
+            .flatten()
+    }
+
     async fn stop(&self, state: &SpawnerState, grace: Duration) -> Result<(), SpawnError> {
         let Some(pid) = state.pid else { return Ok(()) };
         let here = host_name();
@@ -342,6 +352,43 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
         pgrp,
         start_ticks,
     })
+}
+
+/// The leader of a process group whose server token (`JUPYTERHUB_API_TOKEN`, unique to
+/// one start, so never another hub's or another start's process) hashes to `hash`.
+fn find_launched(hash: &str) -> Option<SpawnerState> {
+    let prefix = format!("{}=", galilean_proto::env::API_TOKEN);
+    let me = std::process::id() as i32;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Some(stat) = read_stat(pid).filter(|s| s.pgrp == pid && !s.is_dead()) else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let token = environ
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(prefix.as_bytes()));
+        let matches = token
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .is_some_and(|t| crate::ops::sha256_hex(t) == hash);
+        if matches {
+            return Some(SpawnerState {
+                pid: Some(pid),
+                host: host_name(),
+                log_path: None,
+                node: 0,
+                start_ticks: Some(stat.start_ticks),
+            });
+        }
+    }
+    None
 }
 
 fn read_stat(pid: i32) -> Option<ProcStat> {

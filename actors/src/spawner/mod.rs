@@ -72,4 +72,11 @@ pub trait Spawner: Send + Sync + 'static {
     /// Stops it: SIGTERM to its process group, SIGKILL after `grace`, and waits until the
     /// group is gone (bounded). Stopping a process that is already gone is not an error.
     async fn stop(&self, state: &SpawnerState, grace: Duration) -> Result<(), SpawnError>;
+    /// A live process this spawner can see although no state records it — its launch
+    /// was cut off (the launching node killed or stopped) between starting it and
+    /// recording it — found by its server token, whose SHA-256 is `token_hash` (each
+    /// start has its own). None by default.
+    async fn find_unrecorded(&self, _token_hash: &str) -> Option<SpawnerState> {
+        None
+    }
 }
