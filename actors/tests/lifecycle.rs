@@ -58,6 +58,29 @@ async fn hub(cmd: &[&str], limit: usize) -> (Arc<Router>, tempfile::TempDir) {
     (Router::new(ctx), dir)
 }
 
+/// `user` (created if missing) and its default server's actor.
+async fn server_actor(router: &Arc<Router>, user: &str) -> ractor::ActorRef<ServerMsg> {
+    ops::ensure_user(router.ctx().store.as_ref(), user, None)
+        .await
+        .unwrap();
+    router
+        .server(&UserName::parse(user).unwrap(), &ServerName::default())
+        .await
+        .unwrap()
+}
+
+/// Asks `actor` to start its server; the progress of the spawn it began.
+async fn request_start(actor: &ractor::ActorRef<ServerMsg>) -> watch::Receiver<Arc<Progress>> {
+    ask(actor, |reply| ServerMsg::Start {
+        user_options: None,
+        display_name: None,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
 async fn start(router: &Arc<Router>, user: &str, server: &str) -> Arc<Progress> {
     let u = UserName::parse(user).unwrap();
     ops::ensure_user(router.ctx().store.as_ref(), user, None)
@@ -67,14 +90,7 @@ async fn start(router: &Arc<Router>, user: &str, server: &str) -> Arc<Progress> 
         .server(&u, &ServerName::parse(server).unwrap())
         .await
         .unwrap();
-    let mut rx: watch::Receiver<Arc<Progress>> = ask(&actor, |reply| ServerMsg::Start {
-        user_options: None,
-        display_name: None,
-        reply,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let mut rx = request_start(&actor).await;
     let out = tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|p| p.finished()))
         .await
         .expect("spawn finished")
@@ -358,19 +374,8 @@ async fn a_server_actor_stopped_mid_spawn_stops_the_process_it_launched() {
     // a server that never answers: its spawn stays in progress
     let (router, _dir) = hub(&["sleep", "600"], 5).await;
     let ctx = router.ctx().clone();
-    ops::ensure_user(ctx.store.as_ref(), "dora", None)
-        .await
-        .unwrap();
-    let dora = UserName::parse("dora").unwrap();
-    let actor = router.server(&dora, &ServerName::default()).await.unwrap();
-    let _progress = ask(&actor, |reply| ServerMsg::Start {
-        user_options: None,
-        display_name: None,
-        reply,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let actor = server_actor(&router, "dora").await;
+    let _progress = request_start(&actor).await;
     // the launch is recorded as soon as the process exists
     let mut pid = None;
     for _ in 0..200 {
@@ -497,20 +502,8 @@ async fn a_failed_spawn_never_marks_another_instance_stopped() {
     // this owner's spawn fails two seconds after its launch was recorded; meanwhile the
     // store shows an instance an earlier owner started (this node's replica had lagged)
     let (router, _dir) = hub(&["sh", "-c", "sleep 2; exit 3"], 5).await;
-    let ctx = router.ctx().clone();
-    ops::ensure_user(ctx.store.as_ref(), "erin", None)
-        .await
-        .unwrap();
-    let erin = UserName::parse("erin").unwrap();
-    let actor = router.server(&erin, &ServerName::default()).await.unwrap();
-    let mut progress = ask(&actor, |reply| ServerMsg::Start {
-        user_options: None,
-        display_name: None,
-        reply,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let actor = server_actor(&router, "erin").await;
+    let mut progress = request_start(&actor).await;
     let own = wait_record(&router, "erin", |r| r.spawner.pid.is_some()).await;
     let mut foreign = foreign_server();
     let pid = foreign.pid();
@@ -534,20 +527,8 @@ async fn a_failed_spawn_never_marks_another_instance_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_ends_the_instance_the_store_shows_and_the_one_it_launched() {
     let (router, _dir) = hub(&["sleep", "600"], 5).await;
-    let ctx = router.ctx().clone();
-    ops::ensure_user(ctx.store.as_ref(), "fay", None)
-        .await
-        .unwrap();
-    let fay = UserName::parse("fay").unwrap();
-    let actor = router.server(&fay, &ServerName::default()).await.unwrap();
-    let _progress = ask(&actor, |reply| ServerMsg::Start {
-        user_options: None,
-        display_name: None,
-        reply,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let actor = server_actor(&router, "fay").await;
+    let _progress = request_start(&actor).await;
     let own = wait_record(&router, "fay", |r| r.spawner.pid.is_some()).await;
     let own_pid = own.spawner.pid.unwrap();
     let mut foreign = foreign_server();
@@ -611,8 +592,7 @@ async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
     let v = tx.commit().await.unwrap();
     ctx.replica.wait_for(v).await;
 
-    let gus = UserName::parse("gus").unwrap();
-    let actor = router.server(&gus, &ServerName::default()).await.unwrap();
+    let actor = server_actor(&router, "gus").await;
     let adopted = ask(&actor, |reply| ServerMsg::Adopt { reply })
         .await
         .unwrap();

@@ -285,71 +285,57 @@ pub async fn whoami_open(table: &mut Table, subjects: &[Subject], size: Size, ra
 
 /// W2: `size.users` users in batches, then `size.singles` one by one.
 pub async fn create_users(table: &mut Table, subjects: &[Subject], size: Size) {
-    for s in subjects {
-        let start = Instant::now();
-        let mut result = Ok(());
-        for b in 0..size.users / size.batch {
+    let batches: Vec<Call> = (0..size.users / size.batch)
+        .map(|b| {
             let names: Vec<String> = (0..size.batch)
                 .map(|i| format!("u{}", b * size.batch + i))
                 .collect();
-            let call = post(
+            post(
                 "/hub/api/users",
                 serde_json::json!({ "usernames": names }),
                 StatusCode::CREATED,
-            );
-            if let Err(e) = once(s.hub.addr, &call).await {
-                result = Err(e);
-                break;
-            }
+            )
+        })
+        .collect();
+    let singles: Vec<Call> = (0..size.singles)
+        .map(|i| {
+            post(
+                format!("/hub/api/users/single{i}"),
+                serde_json::json!({}),
+                StatusCode::CREATED,
+            )
+        })
+        .collect();
+    let cases = [
+        (
+            format!("W2 create {} users, batches of {}", size.users, size.batch),
+            batches,
+            size.users,
+        ),
+        (
+            format!("W2 create {} users one by one", size.singles),
+            singles,
+            size.singles,
+        ),
+    ];
+    for (workload, calls, users) in cases {
+        for s in subjects {
+            let f = users_per_sec(s, &calls, users).await;
+            eprintln!("  {workload} on {}: {:?}", s.name(), f.value);
+            table.put(&workload, "users/s", "users/s", true, s.name(), f);
         }
-        let f = match result {
-            Ok(()) => Figure::value(size.users as f64 / start.elapsed().as_secs_f64()),
-            Err(e) => Figure::failed(e),
-        };
-        eprintln!("  W2 batches on {}: {:?}", s.name(), f.value);
-        table.put(
-            &format!("W2 create {} users, batches of {}", size.users, size.batch),
-            "users/s",
-            "users/s",
-            true,
-            s.name(),
-            f,
-        );
     }
-    for s in subjects {
-        let names: Vec<String> = (0..size.singles).map(|i| format!("single{i}")).collect();
-        let calls: Vec<Call> = names
-            .iter()
-            .map(|n| {
-                post(
-                    format!("/hub/api/users/{n}"),
-                    serde_json::json!({}),
-                    StatusCode::CREATED,
-                )
-            })
-            .collect();
-        let start = Instant::now();
-        let mut result = Ok(());
-        for call in &calls {
-            if let Err(e) = once(s.hub.addr, call).await {
-                result = Err(e);
-                break;
-            }
+}
+
+/// Sends `calls` one after another; `users` (what they create) per second.
+async fn users_per_sec(s: &Subject, calls: &[Call], users: usize) -> Figure {
+    let start = Instant::now();
+    for call in calls {
+        if let Err(e) = once(s.hub.addr, call).await {
+            return Figure::failed(e);
         }
-        let f = match result {
-            Ok(()) => Figure::value(size.singles as f64 / start.elapsed().as_secs_f64()),
-            Err(e) => Figure::failed(e),
-        };
-        eprintln!("  W2 singles on {}: {:?}", s.name(), f.value);
-        table.put(
-            &format!("W2 create {} users one by one", size.singles),
-            "users/s",
-            "users/s",
-            true,
-            s.name(),
-            f,
-        );
     }
+    Figure::value(users as f64 / start.elapsed().as_secs_f64())
 }
 
 /// W3: list pages (first and deep) and single users at c16, with the users W2 made.

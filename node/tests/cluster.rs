@@ -866,11 +866,12 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
     use std::io::{Read, Write};
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", peers[0].1)).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
+    // the TLS side may hang up before all of it is written (a broken pipe): no answer
+    // in clear either way
+    let _ = write!(
         raw,
         "POST /raft/status HTTP/1.1\r\nhost: x\r\nx-galilean-cluster-secret: {SECRET}\r\ncontent-length: 0\r\n\r\n"
-    )
-    .unwrap();
+    );
     let mut answer = Vec::new();
     let _ = raw.read_to_end(&mut answer);
     assert!(
