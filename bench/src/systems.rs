@@ -89,8 +89,10 @@ impl Hub {
     async fn galilean(paths: &Paths) -> anyhow::Result<Hub> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
+        // cleanup_servers: the servers stop with the hub, as JupyterHub's do here
         let config = format!(
-            "[hub]\nbind_url = \"http://127.0.0.1:{port}/\"\ndata_dir = {data}\n\n\
+            "[hub]\nbind_url = \"http://127.0.0.1:{port}/\"\ndata_dir = {data}\n\
+             cleanup_servers = true\n\n\
              [authenticator]\nclass = \"dummy\"\nallow_all = true\npassword = {password}\n\n\
              [spawner]\ncmd = [{tiny}]\nstart_timeout = 60\nhttp_timeout = 60\n\
              home_dir_template = {home}\n\n\
