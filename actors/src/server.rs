@@ -763,8 +763,10 @@ struct SpawnTask {
 
 impl SpawnTask {
     /// Writes the launched process into this spawn's record (still Starting), fenced:
-    /// an owner that lost the user cannot write.
-    async fn record_launch(&self, state: &SpawnerState) -> Result<(), OpError> {
+    /// an owner that lost the user cannot write. Without a process, only confirms (in a
+    /// write, so that the leader validates what it read) that this node still owns the
+    /// user and the record is still this spawn's.
+    async fn record_launch(&self, state: Option<&SpawnerState>) -> Result<(), OpError> {
         let key = keys::server(&self.req.user, &self.req.server);
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
             crate::remote::fence(tx.as_mut(), &self.req.user, self.ctx.settings.node_id).await?;
@@ -772,7 +774,9 @@ impl SpawnTask {
                 Some(mut rec)
                     if rec.instance == self.instance && rec.phase == ServerPhase::Starting =>
                 {
-                    rec.spawner = state.clone();
+                    if let Some(state) = state {
+                        rec.spawner = state.clone();
+                    }
                     put(tx.as_mut(), &key, &rec)?;
                 }
                 _ => {
@@ -817,6 +821,11 @@ impl SpawnTask {
         let now = ctx.spawning_now.fetch_add(1, Ordering::SeqCst) + 1;
         ctx.spawning_peak.fetch_max(now, Ordering::SeqCst);
         let _guard = SlotGuard(ctx.clone());
+        // a spawn that waited (for a slot, or in a node that was stopped) may no longer be
+        // this node's to make: launching then would race the new owner's start
+        self.record_launch(None)
+            .await
+            .map_err(|e| format!("Spawn failed: {e}"))?;
         self.push(ProgressEvent::step(50, "Spawning server..."));
         let log_path = self.req.log_path.clone();
         let deadline = tokio::time::Instant::now() + ctx.settings.start_timeout;
@@ -832,7 +841,7 @@ impl SpawnTask {
         *self.launched.lock().unwrap_or_else(|e| e.into_inner()) = Some(started.state.clone());
         // the record knows the process from now on: if this node dies or restarts before
         // the server is ready, whoever checks the record next finds and stops it
-        if let Err(e) = self.record_launch(&started.state).await {
+        if let Err(e) = self.record_launch(Some(&started.state)).await {
             let _ = ctx
                 .spawner
                 .stop(&started.state, ctx.settings.stop_grace)

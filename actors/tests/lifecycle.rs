@@ -610,3 +610,36 @@ async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
     let rec = wait_record(&router, "gus", |r| r.phase == ServerPhase::Stopped).await;
     assert_eq!(rec.instance, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_that_waited_launches_nothing_once_its_start_was_superseded() {
+    // one spawn slot, held by a server that never answers
+    let (router, dir) = hub(&["sleep", "600"], 1).await;
+    let holder = server_actor(&router, "hal").await;
+    let _holding = request_start(&holder).await;
+    wait_record(&router, "hal", |r| r.spawner.pid.is_some()).await;
+    // ivy's spawn waits for the slot; meanwhile another owner starts ivy (what a node
+    // stopped while its spawn waited finds when it resumes)
+    let actor = server_actor(&router, "ivy").await;
+    let mut progress = request_start(&actor).await;
+    let own = wait_record(&router, "ivy", |r| r.phase == ServerPhase::Starting).await;
+    let _other = foreign_server();
+    another_owners_start(&router, "ivy", own.instance + 1, _other.pid()).await;
+    // the slot frees; ivy's waiting spawn must not launch
+    stop(&router, "hal").await;
+    tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.finished()))
+        .await
+        .unwrap()
+        .unwrap();
+    let logs: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !logs.iter().any(|l| l.starts_with("ivy")),
+        "the superseded spawn launched a process: {logs:?}"
+    );
+}
