@@ -203,11 +203,7 @@ impl Actor for ServerActor {
             let launched = st.launched.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(state) = launched {
                 tracing::info!(user = %st.user, server = %st.server, pid = ?state.pid, "stopping a server whose spawn the actor's stop interrupted");
-                let _ = st
-                    .ctx
-                    .spawner
-                    .stop(&state, st.ctx.settings.stop_grace)
-                    .await;
+                st.stop_process(&state).await;
             }
         }
         Ok(())
@@ -407,11 +403,7 @@ impl ServerState {
                     }
                     Err(e) => {
                         tracing::error!(user = %self.user, server = %self.server, error = %e, "could not record a ready server");
-                        let _ = self
-                            .ctx
-                            .spawner
-                            .stop(&started.state, self.ctx.settings.stop_grace)
-                            .await;
+                        self.stop_process(&started.state).await;
                         self.fail(format!("Spawn failed: could not record the server: {e}"))
                             .await;
                     }
@@ -632,11 +624,7 @@ impl ServerState {
                 Ok(Some(newer)) => {
                     self.instance = newer.instance;
                     if newer.spawner.pid.is_some() {
-                        let _ = self
-                            .ctx
-                            .spawner
-                            .stop(&newer.spawner, self.ctx.settings.stop_grace)
-                            .await;
+                        self.stop_process(&newer.spawner).await;
                     }
                 }
                 Err(e) => {
@@ -719,25 +707,27 @@ impl ServerState {
             return true;
         }
         if alive {
-            let _ = self
-                .ctx
-                .spawner
-                .stop(&rec.spawner, self.ctx.settings.stop_grace)
-                .await;
+            self.stop_process(&rec.spawner).await;
         } else if let Some(found) = self.find_unrecorded(rec).await {
             // launched, but its launcher was stopped or killed before it could record it
             tracing::info!(user = %self.user, server = %self.server, pid = ?found.pid, "stopping a server process whose launch was never recorded");
-            let _ = self
-                .ctx
-                .spawner
-                .stop(&found, self.ctx.settings.stop_grace)
-                .await;
+            self.stop_process(&found).await;
         }
         false
     }
 }
 
 impl ServerState {
+    /// Stops a server process with the configured grace. A failure is not acted on: the
+    /// process is then gone, or on a host this node cannot reach.
+    async fn stop_process(&self, state: &SpawnerState) {
+        let _ = self
+            .ctx
+            .spawner
+            .stop(state, self.ctx.settings.stop_grace)
+            .await;
+    }
+
     /// The process of `rec`'s start that its launcher started but never recorded, found
     /// by the start's server token.
     async fn find_unrecorded(&self, rec: &ServerRecord) -> Option<SpawnerState> {

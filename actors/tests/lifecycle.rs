@@ -69,8 +69,10 @@ async fn server_actor(router: &Arc<Router>, user: &str) -> ractor::ActorRef<Serv
         .unwrap()
 }
 
-/// Asks `actor` to start its server; the progress of the spawn it began.
-async fn request_start(actor: &ractor::ActorRef<ServerMsg>) -> watch::Receiver<Arc<Progress>> {
+/// Asks `actor` to start its server; its answer.
+async fn ask_start(
+    actor: &ractor::ActorRef<ServerMsg>,
+) -> Result<watch::Receiver<Arc<Progress>>, galilean_actors::OpError> {
     ask(actor, |reply| ServerMsg::Start {
         user_options: None,
         display_name: None,
@@ -78,7 +80,11 @@ async fn request_start(actor: &ractor::ActorRef<ServerMsg>) -> watch::Receiver<A
     })
     .await
     .unwrap()
-    .unwrap()
+}
+
+/// Asks `actor` to start its server; the progress of the spawn it began.
+async fn request_start(actor: &ractor::ActorRef<ServerMsg>) -> watch::Receiver<Arc<Progress>> {
+    ask_start(actor).await.unwrap()
 }
 
 async fn start(router: &Arc<Router>, user: &str, server: &str) -> Arc<Progress> {
@@ -261,13 +267,7 @@ async fn a_stale_owner_cannot_write() {
     let v = tx.commit().await.unwrap();
     ctx.replica.wait_for(v).await;
     // the old owner's start is refused inside its transaction: nothing written, nothing run
-    let r = ask(&actor, |reply| ServerMsg::Start {
-        user_options: None,
-        display_name: None,
-        reply,
-    })
-    .await
-    .unwrap();
+    let r = ask_start(&actor).await;
     let Err(err) = r else {
         panic!("a stale owner started a server");
     };
@@ -320,33 +320,8 @@ async fn a_start_over_a_server_another_owner_started_is_refused() {
     // the actor loads while the record says stopped ...
     let actor = router.server(&alice, &ServerName::default()).await.unwrap();
     // ... then another owner's start lands in the store
-    let key = galilean_actors::keys::server("alice", "");
-    let record = galilean_proto::records::ServerRecord {
-        v: 1,
-        user: "alice".into(),
-        name: String::new(),
-        display_name: String::new(),
-        phase: ServerPhase::Starting,
-        instance: 1,
-        started: None,
-        last_activity: None,
-        user_options: "null".into(),
-        target: None,
-        spawner: Default::default(),
-        token_id: None,
-        last_failure: None,
-    };
-    let mut tx = ctx.store.begin().await.unwrap();
-    tx.set(&key, &galilean_proto::codec::encode(&record).unwrap());
-    let v = tx.commit().await.unwrap();
-    ctx.replica.wait_for(v).await;
-    let r = ask(&actor, |reply| ServerMsg::Start {
-        user_options: None,
-        display_name: None,
-        reply,
-    })
-    .await
-    .unwrap();
+    another_owners_start(&router, "alice", 1, None).await;
+    let r = ask_start(&actor).await;
     let Err(err) = r else {
         panic!("a second start of a starting server was accepted");
     };
@@ -435,7 +410,7 @@ async fn wait_record(
 
 /// Writes a record of instance `instance`, Starting, whose process is `pid`: what an
 /// earlier owner's start leaves in the store.
-async fn another_owners_start(router: &Arc<Router>, user: &str, instance: u64, pid: i32) {
+async fn another_owners_start(router: &Arc<Router>, user: &str, instance: u64, pid: Option<i32>) {
     let ctx = router.ctx();
     let record = galilean_proto::records::ServerRecord {
         v: 1,
@@ -449,7 +424,7 @@ async fn another_owners_start(router: &Arc<Router>, user: &str, instance: u64, p
         user_options: "null".into(),
         target: None,
         spawner: galilean_proto::records::SpawnerState {
-            pid: Some(pid),
+            pid,
             ..Default::default()
         },
         token_id: None,
@@ -507,7 +482,7 @@ async fn a_failed_spawn_never_marks_another_instance_stopped() {
     let own = wait_record(&router, "erin", |r| r.spawner.pid.is_some()).await;
     let mut foreign = foreign_server();
     let pid = foreign.pid();
-    another_owners_start(&router, "erin", own.instance + 1, pid).await;
+    another_owners_start(&router, "erin", own.instance + 1, Some(pid)).await;
     tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.finished()))
         .await
         .unwrap()
@@ -533,7 +508,7 @@ async fn a_stop_ends_the_instance_the_store_shows_and_the_one_it_launched() {
     let own_pid = own.spawner.pid.unwrap();
     let mut foreign = foreign_server();
     let pid = foreign.pid();
-    another_owners_start(&router, "fay", own.instance + 1, pid).await;
+    another_owners_start(&router, "fay", own.instance + 1, Some(pid)).await;
     stop(&router, "fay").await;
     foreign.reap();
     assert!(
@@ -567,7 +542,7 @@ async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
     let mut orphan = launched(&secret);
     // another start's process (or another hub's) is not this record's to stop
     let mut other = launched(&ops::new_token_secret());
-    another_owners_start(&router, "gus", 3, 0).await;
+    another_owners_start(&router, "gus", 3, None).await;
     let key = galilean_actors::keys::server("gus", "");
     let mut tx = ctx.store.begin().await.unwrap();
     let token = ops::insert_token(
@@ -624,7 +599,7 @@ async fn a_spawn_that_waited_launches_nothing_once_its_start_was_superseded() {
     let mut progress = request_start(&actor).await;
     let own = wait_record(&router, "ivy", |r| r.phase == ServerPhase::Starting).await;
     let _other = foreign_server();
-    another_owners_start(&router, "ivy", own.instance + 1, _other.pid()).await;
+    another_owners_start(&router, "ivy", own.instance + 1, Some(_other.pid())).await;
     // the slot frees; ivy's waiting spawn must not launch
     stop(&router, "hal").await;
     tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.finished()))

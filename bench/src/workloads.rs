@@ -151,6 +151,11 @@ impl Table {
             system,
             Figure::of(m, |m| Some(m.per_sec())),
         );
+        self.latency(workload, system, m);
+    }
+
+    /// p50 and p99 of a load run.
+    fn latency(&mut self, workload: &str, system: &str, m: &Measured) {
         self.put(
             workload,
             "p50",
@@ -264,22 +269,7 @@ pub async fn whoami_open(table: &mut Table, subjects: &[Subject], size: Size, ra
             m.quantile_ms(0.5),
             m.quantile_ms(0.99)
         );
-        table.put(
-            &workload,
-            "p50",
-            "ms",
-            false,
-            s.name(),
-            Figure::of(&m, |m| m.quantile_ms(0.5)),
-        );
-        table.put(
-            &workload,
-            "p99",
-            "ms",
-            false,
-            s.name(),
-            Figure::of(&m, |m| m.quantile_ms(0.99)),
-        );
+        table.latency(&workload, s.name(), &m);
     }
 }
 
@@ -443,22 +433,7 @@ pub async fn proxy(
         let url = format!("ws://{}/user/bench0/echo", s.hub.addr);
         let m = load::websocket_echo(&url, size.echoes, 32).await;
         eprintln!("  W4 echo on {}: p50 {:?} ms", s.name(), m.quantile_ms(0.5));
-        table.put(
-            "W4 WebSocket echo via proxy",
-            "p50",
-            "ms",
-            false,
-            s.name(),
-            Figure::of(&m, |m| m.quantile_ms(0.5)),
-        );
-        table.put(
-            "W4 WebSocket echo via proxy",
-            "p99",
-            "ms",
-            false,
-            s.name(),
-            Figure::of(&m, |m| m.quantile_ms(0.99)),
-        );
+        table.latency("W4 WebSocket echo via proxy", s.name(), &m);
     }
     Ok(())
 }
