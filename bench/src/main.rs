@@ -42,6 +42,10 @@ enum Command {
         /// The results folder (default bench/results).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7), e.g. to profile one;
+        /// W3 and W1's second pass need W2's users, so they bring W2 along.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// The bare hyper server of the L ceiling (started by `run`).
     #[command(hide = true)]
@@ -72,7 +76,15 @@ fn main() -> ExitCode {
             smoke,
             peer,
             out,
+            only,
         } => {
+            let selection = match Selection::parse(&only) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("galilean-bench: --only: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let mut kinds = Vec::new();
             for s in &systems {
                 match s.as_str() {
@@ -110,12 +122,12 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            match rt.block_on(run(&kinds, &paths, size)) {
+            match rt.block_on(run(&kinds, &paths, size, &selection)) {
                 Ok(table) => {
                     let machine = report::Machine::describe(&paths);
                     let md = report::markdown(&table, &kinds, &machine, smoke);
                     println!("{md}");
-                    if !smoke {
+                    if !smoke && selection.all {
                         match report::write(&out, &table, &machine, &md) {
                             Ok(p) => eprintln!("results: {}", p.display()),
                             Err(e) => {
@@ -142,36 +154,110 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(kinds: &[Kind], paths: &Paths, size: Size) -> anyhow::Result<Table> {
+/// Which workloads run.
+#[derive(Debug, Clone, Copy)]
+struct Selection {
+    ceiling: bool,
+    whoami: bool,
+    create: bool,
+    read: bool,
+    proxy: bool,
+    memory: bool,
+    /// Everything: a run whose results are written.
+    all: bool,
+}
+
+impl Selection {
+    fn parse(only: &[String]) -> Result<Selection, String> {
+        if only.is_empty() {
+            return Ok(Selection {
+                ceiling: true,
+                whoami: true,
+                create: true,
+                read: true,
+                proxy: true,
+                memory: true,
+                all: true,
+            });
+        }
+        let mut s = Selection {
+            ceiling: false,
+            whoami: false,
+            create: false,
+            read: false,
+            proxy: false,
+            memory: false,
+            all: false,
+        };
+        for w in only {
+            match w.to_ascii_lowercase().as_str() {
+                "l" => s.ceiling = true,
+                "w1" => s.whoami = true,
+                "w2" => s.create = true,
+                "w3" => s.read = true,
+                "w4" => s.proxy = true,
+                "w6" => s.memory = true,
+                other => {
+                    return Err(format!(
+                        "unknown workload {other:?}: expected l, w1, w2, w3, w4, w6"
+                    ))
+                }
+            }
+        }
+        // W3 reads W2's users
+        s.create |= s.read;
+        Ok(s)
+    }
+}
+
+async fn run(kinds: &[Kind], paths: &Paths, size: Size, only: &Selection) -> anyhow::Result<Table> {
     let mut table = Table::default();
-    eprintln!("L: the ceilings");
-    workloads::ceiling(&mut table, paths, size).await?;
+    if only.ceiling {
+        eprintln!("L: the ceilings");
+        workloads::ceiling(&mut table, paths, size).await?;
+    }
     let mut subjects: Vec<Subject> = Vec::new();
     for kind in kinds {
         eprintln!("starting {}", kind.name());
         let hub = Hub::start(*kind, paths).await?;
         subjects.push(workloads::bootstrap(hub).await?);
     }
-    workloads::memory(&mut table, &subjects, "idle");
-    eprintln!("W1: whoami");
-    workloads::whoami(&mut table, &subjects, size, "").await;
-    workloads::whoami_open(&mut table, &subjects, size, 1000.0).await;
-    eprintln!("W2: creating users");
-    workloads::create_users(&mut table, &subjects, size).await;
-    workloads::memory(&mut table, &subjects, &format!("{} users", size.users));
-    eprintln!("W1 again, with {} users stored", size.users);
-    workloads::whoami(
-        &mut table,
-        &subjects,
-        size,
-        &format!(", {} users", size.users),
-    )
-    .await;
-    eprintln!("W3: reading users");
-    workloads::read_users(&mut table, &subjects, size).await;
-    eprintln!("W4: the proxy");
-    workloads::proxy(&mut table, &subjects, paths, size).await?;
-    workloads::memory(&mut table, &subjects, "1 server running");
+    if only.memory {
+        workloads::memory(&mut table, &subjects, "idle");
+    }
+    if only.whoami {
+        eprintln!("W1: whoami");
+        workloads::whoami(&mut table, &subjects, size, "").await;
+        workloads::whoami_open(&mut table, &subjects, size, 1000.0).await;
+    }
+    if only.create {
+        eprintln!("W2: creating users");
+        workloads::create_users(&mut table, &subjects, size).await;
+        if only.memory {
+            workloads::memory(&mut table, &subjects, &format!("{} users", size.users));
+        }
+        if only.whoami {
+            eprintln!("W1 again, with {} users stored", size.users);
+            workloads::whoami(
+                &mut table,
+                &subjects,
+                size,
+                &format!(", {} users", size.users),
+            )
+            .await;
+        }
+    }
+    if only.read {
+        eprintln!("W3: reading users");
+        workloads::read_users(&mut table, &subjects, size).await;
+    }
+    if only.proxy {
+        eprintln!("W4: the proxy");
+        workloads::proxy(&mut table, &subjects, paths, size).await?;
+        if only.memory {
+            workloads::memory(&mut table, &subjects, "1 server running");
+        }
+    }
     debug_assert_eq!(workloads::kinds(&subjects), kinds);
     for s in subjects {
         s.hub.stop().await;

@@ -2,6 +2,7 @@
 //! session-id cookie, and XSRF (§2.1, §3.6, §8.7). Token checks read only the local
 //! replica.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use galilean_actors::ops::sha256_hex;
 use galilean_actors::scopes::{self, Filter, ScopeOwner, ScopeSet};
 use galilean_proto::records::Owner;
 use galilean_proto::time::now_micros;
+use galilean_storage::Version;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
@@ -25,7 +27,8 @@ pub const XSRF_COOKIE: &str = "_xsrf";
 pub struct Identity {
     pub owner: Owner,
     pub admin: bool,
-    pub scopes: ScopeSet,
+    /// Shared: a token's identity is resolved once per replica version ([`TokenCache`]).
+    pub scopes: Arc<ScopeSet>,
     /// The token used (`None` for cookie authentication).
     pub token_id: Option<u64>,
     pub token_hash: Option<String>,
@@ -53,15 +56,78 @@ pub fn header_token(headers: &HeaderMap) -> Option<&str> {
     (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
 }
 
-/// Resolves a token secret against the replica: owner, expiry, effective scopes.
+/// Tokens resolved against the replica, by hash, each for the replica version it was
+/// resolved at: expanding a token's scopes (its owner's roles, the token's own list, the
+/// issuing client's filter) allocates a set per scope, too much to repeat on every request.
+/// Any applied change to the replica makes every entry stale, so an answer is never older
+/// than the replica it would have been computed from. Keyed by hash: no secret is kept.
+#[derive(Default)]
+pub struct TokenCache {
+    resolved: std::sync::RwLock<HashMap<String, Cached>>,
+}
+
+struct Cached {
+    version: Version,
+    expires_at: Option<i64>,
+    identity: Arc<Identity>,
+}
+
+impl TokenCache {
+    /// More entries than this and the cache starts over (stale entries are only
+    /// overwritten otherwise).
+    const MAX_ENTRIES: usize = 100_000;
+
+    fn get(&self, hash: &str, version: Version, now: i64) -> Option<Option<Identity>> {
+        let map = self.resolved.read().unwrap_or_else(|e| e.into_inner());
+        let c = map.get(hash).filter(|c| c.version == version)?;
+        if c.expires_at.is_some_and(|e| e <= now) {
+            return Some(None);
+        }
+        Some(Some((*c.identity).clone()))
+    }
+
+    fn put(&self, hash: &str, version: Version, expires_at: Option<i64>, identity: Arc<Identity>) {
+        let mut map = self.resolved.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX_ENTRIES && !map.contains_key(hash) {
+            map.clear();
+        }
+        let cached = Cached {
+            version,
+            expires_at,
+            identity,
+        };
+        match map.get_mut(hash) {
+            Some(c) => *c = cached,
+            None => {
+                map.insert(hash.to_owned(), cached);
+            }
+        }
+    }
+
+    /// Number of resolved tokens held.
+    pub fn len(&self) -> usize {
+        self.resolved
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Resolves a token secret: owner, expiry, effective scopes. Reads the local replica
+/// only (through [`TokenCache`]).
 pub fn identify_token(app: &AppState, secret: &str) -> Option<Identity> {
     let hash = sha256_hex(secret);
     let now = now_micros();
-    app.replica.read(|s| {
+    let version = app.replica.read(|s| s.version);
+    if let Some(hit) = app.token_cache.get(&hash, version, now) {
+        return hit;
+    }
+    let (version, expires_at, identity) = app.replica.read(|s| {
         let tok = s.tokens.get(&hash)?;
-        if tok.expires_at.is_some_and(|e| e <= now) {
-            return None;
-        }
         let issuer = s.clients.get(&tok.client_id).and_then(|c| {
             if let Some((u, srv)) = &c.server {
                 Some(Filter::Server(format!("{u}/{srv}")))
@@ -88,16 +154,23 @@ pub fn identify_token(app: &AppState, secret: &str) -> Option<Identity> {
             }
         };
         let scopes = scopes::token_scopes(&tok.scopes, &owner, &owner_scopes, issuer.as_ref());
-        Some(Identity {
+        let identity = Identity {
             owner: tok.owner.clone(),
             admin,
-            scopes,
+            scopes: Arc::new(scopes),
             token_id: Some(tok.id),
             token_hash: Some(hash.clone()),
             session_id: tok.session_id.clone(),
             via_cookie: false,
-        })
-    })
+        };
+        Some((s.version, tok.expires_at, Arc::new(identity)))
+    })?;
+    app.token_cache
+        .put(&hash, version, expires_at, identity.clone());
+    if expires_at.is_some_and(|e| e <= now) {
+        return None;
+    }
+    Some((*identity).clone())
 }
 
 /// The parsed request cookies with the hub's key.
@@ -152,7 +225,7 @@ pub fn identify_cookie(app: &AppState, headers: &HeaderMap) -> Option<Identity> 
     let jar = jar(headers);
     let (name, admin) = cookie_user(app, &jar)?;
     Some(Identity {
-        scopes: scopes::user_scopes(&name, admin),
+        scopes: Arc::new(scopes::user_scopes(&name, admin)),
         owner: Owner::User(name),
         admin,
         token_id: None,

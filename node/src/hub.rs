@@ -593,6 +593,7 @@ async fn build_at(
         activity: activity.clone(),
         token_activity: Default::default(),
         user_activity: Default::default(),
+        token_cache: Default::default(),
     });
 
     let mut tasks = vec![

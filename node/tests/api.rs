@@ -255,3 +255,93 @@ async fn users_tokens_activity_and_named_servers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A token's identity is resolved once and reused until the replica changes: every
+/// change to its owner or to the token itself shows in the very next request, and an
+/// expiry passes without any change.
+#[tokio::test]
+async fn a_tokens_rights_follow_every_change_at_once() {
+    let hub = Hub::with_hub("", "", "[authenticator]\nallow_all = true\n");
+    let admin = ADMIN_TOKEN;
+    let (s, _) = call(&hub, admin, Method::POST, "/users/tess", None).await;
+    assert_eq!(s, 201);
+    let (s, t) = call(
+        &hub,
+        admin,
+        Method::POST,
+        "/users/tess/tokens",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let token = t["token"].as_str().unwrap().to_owned();
+    let id = t["id"].as_str().unwrap().to_owned();
+
+    let lists = |expected: u16| {
+        let (hub, token) = (&hub, token.clone());
+        async move {
+            // several times over: the later ones are answered from the resolved identity
+            for _ in 0..3 {
+                let (s, _) = call(hub, &token, Method::GET, "/users", None).await;
+                assert_eq!(s, expected);
+                let (s, me) = call(hub, &token, Method::GET, "/user", None).await;
+                assert_eq!((s, me["name"].as_str()), (200, Some("tess")));
+            }
+        }
+    };
+    lists(403).await;
+    let (s, _) = call(
+        &hub,
+        admin,
+        Method::PATCH,
+        "/users/tess",
+        Some(json!({"admin": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    lists(200).await;
+    let (s, _) = call(
+        &hub,
+        admin,
+        Method::PATCH,
+        "/users/tess",
+        Some(json!({"admin": false})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    lists(403).await;
+
+    let (s, _) = call(
+        &hub,
+        admin,
+        Method::DELETE,
+        &format!("/users/tess/tokens/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&hub, &token, Method::GET, "/user", None).await;
+    assert_eq!(s, 403, "a deleted token is refused at once");
+
+    // an expiring token stops working when it expires, with nothing else changing
+    let (s, t) = call(
+        &hub,
+        admin,
+        Method::POST,
+        "/users/tess/tokens",
+        Some(json!({"expires_in": 2})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let short = t["token"].as_str().unwrap().to_owned();
+    let (s, _) = call(&hub, &short, Method::GET, "/user", None).await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let (s, _) = call(&hub, &short, Method::GET, "/user", None).await;
+    assert_eq!(s, 403, "an expired token is refused");
+
+    let (s, _) = call(&hub, admin, Method::DELETE, "/users/tess", None).await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&hub, &short, Method::GET, "/user", None).await;
+    assert_eq!(s, 403);
+}

@@ -129,12 +129,22 @@ fn note_activity(app: &AppState, id: &Identity) {
     let now = now_micros();
     if let Some(h) = &id.token_hash {
         if let Ok(mut m) = app.token_activity.lock() {
-            m.insert(h.clone(), now);
+            match m.get_mut(h) {
+                Some(t) => *t = now,
+                None => {
+                    m.insert(h.clone(), now);
+                }
+            }
         }
     }
     if let Some(u) = id.user_name() {
         if let Ok(mut m) = app.user_activity.lock() {
-            m.insert(u.to_owned(), now);
+            match m.get_mut(u) {
+                Some(t) => *t = now,
+                None => {
+                    m.insert(u.to_owned(), now);
+                }
+            }
         }
     }
 }

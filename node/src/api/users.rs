@@ -44,7 +44,7 @@ pub async fn whoami(State(app): App, caller: Option<Caller>) -> ApiResult<Respon
         Owner::User(name) => app.replica.read(|s| {
             let u = s.users.get(name)?;
             // this request may always read its own identity fields
-            let mut scopes = id.scopes.clone();
+            let mut scopes = (*id.scopes).clone();
             scopes.union(
                 &galilean_actors::scopes::ScopeSet::expand(
                     &["read:users:name!user", "read:users:groups!user"],
