@@ -18,6 +18,8 @@ use crate::keys::{self, KeyKind};
 #[derive(Debug, Default)]
 pub struct State {
     pub users: BTreeMap<String, Arc<UserRecord>>,
+    /// User id → name: the users in the API's default order, for paging without a sort.
+    pub users_by_id: BTreeMap<u64, String>,
     pub servers: BTreeMap<(String, String), Arc<ServerRecord>>,
     /// Tokens by hex SHA-256 of their secret.
     pub tokens: HashMap<String, Arc<TokenRecord>>,
@@ -35,7 +37,13 @@ impl State {
         match keys::classify(key) {
             KeyKind::User(name) => {
                 if let Ok(rec) = decode::<UserRecord>(value) {
-                    self.users.insert(name, Arc::new(rec));
+                    let id = rec.id;
+                    if let Some(old) = self.users.insert(name.clone(), Arc::new(rec)) {
+                        if old.id != id && self.users_by_id.get(&old.id) == Some(&name) {
+                            self.users_by_id.remove(&old.id);
+                        }
+                    }
+                    self.users_by_id.insert(id, name);
                 }
             }
             KeyKind::Server(u, s) => {
@@ -65,7 +73,11 @@ impl State {
     fn apply_clear(&mut self, key: &[u8]) {
         match keys::classify(key) {
             KeyKind::User(name) => {
-                self.users.remove(&name);
+                if let Some(old) = self.users.remove(&name) {
+                    if self.users_by_id.get(&old.id) == Some(&name) {
+                        self.users_by_id.remove(&old.id);
+                    }
+                }
             }
             KeyKind::Server(u, s) => {
                 self.servers.remove(&(u, s));

@@ -345,3 +345,60 @@ async fn a_tokens_rights_follow_every_change_at_once() {
     let (s, _) = call(&hub, &short, Method::GET, "/user", None).await;
     assert_eq!(s, 403);
 }
+
+/// Pages in the default order (by id) come from an index kept beside the users; they
+/// must match the order users were created in, forwards and backwards, after deletions
+/// and re-creations, and agree with the filtered (sorting) path.
+#[tokio::test]
+async fn user_pages_follow_creation_order() {
+    let hub = Hub::with_hub("", "", "[authenticator]\nallow_all = true\n");
+    let admin = ADMIN_TOKEN;
+    let page = |q: String| {
+        let hub = &hub;
+        async move {
+            let (s, v) = call(hub, admin, Method::GET, &format!("/users?{q}"), None).await;
+            assert_eq!(s, 200, "{q}");
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // names deliberately out of alphabetical order
+    for name in ["mo", "zed", "amy", "kit", "bo", "lu"] {
+        let (s, _) = call(&hub, admin, Method::POST, &format!("/users/{name}"), None).await;
+        assert_eq!(s, 201);
+    }
+    let (s, _) = call(&hub, admin, Method::DELETE, "/users/amy", None).await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&hub, admin, Method::POST, "/users/amy", None).await;
+    assert_eq!(s, 201, "re-created: now the newest");
+    let (s, _) = call(&hub, admin, Method::DELETE, "/users/kit", None).await;
+    assert_eq!(s, 204);
+
+    let all = page("limit=200".into()).await;
+    let mine: Vec<&str> = all
+        .iter()
+        .map(String::as_str)
+        .filter(|n| ["mo", "zed", "amy", "kit", "bo", "lu"].contains(n))
+        .collect();
+    assert_eq!(mine, ["mo", "zed", "bo", "lu", "amy"]);
+    // the same through the sorting path (an empty name filter matches everyone)
+    assert_eq!(page("limit=200&name_filter=".into()).await, all);
+    let mut backwards = all.clone();
+    backwards.reverse();
+    assert_eq!(page("limit=200&sort=-id".into()).await, backwards);
+    assert_eq!(
+        page("limit=200&sort=-id&name_filter=".into()).await,
+        backwards
+    );
+    for (offset, limit) in [(0, 2), (1, 2), (3, 5), (all.len() - 1, 3), (all.len(), 3)] {
+        let expected: Vec<String> = all.iter().skip(offset).take(limit).cloned().collect();
+        assert_eq!(
+            page(format!("offset={offset}&limit={limit}")).await,
+            expected,
+            "offset {offset} limit {limit}"
+        );
+    }
+}
