@@ -99,7 +99,15 @@ impl Measured {
         self.body_bytes += other.body_bytes;
     }
 
-    fn error(&mut self, e: impl std::fmt::Display) {
+    /// One success that took `latency` and read `bytes` of body.
+    pub fn success(&mut self, latency: Duration, bytes: u64) {
+        self.ok += 1;
+        self.body_bytes += bytes;
+        self.latencies_us.push(latency.as_micros() as u32);
+    }
+
+    /// One failure; the first is kept to say why.
+    pub fn error(&mut self, e: impl std::fmt::Display) {
         self.errors += 1;
         if self.first_error.is_none() {
             self.first_error = Some(e.to_string());
@@ -107,15 +115,37 @@ impl Measured {
     }
 }
 
-/// A kept-alive HTTP/1.1 connection to `addr`.
-struct Conn {
+/// An answer, whatever its status.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The answer's body if its status is what `call` expects, else why not.
+    fn expected(self, call: &Call) -> Result<Bytes, String> {
+        if self.status != call.expect {
+            let text = String::from_utf8_lossy(&self.body[..self.body.len().min(300)]).into_owned();
+            return Err(format!(
+                "{} {}: {} (expected {}): {text}",
+                call.method, call.path, self.status, call.expect
+            ));
+        }
+        Ok(self.body)
+    }
+}
+
+/// A kept-alive HTTP/1.1 connection to `addr`, opened on first use and again after the
+/// server closed it.
+pub struct Conn {
     addr: SocketAddr,
     host: String,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
-    fn new(addr: SocketAddr) -> Conn {
+    pub fn new(addr: SocketAddr) -> Conn {
         Conn {
             addr,
             host: addr.to_string(),
@@ -140,8 +170,8 @@ impl Conn {
             .ok_or_else(|| "no connection".to_owned())
     }
 
-    /// Sends `call`; the body's length on success.
-    async fn send(&mut self, call: &Call) -> Result<u64, String> {
+    /// Sends `call` and reads the whole answer, whatever its status.
+    pub async fn exchange(&mut self, call: &Call) -> Result<Answer, String> {
         let mut req = Request::builder()
             .method(call.method.clone())
             .uri(&call.path)
@@ -158,61 +188,30 @@ impl Conn {
                 return Err(format!("{} {}: {e}", call.method, call.path));
             }
         };
-        let status = res.status();
-        let body = res
-            .into_body()
+        let (parts, body) = res.into_parts();
+        let body = body
             .collect()
             .await
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
-        if status != call.expect {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            return Err(format!(
-                "{} {}: {status} (expected {}): {text}",
-                call.method, call.path, call.expect
-            ));
-        }
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// Sends `call`; the body's length if the status is the expected one.
+    async fn send(&mut self, call: &Call) -> Result<u64, String> {
+        let body = self.exchange(call).await?.expected(call)?;
         Ok(body.len() as u64)
     }
 }
 
-/// Sends one request on a new connection (for set-up steps); the status and body.
+/// Sends one request on a new connection (for set-up steps); the body, if the status is
+/// the expected one.
 pub async fn once(addr: SocketAddr, call: &Call) -> Result<Bytes, String> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(call.method.clone())
-        .uri(&call.path)
-        .header("host", addr.to_string())
-        .body(Full::new(call.body.clone()))
-        .map_err(|e| e.to_string())?;
-    req.headers_mut().extend(call.headers.clone());
-    let res = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("{} {}: {e}", call.method, call.path))?;
-    let status = res.status();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    if status != call.expect {
-        return Err(format!(
-            "{} {}: {status} (expected {}): {}",
-            call.method,
-            call.path,
-            call.expect,
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-        ));
-    }
-    Ok(body)
+    Conn::new(addr).exchange(call).await?.expected(call)
 }
 
 /// The call for the `i`-th request of worker `w`.
@@ -239,11 +238,7 @@ pub async fn closed_loop(
                     i += 1;
                     let t = Instant::now();
                     match conn.send(&call).await {
-                        Ok(n) => {
-                            m.ok += 1;
-                            m.body_bytes += n;
-                            m.latencies_us.push(t.elapsed().as_micros() as u32);
-                        }
+                        Ok(n) => m.success(t.elapsed(), n),
                         Err(e) => m.error(e),
                     }
                 }
@@ -289,11 +284,7 @@ pub async fn open_loop(
                     };
                     let call = make(w, i);
                     match conn.send(&call).await {
-                        Ok(n) => {
-                            m.ok += 1;
-                            m.body_bytes += n;
-                            m.latencies_us.push(origin.elapsed().as_micros() as u32);
-                        }
+                        Ok(n) => m.success(origin.elapsed(), n),
                         Err(e) => m.error(e),
                     }
                     i += connections as u64;
@@ -305,7 +296,7 @@ pub async fn open_loop(
     gather(workers, start).await
 }
 
-async fn gather(workers: Vec<tokio::task::JoinHandle<Measured>>, start: Instant) -> Measured {
+pub async fn gather(workers: Vec<tokio::task::JoinHandle<Measured>>, start: Instant) -> Measured {
     let mut all = Measured::default();
     for w in workers {
         match w.await {

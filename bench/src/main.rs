@@ -3,7 +3,9 @@
 //! figure for each system and their ratio. See bench/README.md.
 
 mod load;
+mod logins;
 mod report;
+mod spawns;
 mod systems;
 mod workloads;
 
@@ -162,6 +164,8 @@ struct Selection {
     create: bool,
     read: bool,
     proxy: bool,
+    storms: bool,
+    logins: bool,
     memory: bool,
     /// Everything: a run whose results are written.
     all: bool,
@@ -176,6 +180,8 @@ impl Selection {
                 create: true,
                 read: true,
                 proxy: true,
+                storms: true,
+                logins: true,
                 memory: true,
                 all: true,
             });
@@ -186,6 +192,8 @@ impl Selection {
             create: false,
             read: false,
             proxy: false,
+            storms: false,
+            logins: false,
             memory: false,
             all: false,
         };
@@ -196,10 +204,12 @@ impl Selection {
                 "w2" => s.create = true,
                 "w3" => s.read = true,
                 "w4" => s.proxy = true,
+                "w5" => s.storms = true,
                 "w6" => s.memory = true,
+                "w7" => s.logins = true,
                 other => {
                     return Err(format!(
-                        "unknown workload {other:?}: expected l, w1, w2, w3, w4, w6"
+                        "unknown workload {other:?}: expected l, w1, w2, w3, w4, w5, w6, w7"
                     ))
                 }
             }
@@ -249,13 +259,51 @@ async fn run(kinds: &[Kind], paths: &Paths, size: Size, only: &Selection) -> any
     }
     if only.read {
         eprintln!("W3: reading users");
-        workloads::read_users(&mut table, &subjects, size).await;
+        workloads::read_users(&mut table, &subjects, size, size.users, "").await;
     }
     if only.proxy {
         eprintln!("W4: the proxy");
         workloads::proxy(&mut table, &subjects, paths, size).await?;
         if only.memory {
             workloads::memory(&mut table, &subjects, "1 server running");
+        }
+    }
+    if only.storms {
+        eprintln!("W5: spawn storms");
+        let largest = size.storms.iter().copied().max().unwrap_or(0);
+        spawns::create_storm_users(&subjects, largest).await?;
+        for &n in size.storms {
+            let memory = only.memory && n == largest;
+            spawns::storm(&mut table, &subjects, n, |table, s| {
+                if memory {
+                    workloads::memory(table, s, &format!("{n} servers running"));
+                }
+            })
+            .await;
+        }
+    }
+    if only.logins {
+        eprintln!("W7: form logins");
+        logins::logins(&mut table, &subjects, 8, size.duration).await;
+    }
+    if only.read || only.memory {
+        // Galilean alone: JupyterHub would take over ten minutes to create the users
+        let galilean: Vec<&Subject> = subjects
+            .iter()
+            .filter(|s| s.hub.kind == Kind::Galilean)
+            .collect();
+        if let [g] = galilean.as_slice() {
+            let g = std::slice::from_ref(*g);
+            let many = size.many_users;
+            eprintln!("Galilean with {many} users");
+            let from = if only.create { size.users } else { 0 };
+            workloads::grow_users(g, from, many, size.batch).await?;
+            if only.memory {
+                workloads::memory(&mut table, g, &format!("{many} users"));
+            }
+            if only.read {
+                workloads::read_users(&mut table, g, size, many, &format!(", {many} users")).await;
+            }
         }
     }
     debug_assert_eq!(workloads::kinds(&subjects), kinds);

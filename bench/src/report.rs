@@ -162,7 +162,7 @@ pub fn markdown(table: &Table, kinds: &[Kind], machine: &Machine, smoke: bool) -
     }
     md.push_str("---:|---:|\n");
     for row in &table.rows {
-        if row.metric == row.unit {
+        if row.metric == row.unit || row.unit.is_empty() {
             let _ = write!(md, "| {} | {} |", row.workload, row.metric);
         } else {
             let _ = write!(md, "| {} | {} ({}) |", row.workload, row.metric, row.unit);

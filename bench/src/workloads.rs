@@ -23,6 +23,11 @@ pub struct Size {
     pub singles: usize,
     /// WebSocket round trips (W4).
     pub echoes: usize,
+    /// Servers started at once (W5), each storm in turn.
+    pub storms: &'static [usize],
+    /// Users Galilean holds for W3's and W6's largest figures (JupyterHub is not taken
+    /// there: it creates about 150 users a second).
+    pub many_users: usize,
 }
 
 impl Size {
@@ -32,6 +37,8 @@ impl Size {
         batch: 100,
         singles: 500,
         echoes: 2_000,
+        storms: &[200, 1_000],
+        many_users: 100_000,
     };
     /// For the smoke test: every code path, seconds in all.
     pub const SMOKE: Size = Size {
@@ -40,6 +47,8 @@ impl Size {
         batch: 100,
         singles: 20,
         echoes: 50,
+        storms: &[5, 10],
+        many_users: 1_000,
     };
 }
 
@@ -52,7 +61,7 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn of(m: &Measured, value: impl FnOnce(&Measured) -> Option<f64>) -> Figure {
+    pub fn of(m: &Measured, value: impl FnOnce(&Measured) -> Option<f64>) -> Figure {
         if m.failed() {
             Figure {
                 value: None,
@@ -70,14 +79,14 @@ impl Figure {
         }
     }
 
-    fn value(v: f64) -> Figure {
+    pub fn value(v: f64) -> Figure {
         Figure {
             value: Some(v),
             failure: None,
         }
     }
 
-    fn failed(e: impl std::fmt::Display) -> Figure {
+    pub fn failed(e: impl std::fmt::Display) -> Figure {
         Figure {
             value: None,
             failure: Some(e.to_string()),
@@ -102,7 +111,7 @@ pub struct Table {
 }
 
 impl Table {
-    fn put(
+    pub fn put(
         &mut self,
         workload: &str,
         metric: &str,
@@ -132,7 +141,7 @@ impl Table {
     }
 
     /// req/s, p50 and p99 of a load run.
-    fn load(&mut self, workload: &str, system: &str, m: &Measured) {
+    pub fn load(&mut self, workload: &str, system: &str, m: &Measured) {
         eprintln!(
             "  {workload} on {system}: {:.0} req/s, p50 {:?} ms, p99 {:?} ms{}",
             m.per_sec(),
@@ -155,7 +164,7 @@ impl Table {
     }
 
     /// p50 and p99 of a load run.
-    fn latency(&mut self, workload: &str, system: &str, m: &Measured) {
+    pub fn latency(&mut self, workload: &str, system: &str, m: &Measured) {
         self.put(
             workload,
             "p50",
@@ -192,7 +201,7 @@ fn json_body(v: serde_json::Value) -> Bytes {
     Bytes::from(v.to_string())
 }
 
-fn post(path: impl Into<String>, body: serde_json::Value, expect: StatusCode) -> Call {
+pub fn post(path: impl Into<String>, body: serde_json::Value, expect: StatusCode) -> Call {
     Call {
         method: Method::POST,
         path: path.into(),
@@ -329,8 +338,15 @@ async fn users_per_sec(s: &Subject, calls: &[Call], users: usize) -> Figure {
 }
 
 /// W3: list pages (first and deep) and single users at c16, with the users W2 made.
-pub async fn read_users(table: &mut Table, subjects: &[Subject], size: Size) {
-    let deep = size.users.saturating_sub(50);
+/// `users` is how many `u{n}` exist; `label` goes after each workload's name.
+pub async fn read_users(
+    table: &mut Table,
+    subjects: &[Subject],
+    size: Size,
+    users: usize,
+    label: &str,
+) {
+    let deep = users.saturating_sub(50);
     let cases: Vec<(String, MakeCall)> = vec![
         (
             "W3 list users, first page of 50".into(),
@@ -345,7 +361,7 @@ pub async fn read_users(table: &mut Table, subjects: &[Subject], size: Size) {
         (
             "W3 GET /users/{name}".into(),
             Arc::new(move |w, i| {
-                let n = (w as u64 * 7919 + i * 104_729) % size.users as u64;
+                let n = (w as u64 * 7919 + i * 104_729) % users as u64;
                 Call::get(format!("/hub/api/users/u{n}")).token(BOOTSTRAP_TOKEN)
             }),
         ),
@@ -353,9 +369,37 @@ pub async fn read_users(table: &mut Table, subjects: &[Subject], size: Size) {
     for (name, make) in cases {
         for s in subjects {
             let m = load::closed_loop(s.hub.addr, make.clone(), 16, size.duration).await;
-            table.load(&format!("{name}, c16"), s.name(), &m);
+            table.load(&format!("{name}, c16{label}"), s.name(), &m);
         }
     }
+}
+
+/// Creates `u{from}`…`u{to - 1}` in batches of `batch` on every subject; users/s.
+pub async fn grow_users(
+    subjects: &[Subject],
+    from: usize,
+    to: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
+    for s in subjects {
+        let mut next = from;
+        while next < to {
+            let end = (next + batch).min(to);
+            let names: Vec<String> = (next..end).map(|i| format!("u{i}")).collect();
+            once(
+                s.hub.addr,
+                &post(
+                    "/hub/api/users",
+                    serde_json::json!({ "usernames": names }),
+                    StatusCode::CREATED,
+                ),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            next = end;
+        }
+    }
+    Ok(())
 }
 
 /// Starts `user`'s default server and waits until the hub reports it ready.

@@ -210,7 +210,26 @@ fn serve_on_fdb(_config: Config, _options: galilean_node::hub::StartOptions) -> 
     ExitCode::from(EXIT_CONFIG)
 }
 
+/// Keeps the hub's resident memory to what it uses. mimalloc reserves its first arena
+/// before `main` and, with transparent huge pages allowed, the kernel backs what it
+/// touches with 2 MiB pages; and it keeps freed pages for a while. Huge pages are turned
+/// off for this process (the local spawner turns them back on in the servers it starts)
+/// and freed pages go back at once. 100k users: 98 -> 68 MiB resident; whoami throughput
+/// unchanged.
+fn tune_allocator() {
+    // PR_SET_THP_DISABLE applies to faults in every mapping from now on, including the
+    // arena reserved before main
+    let _ = nix::sys::prctl::set_thp_disable(true);
+    // option number from mimalloc.h (the same in its v2 and v3)
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain setter of mimalloc's option table, valid at any time
+        unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     // ractor_cluster's rustls uses aws-lc-rs and reqwest's brings ring: with two providers
     // compiled in, rustls cannot pick one by itself, so name it before any TLS is set up.
     // (Every config Galilean builds names aws-lc-rs anyway; this covers the rest.)

@@ -31,6 +31,10 @@ const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const META_FORMAT: &str = "format";
 const META_VERSION: &str = "version";
+/// The page cache redb keeps in memory (its default is 1 GiB, which it fills as the file
+/// grows): the hub reads from its replica, so the store needs only the pages a write
+/// touches.
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The on-disk format this code writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -205,6 +209,7 @@ fn builder() -> redb::Builder {
     let mut builder = Database::builder();
     // the format redb 3 reads, so that upgrading redb needs no file migration
     builder.create_with_file_format_v3(true);
+    builder.set_cache_size(CACHE_BYTES);
     builder
 }
 

@@ -281,14 +281,19 @@ impl Spawner for LocalProcessSpawner {
 }
 
 /// Makes the child the leader of a new session (and of a new process group) before it
-/// execs, detaching it from the hub's terminal and process group.
+/// execs, detaching it from the hub's terminal and process group; and gives it back
+/// transparent huge pages, which the hub turns off for itself (the flag would otherwise
+/// pass through fork and exec to the server and its kernels).
 #[allow(unsafe_code)]
 fn new_session(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2),
-    // which is async-signal-safe; it allocates nothing and touches no shared state
-    // (converting an `Errno` into an `io::Error` does not allocate).
+    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2)
+    // and prctl(2), which are async-signal-safe; it allocates nothing and touches no
+    // shared state (converting an `Errno` into an `io::Error` does not allocate).
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+        cmd.pre_exec(|| {
+            let _ = nix::sys::prctl::set_thp_disable(false);
+            nix::unistd::setsid().map(|_| ()).map_err(io::Error::from)
+        });
     }
 }
 
@@ -635,6 +640,30 @@ mod tests {
         assert_eq!(spawner.poll(&state).await, PollStatus::Running);
         spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
         assert!(matches!(spawner.poll(&state).await, PollStatus::Exited(_)));
+    }
+
+    /// The hub runs with transparent huge pages off (node's main); its servers must not.
+    #[tokio::test]
+    async fn a_server_gets_transparent_huge_pages_back() {
+        let thp = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap()
+                .lines()
+                .find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_owned()))
+                .unwrap()
+        };
+        nix::sys::prctl::set_thp_disable(true).unwrap();
+        assert_eq!(thp(std::process::id()), "0");
+        let dir = tempfile::tempdir().unwrap();
+        let spawner = LocalProcessSpawner::new();
+        let started = spawner
+            .start(request(dir.path(), &["sleep", "30"]))
+            .await
+            .unwrap();
+        let (pid, state) = state_of(&started);
+        let child = thp(pid as u32);
+        spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(child, "1");
     }
 
     #[tokio::test]

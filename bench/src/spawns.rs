@@ -1,0 +1,231 @@
+//! W5, the spawn storm: `n` users ask for their default server at the same moment, each
+//! on its own connection, as a class does at the start of a lesson; the figure is the
+//! time until the hub reports all `n` ready. A refusal (429, JupyterHub's answer past its
+//! `concurrent_spawn_limit`) is counted and retried after the `Retry-After` the hub gave,
+//! as a well-behaved client does. Then all are stopped at once, timed the same way.
+//!
+//! Readiness is watched through one paginated list request (`state=ready`, `limit=1`,
+//! reading the envelope's total) every 100 ms, not one poll per user, so that watching
+//! costs the hub next to nothing.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use crate::load::{once, Call, Conn};
+use crate::systems::BOOTSTRAP_TOKEN;
+use crate::workloads::{post, Figure, Subject, Table};
+
+/// How long one storm (or its stop) may take before the run counts as failed.
+const DEADLINE: Duration = Duration::from_secs(300);
+/// The longest `Retry-After` honoured (JupyterHub's default range is 60–120 s).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(130);
+
+/// The storm users' names: `storm0`, `storm1`, …
+fn storm_user(i: usize) -> String {
+    format!("storm{i}")
+}
+
+/// Creates the users the largest storm needs (not timed).
+pub async fn create_storm_users(subjects: &[Subject], n: usize) -> anyhow::Result<()> {
+    for s in subjects {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+            let names: Vec<String> = chunk.iter().map(|i| storm_user(*i)).collect();
+            once(
+                s.hub.addr,
+                &post(
+                    "/hub/api/users",
+                    serde_json::json!({ "usernames": names }),
+                    StatusCode::CREATED,
+                ),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(())
+}
+
+/// The number of users in `state` (`ready`, `active`), from the list's pagination total.
+async fn count(s: &Subject, state: &str) -> Result<u64, String> {
+    let call = Call::get(format!("/hub/api/users?state={state}&limit=1"))
+        .token(BOOTSTRAP_TOKEN)
+        .header("accept", "application/jupyterhub-pagination+json");
+    let body = once(s.hub.addr, &call).await?;
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    v["_pagination"]["total"]
+        .as_u64()
+        .ok_or_else(|| format!("no _pagination.total in {v}"))
+}
+
+/// Waits until `count(state)` satisfies `done`; the time it took since `start`.
+async fn watch(
+    s: &Subject,
+    state: &str,
+    start: Instant,
+    done: impl Fn(u64) -> bool,
+) -> Result<Duration, String> {
+    loop {
+        let now = count(s, state).await?;
+        if done(now) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > DEADLINE {
+            return Err(format!(
+                "not done in {} s ({now} {state})",
+                DEADLINE.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One request per user, all at once, each retried after a 429 as the hub asks; the
+/// number of refusals, or the first unexpected answer.
+async fn all_at_once(
+    s: &Subject,
+    n: usize,
+    method: Method,
+    accepted: &'static [StatusCode],
+) -> Result<u64, String> {
+    let refused = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let addr = s.hub.addr;
+            let method = method.clone();
+            let refused = refused.clone();
+            tokio::spawn(async move {
+                let call = Call {
+                    method,
+                    path: format!("/hub/api/users/{}/server", storm_user(i)),
+                    headers: Default::default(),
+                    body: Bytes::new(),
+                    expect: StatusCode::CREATED,
+                }
+                .token(BOOTSTRAP_TOKEN);
+                let start = Instant::now();
+                loop {
+                    let answer = Conn::new(addr).exchange(&call).await?;
+                    if accepted.contains(&answer.status) {
+                        return Ok(());
+                    }
+                    if answer.status != StatusCode::TOO_MANY_REQUESTS {
+                        return Err(format!(
+                            "{} {}: {}: {}",
+                            call.method,
+                            call.path,
+                            answer.status,
+                            String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+                        ));
+                    }
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    if start.elapsed() > DEADLINE {
+                        return Err(format!("{}: still refused after 300 s", call.path));
+                    }
+                    let wait = answer
+                        .headers
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .map_or(Duration::from_secs(1), Duration::from_secs_f64)
+                        .min(MAX_RETRY_AFTER);
+                    tokio::time::sleep(wait).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(refused.load(Ordering::Relaxed))
+}
+
+/// W5 with `n` users on every system: time until all ready, refusals, time until all
+/// stopped. `while_running` runs with all `n` servers up (the W6 memory figure).
+pub async fn storm(
+    table: &mut Table,
+    subjects: &[Subject],
+    n: usize,
+    mut while_running: impl FnMut(&mut Table, &[Subject]),
+) {
+    let workload = format!("W5 spawn storm, {n} servers");
+    for s in subjects {
+        let (ready, refused, stopped) = match storm_one(s, n).await {
+            Ok(start) => {
+                eprintln!(
+                    "  {workload} on {}: ready in {:.2} s ({} refused)",
+                    s.name(),
+                    start.ready.as_secs_f64(),
+                    start.refused
+                );
+                while_running(table, std::slice::from_ref(s));
+                let stopped = match stop_all(s, n, start.active_before).await {
+                    Ok(d) => {
+                        eprintln!(
+                            "  {workload} on {}: stopped in {:.2} s",
+                            s.name(),
+                            d.as_secs_f64()
+                        );
+                        Figure::value(d.as_secs_f64())
+                    }
+                    Err(e) => Figure::failed(e),
+                };
+                (
+                    Figure::value(start.ready.as_secs_f64()),
+                    Figure::value(start.refused as f64),
+                    stopped,
+                )
+            }
+            Err(e) => {
+                eprintln!("  {workload} on {}: FAILED: {e}", s.name());
+                let f = Figure::failed(&e);
+                (f.clone(), f.clone(), f)
+            }
+        };
+        table.put(&workload, "all ready", "s", false, s.name(), ready);
+        table.put(&workload, "refused (429)", "", false, s.name(), refused);
+        table.put(&workload, "all stopped", "s", false, s.name(), stopped);
+    }
+}
+
+struct Started {
+    ready: Duration,
+    refused: u64,
+    active_before: u64,
+}
+
+async fn storm_one(s: &Subject, n: usize) -> Result<Started, String> {
+    let ready_before = count(s, "ready").await?;
+    let active_before = count(s, "active").await?;
+    let start = Instant::now();
+    let asks = all_at_once(
+        s,
+        n,
+        Method::POST,
+        &[StatusCode::CREATED, StatusCode::ACCEPTED],
+    );
+    let target = ready_before + n as u64;
+    let (refused, ready) = tokio::join!(asks, watch(s, "ready", start, |r| r >= target));
+    Ok(Started {
+        ready: ready?,
+        refused: refused?,
+        active_before,
+    })
+}
+
+async fn stop_all(s: &Subject, n: usize, active_before: u64) -> Result<Duration, String> {
+    let start = Instant::now();
+    let asks = all_at_once(
+        s,
+        n,
+        Method::DELETE,
+        &[StatusCode::NO_CONTENT, StatusCode::ACCEPTED],
+    );
+    let (asked, stopped) = tokio::join!(asks, watch(s, "active", start, |a| a <= active_before));
+    asked?;
+    stopped
+}
