@@ -224,20 +224,44 @@ pub async fn closed_loop(
     concurrency: usize,
     duration: Duration,
 ) -> Measured {
+    closed_loop_with(addr, concurrency, duration, move |mut conn, w, i| {
+        let call = make(w, i);
+        async move {
+            let sent = conn.send(&call).await;
+            (conn, sent)
+        }
+    })
+    .await
+}
+
+/// `concurrency` workers, each on its own kept-alive connection, running `step` back to
+/// back for `duration`. `step(conn, w, i)` is worker `w`'s `i`-th operation, timed as a
+/// whole; it hands the connection back with the body bytes it read, or why it failed.
+pub async fn closed_loop_with<F, Fut>(
+    addr: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    step: F,
+) -> Measured
+where
+    F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (Conn, Result<u64, String>)> + Send,
+{
     let start = Instant::now();
     let end = start + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
-            let make = make.clone();
+            let step = step.clone();
             tokio::spawn(async move {
                 let mut conn = Conn::new(addr);
                 let mut m = Measured::default();
                 let mut i = 0u64;
                 while Instant::now() < end {
-                    let call = make(w, i);
-                    i += 1;
                     let t = Instant::now();
-                    match conn.send(&call).await {
+                    let (back, result) = step(conn, w, i).await;
+                    conn = back;
+                    i += 1;
+                    match result {
                         Ok(n) => m.success(t.elapsed(), n),
                         Err(e) => m.error(e),
                     }
@@ -296,7 +320,7 @@ pub async fn open_loop(
     gather(workers, start).await
 }
 
-pub async fn gather(workers: Vec<tokio::task::JoinHandle<Measured>>, start: Instant) -> Measured {
+async fn gather(workers: Vec<tokio::task::JoinHandle<Measured>>, start: Instant) -> Measured {
     let mut all = Measured::default();
     for w in workers {
         match w.await {

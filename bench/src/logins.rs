@@ -5,12 +5,12 @@
 //! connections logs in back to back for the duration.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::load::{Call, Conn, Measured};
+use crate::load::{Call, Conn};
 use crate::systems::PASSWORD;
 use crate::workloads::{Subject, Table};
 
@@ -106,31 +106,20 @@ pub async fn logins(
 ) {
     let workload = format!("W7 form logins, new user each, c{concurrency}");
     for s in subjects {
-        let addr = s.hub.addr;
         let prefix = Arc::new(format!("w7{}", s.name().chars().next().unwrap_or('x')));
-        let start = Instant::now();
-        let end = start + duration;
-        let workers: Vec<_> = (0..concurrency)
-            .map(|w| {
-                let prefix = prefix.clone();
-                tokio::spawn(async move {
-                    let mut conn = Conn::new(addr);
-                    let mut m = Measured::default();
-                    let mut i = 0u64;
-                    while Instant::now() < end {
-                        let user = format!("{prefix}-{w}-{i}");
-                        i += 1;
-                        let t = Instant::now();
-                        match login(&mut conn, &user).await {
-                            Ok(()) => m.success(t.elapsed(), 0),
-                            Err(e) => m.error(e),
-                        }
-                    }
-                    m
-                })
-            })
-            .collect();
-        let m = crate::load::gather(workers, start).await;
+        let m = crate::load::closed_loop_with(
+            s.hub.addr,
+            concurrency,
+            duration,
+            move |mut conn, w, i| {
+                let user = format!("{prefix}-{w}-{i}");
+                async move {
+                    let done = login(&mut conn, &user).await.map(|()| 0);
+                    (conn, done)
+                }
+            },
+        )
+        .await;
         eprintln!(
             "  {workload} on {}: {:.0} logins/s{}",
             s.name(),

@@ -17,7 +17,7 @@ use http::{Method, StatusCode};
 
 use crate::load::{once, Call, Conn};
 use crate::systems::BOOTSTRAP_TOKEN;
-use crate::workloads::{post, Figure, Subject, Table};
+use crate::workloads::{Figure, Subject, Table};
 
 /// How long one storm (or its stop) may take before the run counts as failed.
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -31,22 +31,7 @@ fn storm_user(i: usize) -> String {
 
 /// Creates the users the largest storm needs (not timed).
 pub async fn create_storm_users(subjects: &[Subject], n: usize) -> anyhow::Result<()> {
-    for s in subjects {
-        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-            let names: Vec<String> = chunk.iter().map(|i| storm_user(*i)).collect();
-            once(
-                s.hub.addr,
-                &post(
-                    "/hub/api/users",
-                    serde_json::json!({ "usernames": names }),
-                    StatusCode::CREATED,
-                ),
-            )
-            .await
-            .map_err(anyhow::Error::msg)?;
-        }
-    }
-    Ok(())
+    crate::workloads::create_named(subjects, (0..n).map(storm_user), 100).await
 }
 
 /// The number of users in `state` (`ready`, `active`), from the list's pagination total.

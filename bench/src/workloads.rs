@@ -374,29 +374,35 @@ pub async fn read_users(
     }
 }
 
-/// Creates `u{from}`…`u{to - 1}` in batches of `batch` on every subject; users/s.
+/// Creates `u{from}`…`u{to - 1}` in batches of `batch` on every subject (not timed).
 pub async fn grow_users(
     subjects: &[Subject],
     from: usize,
     to: usize,
     batch: usize,
 ) -> anyhow::Result<()> {
+    create_named(subjects, (from..to).map(|i| format!("u{i}")), batch).await
+}
+
+/// Creates the users `names` in batches of `batch` on every subject (not timed).
+pub async fn create_named(
+    subjects: &[Subject],
+    names: impl Iterator<Item = String>,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let names: Vec<String> = names.collect();
     for s in subjects {
-        let mut next = from;
-        while next < to {
-            let end = (next + batch).min(to);
-            let names: Vec<String> = (next..end).map(|i| format!("u{i}")).collect();
+        for chunk in names.chunks(batch.max(1)) {
             once(
                 s.hub.addr,
                 &post(
                     "/hub/api/users",
-                    serde_json::json!({ "usernames": names }),
+                    serde_json::json!({ "usernames": chunk }),
                     StatusCode::CREATED,
                 ),
             )
             .await
             .map_err(anyhow::Error::msg)?;
-            next = end;
         }
     }
     Ok(())

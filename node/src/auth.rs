@@ -103,18 +103,6 @@ impl TokenCache {
             }
         }
     }
-
-    /// Number of resolved tokens held.
-    pub fn len(&self) -> usize {
-        self.resolved
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Resolves a token secret: owner, expiry, effective scopes. Reads the local replica
