@@ -217,14 +217,15 @@ pub async fn once(addr: SocketAddr, call: &Call) -> Result<Bytes, String> {
 /// The call for the `i`-th request of worker `w`.
 pub type MakeCall = Arc<dyn Fn(usize, u64) -> Call + Send + Sync>;
 
-/// `concurrency` connections, each sending back to back for `duration`.
+/// `concurrency` connections (connection `w` to `addrs[w % addrs.len()]`), each
+/// sending back to back for `duration`.
 pub async fn closed_loop(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     make: MakeCall,
     concurrency: usize,
     duration: Duration,
 ) -> Measured {
-    closed_loop_with(addr, concurrency, duration, move |mut conn, w, i| {
+    closed_loop_with(addrs, concurrency, duration, move |mut conn, w, i| {
         let call = make(w, i);
         async move {
             let sent = conn.send(&call).await;
@@ -234,11 +235,12 @@ pub async fn closed_loop(
     .await
 }
 
-/// `concurrency` workers, each on its own kept-alive connection, running `step` back to
-/// back for `duration`. `step(conn, w, i)` is worker `w`'s `i`-th operation, timed as a
-/// whole; it hands the connection back with the body bytes it read, or why it failed.
+/// `concurrency` workers, each on its own kept-alive connection (worker `w`'s to
+/// `addrs[w % addrs.len()]`), running `step` back to back for `duration`.
+/// `step(conn, w, i)` is worker `w`'s `i`-th operation, timed as a whole; it hands the
+/// connection back with the body bytes it read, or why it failed.
 pub async fn closed_loop_with<F, Fut>(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     concurrency: usize,
     duration: Duration,
     step: F,
@@ -247,11 +249,15 @@ where
     F: Fn(Conn, usize, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = (Conn, Result<u64, String>)> + Send,
 {
+    if addrs.is_empty() {
+        return nowhere();
+    }
     let start = Instant::now();
     let end = start + duration;
     let workers: Vec<_> = (0..concurrency)
         .map(|w| {
             let step = step.clone();
+            let addr = addrs[w % addrs.len()];
             tokio::spawn(async move {
                 let mut conn = Conn::new(addr);
                 let mut m = Measured::default();
@@ -273,23 +279,27 @@ where
     gather(workers, start).await
 }
 
-/// `rate` requests a second for `duration`, over `connections` connections, each
-/// taking every `connections`-th slot of the schedule (as wrk2 does); latency from each
-/// request's scheduled time, so a connection that falls behind charges the delay to the
-/// requests it sends late.
+/// `rate` requests a second for `duration`, over `connections` connections (spread
+/// over `addrs` as in [`closed_loop`]), each taking every `connections`-th slot of the
+/// schedule (as wrk2 does); latency from each request's scheduled time, so a connection
+/// that falls behind charges the delay to the requests it sends late.
 pub async fn open_loop(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     make: MakeCall,
     rate: f64,
     duration: Duration,
     connections: usize,
 ) -> Measured {
+    if addrs.is_empty() {
+        return nowhere();
+    }
     let start = Instant::now();
     let total = (rate * duration.as_secs_f64()) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let workers: Vec<_> = (0..connections)
         .map(|w| {
             let make = make.clone();
+            let addr = addrs[w % addrs.len()];
             tokio::spawn(async move {
                 let mut conn = Conn::new(addr);
                 let mut m = Measured::default();
@@ -318,6 +328,13 @@ pub async fn open_loop(
         })
         .collect();
     gather(workers, start).await
+}
+
+/// A run with no address to send to: failed.
+fn nowhere() -> Measured {
+    let mut m = Measured::default();
+    m.error("no address to send to");
+    m
 }
 
 async fn gather(workers: Vec<tokio::task::JoinHandle<Measured>>, start: Instant) -> Measured {

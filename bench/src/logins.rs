@@ -108,7 +108,7 @@ pub async fn logins(
     for s in subjects {
         let prefix = Arc::new(format!("w7{}", s.name().chars().next().unwrap_or('x')));
         let m = crate::load::closed_loop_with(
-            s.hub.addr,
+            &s.hub.addrs,
             concurrency,
             duration,
             move |mut conn, w, i| {

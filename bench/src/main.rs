@@ -31,8 +31,13 @@ struct Cli {
 enum Command {
     /// Run the workloads and print the table.
     Run {
-        /// Systems to measure: jupyterhub, galilean.
-        #[arg(long, value_delimiter = ',', default_value = "jupyterhub,galilean")]
+        /// Systems to measure: jupyterhub, galilean (one node), galilean-3 (three nodes
+        /// on loopback).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "jupyterhub,galilean,galilean-3"
+        )]
         systems: Vec<String>,
         /// A seconds-long pass over every workload, to check the harness (no figure of
         /// it means anything).
@@ -89,12 +94,13 @@ fn main() -> ExitCode {
             };
             let mut kinds = Vec::new();
             for s in &systems {
-                match s.as_str() {
-                    "jupyterhub" => kinds.push(Kind::JupyterHub),
-                    "galilean" => kinds.push(Kind::Galilean),
-                    other => {
+                match Kind::ALL.iter().find(|k| k.short() == s) {
+                    Some(k) if !kinds.contains(k) => kinds.push(*k),
+                    Some(_) => {}
+                    None => {
                         eprintln!(
-                            "galilean-bench: --systems {other}: expected jupyterhub or galilean"
+                            "galilean-bench: --systems {s}: expected jupyterhub, galilean or \
+                             galilean-3"
                         );
                         return ExitCode::from(2);
                     }

@@ -121,11 +121,11 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Galilean's advantage: its figure over JupyterHub's where more is better, the inverse
-/// where less is.
-fn ratio(row: &Row) -> String {
+/// `galilean`'s advantage: its figure over JupyterHub's where more is better, the
+/// inverse where less is.
+fn ratio(row: &Row, galilean: Kind) -> String {
     let value = |k: Kind| row.figures.get(k.short()).and_then(|f| f.value);
-    match (value(Kind::Galilean), value(Kind::JupyterHub)) {
+    match (value(galilean), value(Kind::JupyterHub)) {
         (Some(g), Some(j)) if g > 0.0 && j > 0.0 => {
             let r = if row.higher_is_better { g / j } else { j / g };
             format!("{}×", number(r))
@@ -156,11 +156,21 @@ pub fn markdown(table: &Table, kinds: &[Kind], machine: &Machine, smoke: bool) -
     for k in kinds {
         let _ = write!(md, " {} |", k.name());
     }
-    md.push_str(" ceiling | Galilean's advantage |\n|---|---|");
-    for _ in kinds {
+    md.push_str(" ceiling |");
+    // an advantage column per Galilean measured, when JupyterHub was too
+    let advantages: Vec<Kind> = if kinds.contains(&Kind::JupyterHub) {
+        kinds.iter().copied().filter(|k| k.is_galilean()).collect()
+    } else {
+        Vec::new()
+    };
+    for k in &advantages {
+        let _ = write!(md, " advantage, {} |", k.nodes());
+    }
+    md.push_str("\n|---|---|");
+    for _ in 0..kinds.len() + 1 + advantages.len() {
         md.push_str("---:|");
     }
-    md.push_str("---:|---:|\n");
+    md.push('\n');
     for row in &table.rows {
         if row.metric == row.unit || row.unit.is_empty() {
             let _ = write!(md, "| {} | {} |", row.workload, row.metric);
@@ -171,7 +181,11 @@ pub fn markdown(table: &Table, kinds: &[Kind], machine: &Machine, smoke: bool) -
             let _ = write!(md, " {} |", cell(row, k.short()));
         }
         let ceiling = [cell(row, "ceiling"), cell(row, "direct")].join("");
-        let _ = writeln!(md, " {ceiling} | {} |", ratio(row));
+        let _ = write!(md, " {ceiling} |");
+        for k in &advantages {
+            let _ = write!(md, " {} |", ratio(row, *k));
+        }
+        md.push('\n');
     }
     let failures: Vec<String> = table
         .rows

@@ -79,7 +79,7 @@ async fn all_at_once(
     let refused = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let addr = s.hub.addr;
+            let addr = s.hub.addrs[i % s.hub.addrs.len()];
             let method = method.clone();
             let refused = refused.clone();
             tokio::spawn(async move {

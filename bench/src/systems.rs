@@ -1,7 +1,8 @@
-//! The systems under test, each started fresh for a workload and stopped after it:
-//! Galilean (one node on the embedded store), JupyterHub 6.1.1 with
-//! configurable-http-proxy 5.3.0 (from `bench/peer/install`'s prefix), and the ceiling
-//! servers (a bare hyper server, and the tiny single-user server hit directly).
+//! The systems under test, started once for a run and stopped after it: Galilean (one
+//! node on the embedded store, and three nodes on loopback replicating through raft),
+//! JupyterHub 6.1.1 with configurable-http-proxy 5.3.0 (from `bench/peer/install`'s
+//! prefix), and the ceiling servers (a bare hyper server, and the tiny single-user
+//! server hit directly).
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -26,6 +27,8 @@ pub const PASSWORD: &str = "bench-password";
 pub enum Kind {
     JupyterHub,
     Galilean,
+    /// Three nodes on loopback, state replicated by raft; the load spread across them.
+    GalileanCluster,
 }
 
 impl Kind {
@@ -33,6 +36,7 @@ impl Kind {
         match self {
             Kind::JupyterHub => "JupyterHub 6.1.1 + CHP 5.3.0",
             Kind::Galilean => "Galilean (1 node)",
+            Kind::GalileanCluster => "Galilean (3 nodes)",
         }
     }
 
@@ -40,9 +44,30 @@ impl Kind {
         match self {
             Kind::JupyterHub => "jupyterhub",
             Kind::Galilean => "galilean",
+            Kind::GalileanCluster => "galilean-3",
+        }
+    }
+
+    /// Every system, in the order a run takes them.
+    pub const ALL: [Kind; 3] = [Kind::JupyterHub, Kind::Galilean, Kind::GalileanCluster];
+
+    pub fn is_galilean(self) -> bool {
+        self != Kind::JupyterHub
+    }
+
+    /// "1 node", "3 nodes" (JupyterHub is one hub process and its proxy).
+    pub fn nodes(self) -> &'static str {
+        match self {
+            Kind::GalileanCluster => "3 nodes",
+            Kind::JupyterHub | Kind::Galilean => "1 node",
         }
     }
 }
+
+/// Nodes in the [`Kind::GalileanCluster`].
+pub const CLUSTER_NODES: usize = 3;
+/// The secret the cluster's nodes share (loopback only).
+const CLUSTER_SECRET: &str = "bench-cluster-secret-0123456789";
 
 /// Where the binaries and the peer's installation are.
 #[derive(Debug, Clone)]
@@ -57,13 +82,18 @@ pub struct Paths {
     pub me: PathBuf,
 }
 
-/// A running hub: its public address and the processes to measure and stop.
+/// A running hub: its public addresses and the processes to measure and stop.
 pub struct Hub {
     pub kind: Kind,
+    /// The first node's public address: set-up calls go there.
     pub addr: SocketAddr,
-    /// The processes whose memory is the system's (hub, and proxy for JupyterHub).
+    /// Every node's public address (one but for the cluster); load is spread across
+    /// them, connection `i` to node `i % n`.
+    pub addrs: Vec<SocketAddr>,
+    /// The processes whose memory is the system's (every node; hub and proxy for
+    /// JupyterHub).
     pub pids: Vec<u32>,
-    child: Child,
+    children: Vec<Child>,
     _dir: tempfile::TempDir,
 }
 
@@ -72,6 +102,19 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// A free port `p` on 127.0.0.1 with `p + 1` free too (a node's cluster port and the
+/// actor port after it).
+fn free_port_pair() -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let p = first.local_addr()?.port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return Ok(p);
+        }
+    }
+    anyhow::bail!("no two free consecutive ports on 127.0.0.1")
 }
 
 fn toml_str(s: &str) -> String {
@@ -83,30 +126,39 @@ impl Hub {
         match kind {
             Kind::Galilean => Hub::galilean(paths).await,
             Kind::JupyterHub => Hub::jupyterhub(paths).await,
+            Kind::GalileanCluster => Hub::galilean_cluster(paths).await,
         }
     }
 
-    async fn galilean(paths: &Paths) -> anyhow::Result<Hub> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port()?;
+    /// The configuration every Galilean of the bench shares, `[cluster]` aside.
+    fn galilean_config(paths: &Paths, dir: &Path, port: u16, node: &str) -> String {
         // cleanup_servers: the servers stop with the hub, as JupyterHub's do here
-        let config = format!(
+        format!(
             "[hub]\nbind_url = \"http://127.0.0.1:{port}/\"\ndata_dir = {data}\n\
              cleanup_servers = true\n\n\
              [authenticator]\nclass = \"dummy\"\nallow_all = true\npassword = {password}\n\n\
              [spawner]\ncmd = [{tiny}]\nstart_timeout = 60\nhttp_timeout = 60\n\
              home_dir_template = {home}\n\n\
              [[services]]\nname = \"bench\"\napi_token = {token}\nadmin = true\n",
-            data = toml_str(&dir.path().join("data").to_string_lossy()),
+            data = toml_str(&dir.join(format!("data{node}")).to_string_lossy()),
             password = toml_str(PASSWORD),
             tiny = toml_str(&paths.tiny.to_string_lossy()),
-            home = toml_str(&dir.path().join("home/{username}").to_string_lossy()),
+            home = toml_str(&dir.join("home/{username}").to_string_lossy()),
             token = toml_str(BOOTSTRAP_TOKEN),
-        );
-        let config_path = dir.path().join("galilean.toml");
+        )
+    }
+
+    /// Starts `galilean serve --config <dir>/<name>.toml` logging to `<name>.log`.
+    fn galilean_process(
+        paths: &Paths,
+        dir: &Path,
+        name: &str,
+        config: String,
+    ) -> anyhow::Result<Child> {
+        let config_path = dir.join(format!("{name}.toml"));
         std::fs::write(&config_path, config)?;
-        let log = std::fs::File::create(dir.path().join("galilean.log"))?;
-        let child = Command::new(&paths.galilean)
+        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+        Command::new(&paths.galilean)
             .args(["serve", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "warn")
@@ -114,15 +166,63 @@ impl Hub {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {}", paths.galilean.display()))?;
-        let pid = child.id();
+            .with_context(|| format!("starting {}", paths.galilean.display()))
+    }
+
+    async fn galilean(paths: &Paths) -> anyhow::Result<Hub> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let config = Hub::galilean_config(paths, dir.path(), port, "");
+        let child = Hub::galilean_process(paths, dir.path(), "galilean", config)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut hub = Hub {
             kind: Kind::Galilean,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            pids: vec![pid],
-            child,
+            addr,
+            addrs: vec![addr],
+            pids: vec![child.id()],
+            children: vec![child],
             _dir: dir,
         };
+        hub.wait_ready().await?;
+        Ok(hub)
+    }
+
+    /// [`CLUSTER_NODES`] nodes on 127.0.0.1, each with its public port and its cluster
+    /// port (the actor port after it), formed from the same peer list.
+    async fn galilean_cluster(paths: &Paths) -> anyhow::Result<Hub> {
+        let dir = tempfile::tempdir()?;
+        let mut ports = Vec::new();
+        for _ in 0..CLUSTER_NODES {
+            ports.push((free_port()?, free_port_pair()?));
+        }
+        let peers: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, cluster))| toml_str(&format!("{}@127.0.0.1:{cluster}", i + 1)))
+            .collect();
+        let mut hub = Hub {
+            kind: Kind::GalileanCluster,
+            addr: SocketAddr::from(([127, 0, 0, 1], ports[0].0)),
+            addrs: Vec::new(),
+            pids: Vec::new(),
+            children: Vec::new(),
+            _dir: dir,
+        };
+        for (i, (public, cluster)) in ports.iter().enumerate() {
+            let id = i + 1;
+            let config = format!(
+                "{}\n[cluster]\nnode_id = {id}\nbind = \"127.0.0.1:{cluster}\"\n\
+                 peers = [{peers}]\nsecret = {secret}\n",
+                Hub::galilean_config(paths, hub._dir.path(), *public, &id.to_string()),
+                peers = peers.join(", "),
+                secret = toml_str(CLUSTER_SECRET),
+            );
+            let child =
+                Hub::galilean_process(paths, hub._dir.path(), &format!("node{id}"), config)?;
+            hub.addrs.push(SocketAddr::from(([127, 0, 0, 1], *public)));
+            hub.pids.push(child.id());
+            hub.children.push(child);
+        }
         hub.wait_ready().await?;
         Ok(hub)
     }
@@ -167,11 +267,13 @@ impl Hub {
             .spawn()
             .with_context(|| format!("starting {}", jupyterhub.display()))?;
         let pid = child.id();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut hub = Hub {
             kind: Kind::JupyterHub,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr,
+            addrs: vec![addr],
             pids: vec![pid],
-            child,
+            children: vec![child],
             _dir: dir,
         };
         hub.wait_ready().await?;
@@ -180,23 +282,43 @@ impl Hub {
         Ok(hub)
     }
 
-    /// Waits until the hub answers its API with the bootstrap token.
+    /// Waits until every node answers its API with the bootstrap token.
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let call = Call::get("/hub/api/user").token(BOOTSTRAP_TOKEN);
-        loop {
-            match once(self.addr, &call).await {
-                Ok(_) => return Ok(()),
-                Err(e) if Instant::now() > deadline => {
-                    anyhow::bail!("{} did not come up: {e}", self.kind.name())
+        for i in 0..self.addrs.len() {
+            loop {
+                match once(self.addrs[i], &call).await {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() > deadline => {
+                        anyhow::bail!("{} did not come up: {e}", self.kind.name())
+                    }
+                    Err(_) => {}
                 }
-                Err(_) => {}
+                for c in &mut self.children {
+                    if let Some(status) = c.try_wait()? {
+                        anyhow::bail!("{} exited at start ({status})", self.kind.name());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("{} exited at start ({status})", self.kind.name());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
+    }
+
+    /// Waits until `call` succeeds on every node (a change made through one node has
+    /// reached the others' replicas, which follow by milliseconds).
+    pub async fn settle(&self, call: &Call) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for addr in &self.addrs {
+            while let Err(e) = once(*addr, call).await {
+                if Instant::now() > deadline {
+                    anyhow::bail!("{}: {addr} never answered: {e}", self.kind.name());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
     }
 
     /// The resident memory of the system's processes, in MiB.
@@ -204,32 +326,48 @@ impl Hub {
         self.pids.iter().map(|p| rss_kib(*p)).sum::<u64>() as f64 / 1024.0
     }
 
-    /// Stops the hub (and, for JupyterHub, its proxy and servers: its process group).
-    pub async fn stop(mut self) {
-        let pid = self.child.id() as i32;
-        let target = match self.kind {
+    /// The signal target of `child`: JupyterHub's process group (its proxy and servers
+    /// with it), a Galilean node itself (it stops its servers).
+    fn target(&self, child: &Child) -> Pid {
+        let pid = child.id() as i32;
+        match self.kind {
             Kind::JupyterHub => Pid::from_raw(-pid),
-            Kind::Galilean => Pid::from_raw(pid),
-        };
-        let _ = kill(target, Signal::SIGTERM);
+            Kind::Galilean | Kind::GalileanCluster => Pid::from_raw(pid),
+        }
+    }
+
+    /// Stops the hub: every node at once, each given 10 s before SIGKILL.
+    pub async fn stop(mut self) {
+        for c in &self.children {
+            let _ = kill(self.target(c), Signal::SIGTERM);
+        }
         for _ in 0..100 {
-            if self.child.try_wait().ok().flatten().is_some() {
+            if self
+                .children
+                .iter_mut()
+                .all(|c| c.try_wait().ok().flatten().is_some())
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = kill(target, Signal::SIGKILL);
-        let _ = self.child.wait();
+        let children = std::mem::take(&mut self.children);
+        for mut c in children {
+            let _ = kill(self.target(&c), Signal::SIGKILL);
+            let _ = c.wait();
+        }
     }
 }
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let pid = self.child.id() as i32;
-            let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        for c in &mut self.children {
+            if c.try_wait().ok().flatten().is_none() {
+                let pid = c.id() as i32;
+                let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+                let _ = c.kill();
+                let _ = c.wait();
+            }
         }
     }
 }

@@ -240,6 +240,8 @@ pub async fn bootstrap(hub: Hub) -> anyhow::Result<Subject> {
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("no token in {v}"))?
         .to_owned();
+    hub.settle(&Call::get("/hub/api/user").token(&token))
+        .await?;
     Ok(Subject { hub, token })
 }
 
@@ -247,7 +249,7 @@ pub async fn bootstrap(hub: Hub) -> anyhow::Result<Subject> {
 pub async fn ceiling(table: &mut Table, paths: &Paths, size: Size) -> anyhow::Result<()> {
     let c = Ceiling::hyper(paths).await?;
     let make: MakeCall = Arc::new(|_, _| Call::get("/"));
-    let m = load::closed_loop(c.addr, make, 16, size.duration).await;
+    let m = load::closed_loop(std::slice::from_ref(&c.addr), make, 16, size.duration).await;
     table.load("L bare hyper, c16", "ceiling", &m);
     Ok(())
 }
@@ -258,7 +260,7 @@ pub async fn whoami(table: &mut Table, subjects: &[Subject], size: Size, label: 
         for s in subjects {
             let token = s.token.clone();
             let make: MakeCall = Arc::new(move |_, _| Call::get("/hub/api/user").token(&token));
-            let m = load::closed_loop(s.hub.addr, make, c, size.duration).await;
+            let m = load::closed_loop(&s.hub.addrs, make, c, size.duration).await;
             table.load(&format!("W1 whoami c{c}{label}"), s.name(), &m);
         }
     }
@@ -270,7 +272,7 @@ pub async fn whoami_open(table: &mut Table, subjects: &[Subject], size: Size, ra
     for s in subjects {
         let token = s.token.clone();
         let make: MakeCall = Arc::new(move |_, _| Call::get("/hub/api/user").token(&token));
-        let m = load::open_loop(s.hub.addr, make, rate, size.duration, 16).await;
+        let m = load::open_loop(&s.hub.addrs, make, rate, size.duration, 16).await;
         let workload = format!("W1 whoami open loop, {rate:.0} req/s on 16 connections");
         eprintln!(
             "  {workload} on {}: p50 {:?} ms, p99 {:?} ms",
@@ -324,6 +326,19 @@ pub async fn create_users(table: &mut Table, subjects: &[Subject], size: Size) {
             table.put(&workload, "users/s", "users/s", true, s.name(), f);
         }
     }
+    // what follows reads these users on every node
+    for s in subjects {
+        let last = [
+            format!("u{}", (size.users / size.batch * size.batch).max(1) - 1),
+            format!("single{}", size.singles.max(1) - 1),
+        ];
+        for name in last {
+            let call = Call::get(format!("/hub/api/users/{name}")).token(BOOTSTRAP_TOKEN);
+            if let Err(e) = s.hub.settle(&call).await {
+                eprintln!("  W2 on {}: {e}", s.name());
+            }
+        }
+    }
 }
 
 /// Sends `calls` one after another; `users` (what they create) per second.
@@ -368,7 +383,7 @@ pub async fn read_users(
     ];
     for (name, make) in cases {
         for s in subjects {
-            let m = load::closed_loop(s.hub.addr, make.clone(), 16, size.duration).await;
+            let m = load::closed_loop(&s.hub.addrs, make.clone(), 16, size.duration).await;
             table.load(&format!("{name}, c16{label}"), s.name(), &m);
         }
     }
@@ -384,7 +399,8 @@ pub async fn grow_users(
     create_named(subjects, (from..to).map(|i| format!("u{i}")), batch).await
 }
 
-/// Creates the users `names` in batches of `batch` on every subject (not timed).
+/// Creates the users `names` in batches of `batch` on every subject (not timed), and
+/// waits until every node has the last.
 pub async fn create_named(
     subjects: &[Subject],
     names: impl Iterator<Item = String>,
@@ -404,11 +420,16 @@ pub async fn create_named(
             .await
             .map_err(anyhow::Error::msg)?;
         }
+        if let Some(last) = names.last() {
+            let call = Call::get(format!("/hub/api/users/{last}")).token(BOOTSTRAP_TOKEN);
+            s.hub.settle(&call).await?;
+        }
     }
     Ok(())
 }
 
-/// Starts `user`'s default server and waits until the hub reports it ready.
+/// Starts `user`'s default server and waits until the hub reports it ready and every
+/// node routes to it.
 async fn start_server(s: &Subject, user: &str) -> anyhow::Result<()> {
     let call = Call {
         method: Method::POST,
@@ -434,7 +455,7 @@ async fn start_server(s: &Subject, user: &str) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
         let v: serde_json::Value = serde_json::from_slice(&body)?;
         if v["servers"][""]["ready"].as_bool() == Some(true) {
-            return Ok(());
+            return s.hub.settle(&Call::get(format!("/user/{user}/1k"))).await;
         }
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -462,12 +483,18 @@ pub async fn proxy(
             let path = path.clone();
             Arc::new(move |_, _| Call::get(path.clone()))
         };
-        let m = load::closed_loop(direct.addr, make.clone(), 16, size.duration).await;
+        let m = load::closed_loop(
+            std::slice::from_ref(&direct.addr),
+            make.clone(),
+            16,
+            size.duration,
+        )
+        .await;
         let direct_rate = m.per_sec();
         let workload = format!("W4 GET {body} c16");
         table.load(&workload, "direct", &m);
         for s in subjects {
-            let m = load::closed_loop(s.hub.addr, make.clone(), 16, size.duration).await;
+            let m = load::closed_loop(&s.hub.addrs, make.clone(), 16, size.duration).await;
             table.load(&workload, s.name(), &m);
             table.put(
                 &workload,
