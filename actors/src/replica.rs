@@ -18,8 +18,9 @@ use crate::keys::{self, KeyKind};
 #[derive(Debug, Default)]
 pub struct State {
     pub users: BTreeMap<String, Arc<UserRecord>>,
-    /// User id → name: the users in the API's default order, for paging without a sort.
-    pub users_by_id: BTreeMap<u64, String>,
+    /// User id → the same record as in `users`: the users in the API's default order,
+    /// for paging without a sort.
+    pub users_by_id: BTreeMap<u64, Arc<UserRecord>>,
     pub servers: BTreeMap<(String, String), Arc<ServerRecord>>,
     /// Tokens by hex SHA-256 of their secret.
     pub tokens: HashMap<String, Arc<TokenRecord>>,
@@ -37,13 +38,13 @@ impl State {
         match keys::classify(key) {
             KeyKind::User(name) => {
                 if let Ok(rec) = decode::<UserRecord>(value) {
-                    let id = rec.id;
-                    if let Some(old) = self.users.insert(name.clone(), Arc::new(rec)) {
-                        if old.id != id && self.users_by_id.get(&old.id) == Some(&name) {
-                            self.users_by_id.remove(&old.id);
+                    let rec = Arc::new(rec);
+                    if let Some(old) = self.users.insert(name, rec.clone()) {
+                        if old.id != rec.id {
+                            self.unindex(&old);
                         }
                     }
-                    self.users_by_id.insert(id, name);
+                    self.users_by_id.insert(rec.id, rec);
                 }
             }
             KeyKind::Server(u, s) => {
@@ -70,13 +71,23 @@ impl State {
         }
     }
 
+    /// Takes `old` (a record just replaced or removed) out of the id index, unless its
+    /// id now belongs to another user's record.
+    fn unindex(&mut self, old: &UserRecord) {
+        if self
+            .users_by_id
+            .get(&old.id)
+            .is_some_and(|r| r.name == old.name)
+        {
+            self.users_by_id.remove(&old.id);
+        }
+    }
+
     fn apply_clear(&mut self, key: &[u8]) {
         match keys::classify(key) {
             KeyKind::User(name) => {
                 if let Some(old) = self.users.remove(&name) {
-                    if self.users_by_id.get(&old.id) == Some(&name) {
-                        self.users_by_id.remove(&old.id);
-                    }
+                    self.unindex(&old);
                 }
             }
             KeyKind::Server(u, s) => {

@@ -24,6 +24,7 @@ pub(crate) mod ranges;
 mod txn;
 mod writes;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -98,12 +99,18 @@ pub(crate) trait Committer: Send + Sync + 'static {
     fn max_age(&self) -> Duration;
     /// Validates and applies one commit; durable when it returns `Ok`.
     fn commit(&self, request: CommitRequest) -> Result<Version, StoreError>;
+    /// A transaction that began at `read_version` ended (committed, failed or
+    /// dropped). Only a committer that counts its live transactions cares.
+    fn finished(&self, _read_version: Version) {}
 }
 
 pub(crate) struct Engine<B: Backend> {
     backend: B,
     /// Held for the whole of a commit; guards the log of recent commits.
     commit: Mutex<CommitLog>,
+    /// The read versions of live transactions, with how many share each. Locked only
+    /// briefly; taken after `commit` and before `current` where they nest.
+    live: Mutex<BTreeMap<Version, usize>>,
     current: RwLock<Current<B::Snapshot>>,
     feed: broadcast::Sender<Arc<ChangeBatch>>,
     counters: Counters,
@@ -126,6 +133,7 @@ impl<B: Backend> Engine<B> {
         Ok(Engine {
             backend,
             commit: Mutex::new(CommitLog::new(version, max_age, COMMIT_LOG_BYTES)),
+            live: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Current {
                 version,
                 snapshot,
@@ -164,15 +172,35 @@ impl<B: Backend> Engine<B> {
         self.commit.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_live(&self) -> MutexGuard<'_, BTreeMap<Version, usize>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every commit at or below this version can leave the log: the oldest live
+    /// transaction's read version, or the newest commit when none is live (a
+    /// transaction that begins later reads at least that). Called under the commit lock,
+    /// so the newest commit cannot move meanwhile.
+    fn releasable(&self) -> Version {
+        let oldest = self.lock_live().keys().next().copied();
+        oldest.unwrap_or_else(|| self.committed_version())
+    }
+
     /// Starts a transaction at the newest committed version.
     pub(crate) fn begin(self: &Arc<Self>) -> Result<OccTransaction<Engine<B>>, StoreError> {
         // the start time is taken before the version is read, so that every commit
         // after the read version happened after the start (see `CommitLog`)
         let started = Instant::now();
-        let (version, snapshot) = self.read_current(|c| match &c.failed {
-            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
-            None => Ok((c.version, c.snapshot.clone())),
-        })?;
+        // registered under the same lock the log's release reads, so that a commit
+        // never releases what this transaction's read version still needs
+        let (version, snapshot) = {
+            let mut live = self.lock_live();
+            let (version, snapshot) = self.read_current(|c| match &c.failed {
+                Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+                None => Ok((c.version, c.snapshot.clone())),
+            })?;
+            *live.entry(version).or_default() += 1;
+            (version, snapshot)
+        };
         Ok(OccTransaction::new(
             self.clone(),
             snapshot,
@@ -219,6 +247,7 @@ impl<B: Backend> Engine<B> {
             current.snapshot = snapshot;
         }
         log.push(next, RangeSet::written(&mutations), Instant::now());
+        log.release_through(self.releasable());
         self.counters.write_commits.fetch_add(1, Ordering::Relaxed);
         self.counters
             .mutations
@@ -246,6 +275,22 @@ impl<B: Backend> Committer for Engine<B> {
 
     fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
         self.commit_request(request)
+    }
+
+    fn finished(&self, read_version: Version) {
+        {
+            let mut live = self.lock_live();
+            if let Some(n) = live.get_mut(&read_version) {
+                *n -= 1;
+                if *n == 0 {
+                    live.remove(&read_version);
+                }
+            }
+        }
+        // a commit in progress releases at its end; never wait for its I/O here
+        if let Ok(mut log) = self.commit.try_lock() {
+            log.release_through(self.releasable());
+        }
     }
 }
 

@@ -151,10 +151,10 @@ pub async fn list(
     let (items, total) = app.replica.read(|s| {
         if every_user && state_filter.is_none() && name_filter.is_none() && sort_key == "id" {
             // the default order, unfiltered: a page straight from the id index
-            let page = |ids: &mut dyn Iterator<Item = &String>| -> Vec<Value> {
-                ids.skip(offset)
+            let page = |users: &mut dyn Iterator<Item = &Arc<galilean_proto::records::UserRecord>>| -> Vec<Value> {
+                users
+                    .skip(offset)
                     .take(limit)
-                    .filter_map(|name| s.users.get(name))
                     .map(|u| user_model(&app, s, u, &id.scopes, include_stopped))
                     .collect()
             };

@@ -5,6 +5,10 @@
 //! age and by bytes); once it no longer holds every commit after `r`, the answer is
 //! unknown and the transaction is refused with a conflict, which is safe: transactions
 //! live at most a few seconds, so this only happens under an extreme write burst.
+//! Where the live transactions are known (the local engine), the log also lets go of
+//! every commit at or below the oldest live read version
+//! ([`CommitLog::release_through`]): after a burst of writes it is empty again as soon
+//! as the burst's transactions end.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -59,6 +63,28 @@ impl CommitLog {
             .rev()
             .take_while(|e| e.version > read_version)
             .any(|e| e.writes.intersects_set(reads))
+    }
+
+    /// Commits held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Drops every entry at or below `version`: no live transaction read below it.
+    pub(crate) fn release_through(&mut self, version: Version) {
+        while let Some(oldest) = self.entries.front() {
+            if oldest.version > version {
+                break;
+            }
+            self.floor = oldest.version;
+            self.bytes -= oldest.bytes;
+            self.entries.pop_front();
+        }
+        if self.entries.is_empty() && self.entries.capacity() > 64 {
+            // a burst's worth of slots is not kept
+            self.entries.shrink_to(64);
+        }
     }
 
     /// Records the ranges written by the commit of `version` (newer than every entry),
@@ -137,5 +163,26 @@ mod tests {
         assert!(small.entries.len() < 3);
         assert!(small.conflicts(7, &keys(&["other"])));
         assert!(!small.conflicts(9, &keys(&["other"])));
+    }
+
+    #[test]
+    fn released_entries_are_gone_and_older_reads_conflict() {
+        let now = Instant::now();
+        let mut log = CommitLog::new(0, Duration::from_secs(5), 1 << 20);
+        for v in 1..=100 {
+            log.push(v, keys(&["a"]), now);
+        }
+        log.release_through(98);
+        assert_eq!(log.entries.len(), 2);
+        // a reader at 98 still sees the two commits after it
+        assert!(log.conflicts(98, &keys(&["a"])));
+        assert!(!log.conflicts(100, &keys(&["a"])));
+        // one below the floor cannot be told any more: refused
+        assert!(log.conflicts(97, &keys(&["z"])));
+        log.release_through(100);
+        assert!(log.entries.is_empty());
+        assert_eq!(log.bytes, 0);
+        assert!(log.entries.capacity() <= 64);
+        assert!(!log.conflicts(100, &keys(&["a"])));
     }
 }

@@ -125,3 +125,45 @@ async fn commits_publish_snapshots_and_batches_in_order() {
         assert_eq!(feed.recv().await.unwrap().version, i);
     }
 }
+
+/// How many commits the engine's conflict log holds.
+fn logged(engine: &Engine<TestBackend>) -> usize {
+    engine.lock_commit().len()
+}
+
+#[tokio::test]
+async fn the_conflict_log_keeps_only_what_live_transactions_need() {
+    let engine = engine(MAX_TRANSACTION_AGE);
+    // a burst with nothing else live: nothing stays logged
+    for i in 0..200u8 {
+        write(&engine, &[i]).await.unwrap();
+    }
+    assert_eq!(logged(&engine), 0);
+
+    // a transaction that read "a" before three commits: they stay until it ends, and
+    // the one that wrote "a" still refuses it
+    let mut old = Box::new(engine.begin().unwrap());
+    old.get(b"a").await.unwrap();
+    old.set(b"x", b"1");
+    let mut bystander = Box::new(engine.begin().unwrap());
+    bystander.get(b"b").await.unwrap();
+    write(&engine, b"a").await.unwrap();
+    write(&engine, b"c").await.unwrap();
+    write(&engine, b"d").await.unwrap();
+    assert_eq!(logged(&engine), 3);
+    assert_eq!(old.commit().await, Err(StoreError::Conflict));
+    // the bystander, at the same read version, is still live: nothing released yet
+    assert_eq!(logged(&engine), 3);
+    bystander.set(b"y", b"1");
+    assert_eq!(bystander.commit().await, Ok(204));
+    assert_eq!(logged(&engine), 0);
+
+    // a dropped transaction releases too, without a commit after it
+    let mut reader = Box::new(engine.begin().unwrap());
+    reader.get(b"e").await.unwrap();
+    write(&engine, b"f").await.unwrap();
+    assert_eq!(logged(&engine), 1);
+    drop(reader);
+    assert_eq!(logged(&engine), 0);
+    assert_eq!(engine.counters().snapshot().conflicts, 1);
+}

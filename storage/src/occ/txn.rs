@@ -17,6 +17,8 @@ const INLINE_RANGE_LIMIT: usize = 100;
 
 pub(crate) struct OccTransaction<C: Committer> {
     engine: Arc<C>,
+    /// Tells the committer when this transaction ends, however it ends.
+    _live: Live<C>,
     snapshot: Arc<C::Snapshot>,
     read_version: Version,
     started: Instant,
@@ -33,6 +35,10 @@ impl<C: Committer> OccTransaction<C> {
         started: Instant,
     ) -> OccTransaction<C> {
         OccTransaction {
+            _live: Live {
+                engine: engine.clone(),
+                read_version,
+            },
             engine,
             snapshot,
             read_version,
@@ -152,6 +158,7 @@ impl<C: Committer> Transaction for OccTransaction<C> {
         self.check_age()?;
         let OccTransaction {
             engine,
+            _live: live,
             snapshot,
             read_version,
             reads,
@@ -165,11 +172,32 @@ impl<C: Committer> Transaction for OccTransaction<C> {
             reads: RangeSet::from_unsorted(reads),
             mutations: writes.into_mutations(),
         };
+        // `live` ends with the commit: until its conflict check, the log must keep
+        // every commit after this transaction's read version
         if !C::BLOCKING {
-            return engine.commit(request);
+            let result = engine.commit(request);
+            drop(live);
+            return result;
         }
-        tokio::task::spawn_blocking(move || engine.commit(request))
-            .await
-            .map_err(|e| StoreError::Io(format!("commit task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let result = engine.commit(request);
+            drop(live);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("commit task failed: {e}")))?
+    }
+}
+
+/// A live transaction's registration with its committer: [`Committer::finished`] when
+/// dropped.
+struct Live<C: Committer> {
+    engine: Arc<C>,
+    read_version: Version,
+}
+
+impl<C: Committer> Drop for Live<C> {
+    fn drop(&mut self) {
+        self.engine.finished(self.read_version);
     }
 }
