@@ -81,16 +81,12 @@ pub fn put<T: serde::Serialize>(
     Ok(())
 }
 
-/// Takes the next id of a sequence (`users`, `tokens`).
-pub async fn next_id(tx: &mut dyn Transaction, seq: &str) -> Result<u64, OpError> {
+/// Takes the next id of a sequence (`users`, `tokens`) from this store's reserved block
+/// (see `galilean_storage::ids`): the caller's transaction does not touch the counter,
+/// so creating users or tokens at once does not make the transactions conflict.
+pub async fn next_id(store: &dyn Store, seq: &str) -> Result<u64, OpError> {
     let key = keys::meta(&format!("seq.{seq}"));
-    let current = match tx.get(&key).await? {
-        Some(b) if b.len() == 8 => u64::from_be_bytes(b.try_into().unwrap_or([0; 8])),
-        _ => 0,
-    };
-    let next = current + 1;
-    tx.set(&key, &next.to_be_bytes());
-    Ok(next)
+    Ok(galilean_storage::ids::next_id(store, &key).await?)
 }
 
 pub fn new_user(id: u64, name: &str, admin: bool) -> UserRecord {
@@ -118,7 +114,7 @@ pub async fn create_users(
             if tx.get(&key).await?.is_some() {
                 continue;
             }
-            let id = next_id(tx.as_mut(), "users").await?;
+            let id = next_id(store, "users").await?;
             let rec = new_user(id, name, admin);
             put(tx.as_mut(), &key, &rec)?;
             created.push(rec);
@@ -147,7 +143,7 @@ pub async fn ensure_user(
                 rec
             }
             None => {
-                let id = next_id(tx.as_mut(), "users").await?;
+                let id = next_id(store, "users").await?;
                 let rec = new_user(id, name, admin.unwrap_or(false));
                 put(tx.as_mut(), &key, &rec)?;
                 rec
@@ -167,13 +163,14 @@ pub struct NewToken {
     pub client_id: String,
 }
 
-/// Writes a token record for `secret` in `tx`.
+/// Writes a token record for `secret` in `tx` (a transaction of `store`).
 pub async fn insert_token(
+    store: &dyn Store,
     tx: &mut dyn Transaction,
     secret: &str,
     spec: &NewToken,
 ) -> Result<TokenRecord, OpError> {
-    let id = next_id(tx, "tokens").await?;
+    let id = next_id(store, "tokens").await?;
     let now = now_micros();
     let rec = TokenRecord {
         v: FORMAT,
@@ -223,7 +220,7 @@ pub async fn create_token(
                 return Err(OpError::NotFound(format!("No such user: {u}")));
             }
         }
-        let rec = insert_token(tx.as_mut(), &secret, &spec).await?;
+        let rec = insert_token(store, tx.as_mut(), &secret, &spec).await?;
         (rec, secret.clone())
     })
 }
@@ -252,7 +249,7 @@ pub async fn upsert_config_token(
                 session_id: None,
                 client_id: "jupyterhub".into(),
             };
-            insert_token(tx.as_mut(), secret, &spec).await?;
+            insert_token(store, tx.as_mut(), secret, &spec).await?;
         }
     })?;
     Ok(v)

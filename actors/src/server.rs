@@ -294,7 +294,8 @@ impl ServerState {
                     _ => format!("{user}:{server_name} is pending start"),
                 }));
             }
-            let token = ops::insert_token(tx.as_mut(), &secret, &token_spec).await?;
+            let token =
+                ops::insert_token(ctx.store.as_ref(), tx.as_mut(), &secret, &token_spec).await?;
             let rec = ServerRecord {
                 v: FORMAT,
                 user: user.clone(),

@@ -546,6 +546,7 @@ async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
     let key = galilean_actors::keys::server("gus", "");
     let mut tx = ctx.store.begin().await.unwrap();
     let token = ops::insert_token(
+        ctx.store.as_ref(),
         tx.as_mut(),
         &secret,
         &ops::NewToken {

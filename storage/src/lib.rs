@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 
 #[cfg(feature = "fdb")]
 pub mod fdb;
+pub mod ids;
 pub mod lease;
 pub mod memory;
 mod occ;
@@ -191,6 +192,8 @@ pub trait Store: Send + Sync + 'static {
     fn counters(&self) -> &Counters;
     /// A short name for logs and `/hub/api/info`: `memory`, `redb`, `raft`, `fdb`.
     fn backend_name(&self) -> &'static str;
+    /// The ids this store instance has reserved and not given out (see [`ids`]).
+    fn id_blocks(&self) -> &ids::IdBlocks;
     /// Whether the store can serve reads and writes now (a replicated store: whether a
     /// leader is known).
     fn ready(&self) -> bool {

@@ -82,6 +82,7 @@ impl Backend for MemoryBackend {
 /// A [`Store`] held in memory (backend name `memory`).
 pub struct MemoryStore {
     engine: Arc<Engine<MemoryBackend>>,
+    ids: crate::ids::IdBlocks,
 }
 
 impl MemoryStore {
@@ -91,7 +92,20 @@ impl MemoryStore {
             map: Mutex::new(Map::new_sync()),
         };
         let engine = Engine::new(backend, 0).expect("a memory snapshot cannot fail");
-        MemoryStore { engine }
+        MemoryStore {
+            engine,
+            ids: Default::default(),
+        }
+    }
+
+    /// Another handle on `other`'s data with its own reserved ids, as another node of a
+    /// cluster would be.
+    #[cfg(test)]
+    pub(crate) fn sharing(other: &MemoryStore) -> MemoryStore {
+        MemoryStore {
+            engine: other.engine.clone(),
+            ids: Default::default(),
+        }
     }
 }
 
@@ -129,6 +143,10 @@ impl Store for MemoryStore {
 
     fn backend_name(&self) -> &'static str {
         "memory"
+    }
+
+    fn id_blocks(&self) -> &crate::ids::IdBlocks {
+        &self.ids
     }
 }
 

@@ -130,6 +130,7 @@ impl Backend for RedbBackend {
 /// A [`Store`] in a redb file (backend name `redb`).
 pub struct RedbStore {
     engine: Arc<Engine<RedbBackend>>,
+    ids: crate::ids::IdBlocks,
 }
 
 impl RedbStore {
@@ -176,7 +177,10 @@ impl RedbStore {
             None => initialize(&db)?,
         };
         let engine = Engine::new(RedbBackend { db }, version)?;
-        Ok(RedbStore { engine })
+        Ok(RedbStore {
+            engine,
+            ids: Default::default(),
+        })
     }
 }
 
@@ -289,6 +293,10 @@ impl Store for RedbStore {
 
     fn backend_name(&self) -> &'static str {
         "redb"
+    }
+
+    fn id_blocks(&self) -> &crate::ids::IdBlocks {
+        &self.ids
     }
 }
 

@@ -151,7 +151,10 @@ pub async fn list(
     let (items, total) = app.replica.read(|s| {
         if every_user && state_filter.is_none() && name_filter.is_none() && sort_key == "id" {
             // the default order, unfiltered: a page straight from the id index
-            let page = |users: &mut dyn Iterator<Item = &Arc<galilean_proto::records::UserRecord>>| -> Vec<Value> {
+            let page = |users: &mut dyn Iterator<
+                Item = &Arc<galilean_proto::records::UserRecord>,
+            >|
+             -> Vec<Value> {
                 users
                     .skip(offset)
                     .take(limit)

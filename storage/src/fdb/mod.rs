@@ -285,6 +285,7 @@ async fn read_range(
 pub struct FdbStore {
     shared: Arc<Shared>,
     follower: tokio::task::JoinHandle<()>,
+    ids: crate::ids::IdBlocks,
 }
 
 /// What the store and its feed task share.
@@ -332,7 +333,11 @@ impl FdbStore {
         });
         let follower = tokio::spawn(follow_feed(shared.clone(), head));
         tracing::info!(version, root = ?root, "opened fdb store");
-        Ok(FdbStore { shared, follower })
+        Ok(FdbStore {
+            shared,
+            follower,
+            ids: Default::default(),
+        })
     }
 
     /// The longest key `set` accepts: FoundationDB's limit less this store's prefix.
@@ -444,6 +449,10 @@ impl Store for FdbStore {
 
     fn backend_name(&self) -> &'static str {
         "fdb"
+    }
+
+    fn id_blocks(&self) -> &crate::ids::IdBlocks {
+        &self.ids
     }
 
     fn ready(&self) -> bool {

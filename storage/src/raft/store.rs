@@ -30,6 +30,7 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The raft-replicated store of one node.
 pub struct RaftStore {
     inner: Arc<Inner>,
+    ids: crate::ids::IdBlocks,
 }
 
 struct Inner {
@@ -51,6 +52,7 @@ impl RaftStore {
         status: super::net::StatusSource,
     ) -> RaftStore {
         RaftStore {
+            ids: Default::default(),
             inner: Arc::new(Inner {
                 raft,
                 sm,
@@ -201,6 +203,10 @@ impl Store for RaftStore {
 
     fn backend_name(&self) -> &'static str {
         "raft"
+    }
+
+    fn id_blocks(&self) -> &crate::ids::IdBlocks {
+        &self.ids
     }
 
     /// A follower: while it knows a leader (it forgets it an election timeout after the

@@ -1,0 +1,159 @@
+//! Sequential ids without a hot key: each store hands out ids from blocks it reserved
+//! earlier, one short transaction per [`BLOCK`] ids.
+//!
+//! Reading and bumping a counter inside every transaction that creates a user or a
+//! token makes all such transactions conflict with each other: under a storm of logins
+//! or spawns nearly every one is refused and retried after a back-off. Instead, a
+//! reservation moves the counter (the key holds the last id reserved) by a whole block
+//! in a transaction of its own, and the ids in it are then given out from memory. Ids
+//! stay unique across a cluster (each reservation is a committed transaction that read
+//! the counter) and increase on each node; across nodes their order follows the blocks,
+//! and a node that restarts leaves the rest of its block unused, as a deleted row leaves
+//! a gap in a database sequence.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use crate::{retry_backoff, Store, StoreError};
+
+/// Ids reserved at a time.
+pub const BLOCK: u64 = 64;
+
+/// Ids `[next, end)` not given out yet.
+type IdRange = (u64, u64);
+
+/// The ids a store has reserved and not yet given out, per counter key.
+#[derive(Debug, Default)]
+pub struct IdBlocks {
+    /// Per key, ranges `[next, end)` in the order they were reserved. A std lock, never
+    /// held across an await.
+    free: Mutex<HashMap<Vec<u8>, VecDeque<IdRange>>>,
+    /// Held while reserving, so that takers who all found the block used up wait for
+    /// one reservation instead of making as many, conflicting with each other.
+    reserving: tokio::sync::Mutex<()>,
+}
+
+impl IdBlocks {
+    fn take(&self, key: &[u8]) -> Option<u64> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let ranges = free.get_mut(key)?;
+        while let Some((next, end)) = ranges.front_mut() {
+            if *next < *end {
+                let id = *next;
+                *next += 1;
+                return Some(id);
+            }
+            ranges.pop_front();
+        }
+        None
+    }
+
+    fn give(&self, key: &[u8], next: u64, end: u64) {
+        if next < end {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            free.entry(key.to_vec()).or_default().push_back((next, end));
+        }
+    }
+}
+
+/// The next id of the counter at `key` (8 bytes, big-endian: the last id reserved; an
+/// absent key counts as 0, so the first id is 1). Runs its own transaction when this
+/// store's block is used up, so the caller's transaction never reads the counter.
+pub async fn next_id(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
+    let blocks = store.id_blocks();
+    if let Some(id) = blocks.take(key) {
+        return Ok(id);
+    }
+    let _reserving = blocks.reserving.lock().await;
+    // another taker may have reserved while this one waited
+    if let Some(id) = blocks.take(key) {
+        return Ok(id);
+    }
+    let mut attempt = 0u32;
+    let (first, end) = loop {
+        let mut tx = store.begin().await?;
+        let last = match tx.get(key).await? {
+            Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| {
+                    StoreError::Io(format!("corrupt id counter ({} bytes, not 8)", b.len()))
+                })?,
+            None => 0,
+        };
+        let reserved = last
+            .checked_add(BLOCK)
+            .ok_or_else(|| StoreError::Io("id counter exhausted".into()))?;
+        tx.set(key, &reserved.to_be_bytes());
+        match tx.commit().await {
+            Ok(_) => break (last + 1, reserved + 1),
+            Err(e) if e.is_retryable() && attempt < 100 => {
+                attempt += 1;
+                tokio::time::sleep(retry_backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    blocks.give(key, first + 1, end);
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::MemoryStore;
+
+    #[tokio::test]
+    async fn ids_are_unique_and_increase_on_one_store() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut last = 0;
+        for _ in 0..3 * BLOCK {
+            let id = next_id(store.as_ref(), b"seq").await.unwrap();
+            assert!(id > last, "{id} after {last}");
+            last = id;
+        }
+        assert_eq!(last, 3 * BLOCK);
+        // three reservations, not one write per id
+        assert_eq!(store.counters().snapshot().write_commits, 3);
+        // another counter is separate
+        assert_eq!(next_id(store.as_ref(), b"other").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_takers_and_two_stores_sharing_a_counter_never_collide() {
+        // two "nodes" with their own blocks over one counter, as a cluster's nodes are
+        let store = Arc::new(MemoryStore::new());
+        let a: Arc<dyn Store> = store.clone();
+        let b: Arc<dyn Store> = Arc::new(MemoryStore::sharing(&store));
+        let mut tasks = Vec::new();
+        for i in 0..400 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                next_id(s.as_ref(), b"seq").await.unwrap()
+            }));
+        }
+        let mut ids = BTreeSet::new();
+        for t in tasks {
+            assert!(ids.insert(t.await.unwrap()), "an id was given twice");
+        }
+        assert_eq!(ids.len(), 400);
+    }
+
+    #[tokio::test]
+    async fn an_existing_counter_goes_on_from_its_value() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut tx = store.begin().await.unwrap();
+        tx.set(b"seq", &41u64.to_be_bytes());
+        tx.commit().await.unwrap();
+        assert_eq!(next_id(store.as_ref(), b"seq").await.unwrap(), 42);
+        let mut tx = store.begin().await.unwrap();
+        tx.set(b"bad", b"xyz");
+        tx.commit().await.unwrap();
+        assert!(matches!(
+            next_id(store.as_ref(), b"bad").await,
+            Err(StoreError::Io(_))
+        ));
+    }
+}
