@@ -27,7 +27,7 @@ macro_rules! in_txn {
             let value = $body;
             match $tx.commit().await {
                 Ok(version) => break Ok::<_, $crate::error::OpError>((value, version)),
-                Err(galilean_storage::StoreError::Conflict) if attempts < 100 => {
+                Err(e) if e.is_retryable() && attempts < 100 => {
                     attempts += 1;
                     tokio::time::sleep(galilean_storage::retry_backoff(attempts)).await;
                 }

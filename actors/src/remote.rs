@@ -181,6 +181,8 @@ impl From<OpError> for WireError {
             OpError::Store(galilean_storage::StoreError::Unavailable(m)) => {
                 WireError::Unavailable(m)
             }
+            // the owner's store stayed overloaded through every retry
+            OpError::Store(e) if e.is_retryable() => WireError::Unavailable(e.to_string()),
             other => WireError::Internal(other.to_string()),
         }
     }

@@ -71,10 +71,19 @@ pub enum StoreError {
     Io(String),
 }
 
+/// The reason of [`StoreError::Invalid`] for a transaction that ran longer than allowed
+/// (FoundationDB's `transaction_too_old`): a new transaction may well succeed.
+pub const TOO_OLD: &str = "transaction too old";
+
 impl StoreError {
-    /// Errors that [`transact`] retries.
+    /// Errors that [`transact`] retries with a new transaction: a conflict, and a
+    /// transaction that grew too old (under load, while its commit waited its turn).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Conflict)
+        match self {
+            StoreError::Conflict => true,
+            StoreError::Invalid(reason) => *reason == TOO_OLD,
+            _ => false,
+        }
     }
 }
 

@@ -172,7 +172,7 @@ fn unavailable(context: &str, e: FdbError) -> StoreError {
 fn fdb_error(e: FdbError) -> StoreError {
     match e.code() {
         1020 => StoreError::Conflict, // not_committed
-        1007 => StoreError::Invalid("transaction too old"),
+        1007 => StoreError::Invalid(crate::TOO_OLD),
         2101 => StoreError::TooLarge("transaction"),
         2102 => StoreError::TooLarge("key"),
         2103 => StoreError::TooLarge("value"),

@@ -60,7 +60,10 @@ async fn transactions_expire() {
     let mut reader = Box::new(engine.begin().unwrap());
     reader.get(b"b").await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let too_old = Err(StoreError::Invalid("transaction too old"));
+    let too_old = Err(StoreError::Invalid(crate::TOO_OLD));
+    // a new transaction may succeed: retried like a conflict
+    assert!(StoreError::Invalid(crate::TOO_OLD).is_retryable());
+    assert!(!StoreError::Invalid("used after commit").is_retryable());
     assert_eq!(tx.get(b"a").await, too_old);
     assert_eq!(
         tx.get_range(b"a", b"b", 0, false).await.map(|_| ()),

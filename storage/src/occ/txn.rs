@@ -50,7 +50,7 @@ impl<C: Committer> OccTransaction<C> {
 
     fn check_age(&self) -> Result<(), StoreError> {
         if self.started.elapsed() > self.engine.max_age() {
-            return Err(StoreError::Invalid("transaction too old"));
+            return Err(StoreError::Invalid(crate::TOO_OLD));
         }
         Ok(())
     }
