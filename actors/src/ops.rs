@@ -107,14 +107,16 @@ pub async fn create_users(
     names: &[String],
     admin: bool,
 ) -> Result<(Vec<UserRecord>, Version), OpError> {
+    // one id per name, taken at once (a name that exists leaves its id unused)
+    let key = keys::meta("seq.users");
+    let ids = galilean_storage::ids::next_ids(store, &key, names.len()).await?;
     in_txn!(store, |tx| {
         let mut created = Vec::new();
-        for name in names {
+        for (name, &id) in names.iter().zip(&ids) {
             let key = keys::user(name);
             if tx.get(&key).await?.is_some() {
                 continue;
             }
-            let id = next_id(store, "users").await?;
             let rec = new_user(id, name, admin);
             put(tx.as_mut(), &key, &rec)?;
             created.push(rec);

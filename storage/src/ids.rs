@@ -1,5 +1,5 @@
 //! Sequential ids without a hot key: each store hands out ids from blocks it reserved
-//! earlier, one short transaction per [`BLOCK`] ids.
+//! earlier, one short transaction per [`BLOCK`] ids or so.
 //!
 //! Reading and bumping a counter inside every transaction that creates a user or a
 //! token makes all such transactions conflict with each other: under a storm of logins
@@ -16,8 +16,9 @@ use std::sync::Mutex;
 
 use crate::{retry_backoff, Store, StoreError};
 
-/// Ids reserved at a time.
-pub const BLOCK: u64 = 64;
+/// Ids reserved beyond what the taker that found the block used up asks for: up to this
+/// many ids go unused when a node restarts.
+pub const BLOCK: u64 = 256;
 
 /// Ids `[next, end)` not given out yet.
 type IdRange = (u64, u64);
@@ -34,18 +35,24 @@ pub struct IdBlocks {
 }
 
 impl IdBlocks {
-    fn take(&self, key: &[u8]) -> Option<u64> {
+    /// Moves up to `n - ids.len()` reserved ids into `ids`; whether it has `n` now.
+    fn take(&self, key: &[u8], n: usize, ids: &mut Vec<u64>) -> bool {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        let ranges = free.get_mut(key)?;
-        while let Some((next, end)) = ranges.front_mut() {
+        let Some(ranges) = free.get_mut(key) else {
+            return ids.len() >= n;
+        };
+        while ids.len() < n {
+            let Some((next, end)) = ranges.front_mut() else {
+                break;
+            };
             if *next < *end {
-                let id = *next;
+                ids.push(*next);
                 *next += 1;
-                return Some(id);
+            } else {
+                ranges.pop_front();
             }
-            ranges.pop_front();
         }
-        None
+        ids.len() >= n
     }
 
     fn give(&self, key: &[u8], next: u64, end: u64) {
@@ -60,15 +67,27 @@ impl IdBlocks {
 /// absent key counts as 0, so the first id is 1). Runs its own transaction when this
 /// store's block is used up, so the caller's transaction never reads the counter.
 pub async fn next_id(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
+    let ids = next_ids(store, key, 1).await?;
+    ids.first()
+        .copied()
+        .ok_or_else(|| StoreError::Io("no id reserved".into()))
+}
+
+/// `n` new ids of the counter at `key` (see [`next_id`]), increasing, with at most one
+/// reservation however many are asked for.
+pub async fn next_ids(store: &dyn Store, key: &[u8], n: usize) -> Result<Vec<u64>, StoreError> {
     let blocks = store.id_blocks();
-    if let Some(id) = blocks.take(key) {
-        return Ok(id);
+    let mut ids = Vec::with_capacity(n);
+    if blocks.take(key, n, &mut ids) {
+        return Ok(ids);
     }
     let _reserving = blocks.reserving.lock().await;
     // another taker may have reserved while this one waited
-    if let Some(id) = blocks.take(key) {
-        return Ok(id);
+    if blocks.take(key, n, &mut ids) {
+        return Ok(ids);
     }
+    let missing = (n - ids.len()) as u64;
+    let wanted = missing + BLOCK;
     let mut attempt = 0u32;
     let (first, end) = loop {
         let mut tx = store.begin().await?;
@@ -81,7 +100,7 @@ pub async fn next_id(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
             None => 0,
         };
         let reserved = last
-            .checked_add(BLOCK)
+            .checked_add(wanted)
             .ok_or_else(|| StoreError::Io("id counter exhausted".into()))?;
         tx.set(key, &reserved.to_be_bytes());
         match tx.commit().await {
@@ -93,8 +112,10 @@ pub async fn next_id(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
             Err(e) => return Err(e),
         }
     };
-    blocks.give(key, first + 1, end);
-    Ok(first)
+    // this taker's share straight from the new block, the rest for later
+    ids.extend(first..first + missing);
+    blocks.give(key, first + missing, end);
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -115,8 +136,14 @@ mod tests {
             last = id;
         }
         assert_eq!(last, 3 * BLOCK);
-        // three reservations, not one write per id
+        // three reservations (the first for BLOCK + 1), not one write per id
         assert_eq!(store.counters().snapshot().write_commits, 3);
+        // a batch takes what is left and reserves the rest in one go
+        let batch = next_ids(store.as_ref(), b"seq", 1000).await.unwrap();
+        assert_eq!(batch.len(), 1000);
+        assert_eq!(batch[0], last + 1);
+        assert!(batch.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(store.counters().snapshot().write_commits, 4);
         // another counter is separate
         assert_eq!(next_id(store.as_ref(), b"other").await.unwrap(), 1);
     }
