@@ -48,6 +48,8 @@ pub struct LocalProcessSpawner {
     children: Arc<Mutex<HashMap<i32, Child>>>,
     /// The address servers listen on and are reached at.
     ip: std::net::IpAddr,
+    /// Where their ports come from.
+    ports: Arc<super::ports::Ports>,
 }
 
 impl Default for LocalProcessSpawner {
@@ -79,6 +81,7 @@ impl LocalProcessSpawner {
         LocalProcessSpawner {
             children: Arc::default(),
             ip,
+            ports: Arc::new(super::ports::Ports::new()),
         }
     }
 
@@ -118,7 +121,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Spawner for LocalProcessSpawner {
     async fn start(&self, req: SpawnRequest) -> Result<Started, SpawnError> {
         let argv0 = req.argv.first().cloned().ok_or(SpawnError::NoCommand)?;
-        let port = free_port(self.ip)?;
+        let port = self
+            .ports
+            .pick(self.ip)
+            .map_err(|e| SpawnError::Io(format!("choosing a port: {e}")))?;
         let url = match self.ip {
             std::net::IpAddr::V4(ip) => format!("http://{ip}:{port}"),
             std::net::IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
@@ -306,14 +312,6 @@ fn exec_failure(argv0: &str, e: &io::Error) -> String {
         io::ErrorKind::PermissionDenied => format!("permission denied, not executable? ({e})"),
         _ => e.to_string(),
     }
-}
-
-/// A port of `ip` that was free a moment ago (the server binds it itself, later).
-fn free_port(ip: std::net::IpAddr) -> Result<u16, SpawnError> {
-    std::net::TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| SpawnError::Io(format!("choosing a port: {e}")))
 }
 
 fn host_name() -> String {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use galilean_proto::records::SpawnerState;
 
 pub mod local;
+mod ports;
 pub mod readiness;
 
 pub use local::LocalProcessSpawner;
