@@ -336,8 +336,17 @@ impl Hub {
         }
     }
 
-    /// Stops the hub: every node at once, each given 10 s before SIGKILL.
+    /// Stops the hub: every node at once, each given 10 s before SIGKILL. Servers that
+    /// outlive their hub are killed and counted on stderr: a whole cluster shutting down
+    /// at once can leave one (its stop needs a store write, and the majority is going
+    /// away), and the bench must not leave processes behind.
     pub async fn stop(mut self) {
+        let servers: Vec<(u32, String)> = self
+            .children
+            .iter()
+            .flat_map(|c| children_of(c.id()))
+            .map(|p| (p, cmdline(p)))
+            .collect();
         for c in &self.children {
             let _ = kill(self.target(c), Signal::SIGTERM);
         }
@@ -356,7 +365,31 @@ impl Hub {
             let _ = kill(self.target(&c), Signal::SIGKILL);
             let _ = c.wait();
         }
+        // the same process (not a recycled pid) still running
+        let left: Vec<u32> = servers
+            .into_iter()
+            .filter(|(p, line)| !line.is_empty() && cmdline(*p) == *line)
+            .map(|(p, _)| p)
+            .collect();
+        if !left.is_empty() {
+            eprintln!(
+                "  {}: {} server process(es) outlived the hub; killed",
+                self.kind.name(),
+                left.len()
+            );
+            for p in left {
+                // each server leads its own process group
+                let _ = kill(Pid::from_raw(-(p as i32)), Signal::SIGKILL);
+            }
+        }
     }
+}
+
+/// A process's command line (empty when it is gone).
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 impl Drop for Hub {
