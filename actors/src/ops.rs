@@ -85,8 +85,12 @@ pub fn put<T: serde::Serialize>(
 /// (see `galilean_storage::ids`): the caller's transaction does not touch the counter,
 /// so creating users or tokens at once does not make the transactions conflict.
 pub async fn next_id(store: &dyn Store, seq: &str) -> Result<u64, OpError> {
-    let key = keys::meta(&format!("seq.{seq}"));
-    Ok(galilean_storage::ids::next_id(store, &key).await?)
+    Ok(galilean_storage::ids::next_id(store, &seq_key(seq)).await?)
+}
+
+/// The counter key of a sequence.
+fn seq_key(seq: &str) -> Vec<u8> {
+    keys::meta(&format!("seq.{seq}"))
 }
 
 pub fn new_user(id: u64, name: &str, admin: bool) -> UserRecord {
@@ -108,8 +112,7 @@ pub async fn create_users(
     admin: bool,
 ) -> Result<(Vec<UserRecord>, Version), OpError> {
     // one id per name, taken at once (a name that exists leaves its id unused)
-    let key = keys::meta("seq.users");
-    let ids = galilean_storage::ids::next_ids(store, &key, names.len()).await?;
+    let ids = galilean_storage::ids::next_ids(store, &seq_key("users"), names.len()).await?;
     in_txn!(store, |tx| {
         let mut created = Vec::new();
         for (name, &id) in names.iter().zip(&ids) {

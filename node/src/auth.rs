@@ -96,12 +96,7 @@ impl TokenCache {
             expires_at,
             identity,
         };
-        match map.get_mut(hash) {
-            Some(c) => *c = cached,
-            None => {
-                map.insert(hash.to_owned(), cached);
-            }
-        }
+        crate::set_entry(&mut map, hash, cached);
     }
 }
 

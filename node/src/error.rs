@@ -52,10 +52,9 @@ impl From<OpError> for HttpError {
             OpError::Store(StoreError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             OpError::Store(StoreError::Unavailable(_))
             | OpError::Unavailable(_)
-            // still conflicting, or too old, after every retry: the store is overloaded
-            | OpError::Store(StoreError::Conflict)
-            | OpError::Store(StoreError::Invalid(galilean_storage::TOO_OLD))
             | OpError::Moved(_) => StatusCode::SERVICE_UNAVAILABLE,
+            // still conflicting, or too old, after every retry: the store is overloaded
+            OpError::Store(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             OpError::Store(_) | OpError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

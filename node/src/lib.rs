@@ -17,3 +17,14 @@ pub mod oauth;
 pub mod pages;
 pub mod proxy;
 pub mod settings;
+
+/// Sets `map[key]`, allocating the key only when it is not there yet (the hot path
+/// mostly overwrites).
+pub(crate) fn set_entry<V>(map: &mut std::collections::HashMap<String, V>, key: &str, value: V) {
+    match map.get_mut(key) {
+        Some(v) => *v = value,
+        None => {
+            map.insert(key.to_owned(), value);
+        }
+    }
+}

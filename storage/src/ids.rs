@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::{retry_backoff, Store, StoreError};
+use crate::{transact, Store, StoreError};
 
 /// Ids reserved beyond what the taker that found the block used up asks for: up to this
 /// many ids go unused when a node restarts.
@@ -88,30 +88,26 @@ pub async fn next_ids(store: &dyn Store, key: &[u8], n: usize) -> Result<Vec<u64
     }
     let missing = (n - ids.len()) as u64;
     let wanted = missing + BLOCK;
-    let mut attempt = 0u32;
-    let (first, end) = loop {
-        let mut tx = store.begin().await?;
-        let last = match tx.get(key).await? {
-            Some(b) => <[u8; 8]>::try_from(b.as_slice())
-                .map(u64::from_be_bytes)
-                .map_err(|_| {
-                    StoreError::Io(format!("corrupt id counter ({} bytes, not 8)", b.len()))
-                })?,
-            None => 0,
-        };
-        let reserved = last
-            .checked_add(wanted)
-            .ok_or_else(|| StoreError::Io("id counter exhausted".into()))?;
-        tx.set(key, &reserved.to_be_bytes());
-        match tx.commit().await {
-            Ok(_) => break (last + 1, reserved + 1),
-            Err(e) if e.is_retryable() && attempt < 100 => {
-                attempt += 1;
-                tokio::time::sleep(retry_backoff(attempt)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let (first, end) = transact(store, |tx| {
+        // owned: the future must not borrow past the transaction's lifetime
+        let key = key.to_vec();
+        Box::pin(async move {
+            let last = match tx.get(&key).await? {
+                Some(b) => <[u8; 8]>::try_from(b.as_slice())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| {
+                        StoreError::Io(format!("corrupt id counter ({} bytes, not 8)", b.len()))
+                    })?,
+                None => 0,
+            };
+            let reserved = last
+                .checked_add(wanted)
+                .ok_or_else(|| StoreError::Io("id counter exhausted".into()))?;
+            tx.set(&key, &reserved.to_be_bytes());
+            Ok((last + 1, reserved + 1))
+        })
+    })
+    .await?;
     // this taker's share straight from the new block, the rest for later
     ids.extend(first..first + missing);
     blocks.give(key, first + missing, end);

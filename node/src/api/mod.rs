@@ -129,22 +129,12 @@ fn note_activity(app: &AppState, id: &Identity) {
     let now = now_micros();
     if let Some(h) = &id.token_hash {
         if let Ok(mut m) = app.token_activity.lock() {
-            match m.get_mut(h) {
-                Some(t) => *t = now,
-                None => {
-                    m.insert(h.clone(), now);
-                }
-            }
+            crate::set_entry(&mut m, h, now);
         }
     }
     if let Some(u) = id.user_name() {
         if let Ok(mut m) = app.user_activity.lock() {
-            match m.get_mut(u) {
-                Some(t) => *t = now,
-                None => {
-                    m.insert(u.to_owned(), now);
-                }
-            }
+            crate::set_entry(&mut m, u, now);
         }
     }
 }
