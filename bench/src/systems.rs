@@ -326,6 +326,11 @@ impl Hub {
         self.pids.iter().map(|p| rss_kib(*p)).sum::<u64>() as f64 / 1024.0
     }
 
+    /// CPU time (user and system) the hub's processes have used so far.
+    pub fn cpu_time(&self) -> Duration {
+        self.pids.iter().map(|p| cpu_time(*p)).sum()
+    }
+
     /// The signal target of `child`: JupyterHub's process group (its proxy and servers
     /// with it), a Galilean node itself (it stops its servers).
     fn target(&self, child: &Child) -> Pid {
@@ -418,6 +423,28 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user and system) `pid` has used so far; zero once it is gone.
+pub fn cpu_time(pid: u32) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // fields after the command name, which may hold spaces: utime and stime
+            // are the 12th and 13th of them
+            let rest = &s[s.rfind(')')? + 1..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: u64 = fields.next()?.parse().ok()?;
+            let system: u64 = fields.next()?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)
+        .unwrap_or(100) as u64;
+    Duration::from_secs_f64(ticks as f64 / per_sec as f64)
+}
+
 /// The pids whose parent is `pid`.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -479,6 +506,13 @@ impl Ceiling {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anyhow::bail!("the ceiling server on port {port} did not come up")
+    }
+}
+
+impl Ceiling {
+    /// CPU time the ceiling server has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.child.id())
     }
 }
 

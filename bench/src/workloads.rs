@@ -163,6 +163,20 @@ impl Table {
         self.latency(workload, system, m);
     }
 
+    /// CPU time `cpu` spent on a load run's successful requests, per request.
+    pub fn cpu_per_request(&mut self, workload: &str, system: &str, m: &Measured, cpu: Duration) {
+        let us = cpu.as_secs_f64() * 1e6 / m.ok.max(1) as f64;
+        eprintln!("  {workload} on {system}: {us:.1} µs CPU per request");
+        self.put(
+            workload,
+            "CPU per request",
+            "µs",
+            false,
+            system,
+            Figure::of(m, |_| Some(us)),
+        );
+    }
+
     /// p50 and p99 of a load run.
     pub fn latency(&mut self, workload: &str, system: &str, m: &Measured) {
         self.put(
@@ -483,6 +497,7 @@ pub async fn proxy(
             let path = path.clone();
             Arc::new(move |_, _| Call::get(path.clone()))
         };
+        let before = direct.cpu_time();
         let m = load::closed_loop(
             std::slice::from_ref(&direct.addr),
             make.clone(),
@@ -493,9 +508,14 @@ pub async fn proxy(
         let direct_rate = m.per_sec();
         let workload = format!("W4 GET {body} c16");
         table.load(&workload, "direct", &m);
+        // the proxy's cost apart from what shares its cores: the hub's processes' CPU
+        // time per proxied request (the backend's own, hit directly, as the ceiling)
+        table.cpu_per_request(&workload, "direct", &m, direct.cpu_time() - before);
         for s in subjects {
+            let before = s.hub.cpu_time();
             let m = load::closed_loop(&s.hub.addrs, make.clone(), 16, size.duration).await;
             table.load(&workload, s.name(), &m);
+            table.cpu_per_request(&workload, s.name(), &m, s.hub.cpu_time() - before);
             table.put(
                 &workload,
                 "ratio to direct",
