@@ -789,17 +789,40 @@ pub async fn flush_activity(app: &AppState) -> anyhow::Result<()> {
 }
 
 /// Stops every server this node runs (`hub.cleanup_servers`).
+///
+/// Each stops through its actor, which records it stopping and stopped. When that fails
+/// (the store cannot commit: the whole cluster is stopping and its majority left first),
+/// the process this node launched is stopped anyway, from the replica's record: the hub
+/// must not leave servers behind. Its record then still says running; whichever node
+/// owns it next finds the process gone and records it stopped.
 async fn stop_all_servers(app: &Arc<AppState>) {
-    let wait = app.ctx.settings.stop_grace + Duration::from_secs(5);
+    let ctx = app.router.ctx().clone();
+    let wait = ctx.settings.stop_grace + Duration::from_secs(5);
     let stops = app
         .router
         .unstopped_local_servers()
         .into_iter()
         .map(|(user, server)| {
             let router = app.router.clone();
+            let ctx = ctx.clone();
             async move {
-                if let Err(e) = router.stop_server(&user, &server, false, wait).await {
+                let Err(e) = router.stop_server(&user, &server, false, wait).await else {
+                    return;
+                };
+                let key = (user.as_str().to_owned(), server.as_str().to_owned());
+                let state = ctx.replica.read(|s| {
+                    s.servers
+                        .get(&key)
+                        .map(|r| r.spawner.clone())
+                        .filter(|st| st.pid.is_some() && st.node == ctx.settings.node_id)
+                });
+                let Some(state) = state else {
                     tracing::warn!(%user, %server, "cannot stop: {e}");
+                    return;
+                };
+                tracing::warn!(%user, %server, pid = ?state.pid, "cannot record the stop ({e}); stopping the process anyway");
+                if let Err(e) = ctx.spawner.stop(&state, ctx.settings.stop_grace).await {
+                    tracing::warn!(%user, %server, "cannot stop the process: {e}");
                 }
             }
         });

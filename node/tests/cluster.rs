@@ -1706,3 +1706,64 @@ async fn a_write_is_answered_only_when_every_serving_node_shows_it() {
     assert_eq!(count(404), 0, "node 3 denied a created user");
     assert_eq!(seen.last(), Some(&200), "node 3 did not come back");
 }
+
+/// `cleanup_servers` holds when a node shuts down after its majority left (the whole
+/// cluster stopped at once, the others first): stopping a server through its actor needs
+/// a store write that cannot commit, and the process must stop anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_servers_stops_a_node_s_servers_even_after_its_majority_left() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let mut nodes = three_nodes_with(dir.path(), |c| {
+        c.replacen("[hub]\n", "[hub]\ncleanup_servers = true\n", 1)
+    })
+    .await;
+    let last = 3;
+    let dave = (0..)
+        .map(|i| format!("dave{i}"))
+        .find(|u| galilean_actors::placement::owner(u.as_bytes(), &[1, 2, 3]) == Some(last))
+        .unwrap();
+    let url = nodes[0].url.clone();
+    let (s, _) = call(&url, reqwest::Method::POST, &format!("/users/{dave}")).await;
+    assert_eq!(s, 201);
+    call(
+        &url,
+        reqwest::Method::POST,
+        &format!("/users/{dave}/server"),
+    )
+    .await;
+    wait_server_ready(&url, &dave).await;
+    let pid = whoami_pid(&url, &dave)
+        .await
+        .expect("dave's server answers") as i32;
+
+    // the other two go first, at once: node 3 is left without a majority
+    for n in nodes.iter_mut().filter(|n| n.id != last) {
+        n.child.kill().unwrap();
+        n.child.wait().unwrap();
+    }
+    let node = nodes.iter_mut().find(|n| n.id == last).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {last} did not exit:\n{}",
+            node.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "node {last} exited with {status}");
+    assert!(
+        !common::group_alive(pid),
+        "node {last} left {dave}'s server running:\n{}",
+        node.log_text()
+    );
+}
