@@ -14,7 +14,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -59,15 +61,31 @@ pub enum ForwardError {
 enum PostError {
     /// No connection was made: the request was not delivered.
     NotSent(String),
+    /// The peer answered with another status than 200 (a wrong secret: 403).
+    Refused(String),
+    /// Sent, and no usable answer came in time: timed out, connection lost, bad body.
     Failed(String),
 }
 
 impl std::fmt::Display for PostError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PostError::NotSent(m) | PostError::Failed(m) => f.write_str(m),
+            PostError::NotSent(m) | PostError::Refused(m) | PostError::Failed(m) => f.write_str(m),
         }
     }
+}
+
+/// `e` followed by its sources (reqwest's own text omits the cause: a timeout reads
+/// "error sending request").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Clients for every peer, sharing one connection pool.
@@ -104,7 +122,7 @@ impl HttpNetwork {
         body: &Q,
         timeout: Duration,
     ) -> Result<A, PostError> {
-        let failed = |e: &dyn std::fmt::Display| PostError::Failed(e.to_string());
+        let failed = |e: &dyn std::error::Error| PostError::Failed(chain(e));
         let bytes = rmp_serde::to_vec_named(body).map_err(|e| failed(&e))?;
         let r = self
             .client
@@ -116,13 +134,13 @@ impl HttpNetwork {
             .await
             .map_err(|e| {
                 if e.is_connect() {
-                    PostError::NotSent(format!("{addr}: {e}"))
+                    PostError::NotSent(format!("{addr}: {}", chain(&e)))
                 } else {
                     failed(&e)
                 }
             })?;
         if r.status() != StatusCode::OK {
-            return Err(PostError::Failed(format!(
+            return Err(PostError::Refused(format!(
                 "{addr}{path} answered {}",
                 r.status()
             )));
@@ -188,7 +206,7 @@ impl HttpNetwork {
         .await
         .map_err(|e| match e {
             PostError::NotSent(m) => ForwardError::NotSent(m),
-            PostError::Failed(m) => ForwardError::Unreachable(m),
+            PostError::Refused(m) | PostError::Failed(m) => ForwardError::Unreachable(m),
         })?
     }
 }
@@ -227,16 +245,22 @@ impl PeerClient {
             .net
             .post(&self.addr, path, req, option.hard_ttl())
             .await
-            .map_err(|e| {
-                let e = e.to_string();
-                if e.contains("403") {
-                    tracing::error!(
-                        peer = self.target,
-                        addr = %self.addr,
-                        "the peer refused us: our cluster.secret differs from the cluster's"
-                    );
+            .map_err(|e| match e {
+                // down or refusing us: openraft backs off (500 ms) before trying again
+                PostError::NotSent(m) | PostError::Refused(m) => {
+                    if m.contains("403") {
+                        tracing::error!(
+                            peer = self.target,
+                            addr = %self.addr,
+                            "the peer refused us: our cluster.secret differs from the cluster's"
+                        );
+                    }
+                    RPCError::Unreachable(Unreachable::new(&Transport(m)))
                 }
-                RPCError::Unreachable(Unreachable::new(&Transport(e)))
+                // it is there but slow (an append's deadline is one heartbeat): the next
+                // heartbeat tries again. A back-off here starved busy followers of
+                // heartbeats until they called elections.
+                PostError::Failed(m) => RPCError::Network(NetworkError::new(&Transport(m))),
             })?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -553,6 +577,55 @@ mod tests {
         // a wrong secret is refused as on a raft node
         let stranger = HttpNetwork::new("not the secret", None);
         assert!(stranger.status(&addr).await.unwrap_err().contains("403"));
+        server.abort();
+    }
+
+    /// A peer that is down, or refuses us, is backed off (openraft waits 500 ms before
+    /// sending to it again); one that is merely slow is not: a late heartbeat answer is
+    /// a network error, and the next heartbeat goes out on time. Backing off slow
+    /// followers starved them of heartbeats until they called elections.
+    #[tokio::test]
+    async fn only_an_absent_or_refusing_peer_is_backed_off_not_a_slow_one() {
+        let mut net = HttpNetwork::new("s3cret", None);
+        let vote = || VoteRequest::new(openraft::Vote::new(1, 1), None);
+        let option = || RPCOption::new(Duration::from_millis(100));
+        let peer = |addr: String| BasicNode { addr };
+
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = closed.local_addr().unwrap().to_string();
+        drop(closed);
+        let mut client = net.new_client(2, &peer(addr)).await;
+        let e = client.vote(vote(), option()).await.unwrap_err();
+        assert!(matches!(e, RPCError::Unreachable(_)), "{e}");
+
+        // accepts, never answers
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                open.push(stream);
+            }
+        });
+        let mut client = net.new_client(3, &peer(addr)).await;
+        let e = client.vote(vote(), option()).await.unwrap_err();
+        assert!(matches!(e, RPCError::Network(_)), "{e}");
+        assert!(e.to_string().contains("timed out"), "{e}");
+        held.abort();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(serve(
+            listener,
+            Served::Shared(Arc::new(MemoryStore::new())),
+            "another secret".into(),
+            StatusSource::default(),
+            None,
+        ));
+        let mut client = net.new_client(4, &peer(addr)).await;
+        let e = client.vote(vote(), option()).await.unwrap_err();
+        assert!(matches!(e, RPCError::Unreachable(_)), "{e}");
+        assert!(e.to_string().contains("403"), "{e}");
         server.abort();
     }
 }
