@@ -170,7 +170,7 @@ impl Hub {
     }
 
     async fn galilean(paths: &Paths) -> anyhow::Result<Hub> {
-        let dir = tempfile::tempdir()?;
+        let dir = hub_dir()?;
         let port = free_port()?;
         let config = Hub::galilean_config(paths, dir.path(), port, "");
         let child = Hub::galilean_process(paths, dir.path(), "galilean", config)?;
@@ -190,7 +190,7 @@ impl Hub {
     /// [`CLUSTER_NODES`] nodes on 127.0.0.1, each with its public port and its cluster
     /// port (the actor port after it), formed from the same peer list.
     async fn galilean_cluster(paths: &Paths) -> anyhow::Result<Hub> {
-        let dir = tempfile::tempdir()?;
+        let dir = hub_dir()?;
         let mut ports = Vec::new();
         for _ in 0..CLUSTER_NODES {
             ports.push((free_port()?, free_port_pair()?));
@@ -228,7 +228,7 @@ impl Hub {
     }
 
     async fn jupyterhub(paths: &Paths) -> anyhow::Result<Hub> {
-        let dir = tempfile::tempdir()?;
+        let dir = hub_dir()?;
         let port = free_port()?;
         let jupyterhub = paths.peer.join("venv/bin/jupyterhub");
         let chp = paths
@@ -421,6 +421,19 @@ pub fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// A hub's directory (configs, data, logs): removed with the hub, unless
+/// `GALILEAN_BENCH_KEEP` is set, for looking into a failed run's logs afterwards.
+fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
+    let mut dir = tempfile::Builder::new()
+        .prefix("galilean-bench-")
+        .tempdir()?;
+    if std::env::var_os("GALILEAN_BENCH_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("  keeping {}", dir.path().display());
+    }
+    Ok(dir)
 }
 
 /// CPU time (user and system) `pid` has used so far; zero once it is gone.
