@@ -343,15 +343,10 @@ impl Hub {
 
     /// Stops the hub: every node at once, each given 10 s before SIGKILL. Servers that
     /// outlive their hub are killed and counted on stderr: a whole cluster shutting down
-    /// at once can leave one (its stop needs a store write, and the majority is going
-    /// away), and the bench must not leave processes behind.
+    /// at once can leave one, and so can a storm cut short (spawns queued when it ended
+    /// launch while the hub stops). The bench must not leave processes behind: a server
+    /// is any process working in the hub's directory (both hubs put homes there).
     pub async fn stop(mut self) {
-        let servers: Vec<(u32, String)> = self
-            .children
-            .iter()
-            .flat_map(|c| children_of(c.id()))
-            .map(|p| (p, cmdline(p)))
-            .collect();
         for c in &self.children {
             let _ = kill(self.target(c), Signal::SIGTERM);
         }
@@ -370,12 +365,7 @@ impl Hub {
             let _ = kill(self.target(&c), Signal::SIGKILL);
             let _ = c.wait();
         }
-        // the same process (not a recycled pid) still running
-        let left: Vec<u32> = servers
-            .into_iter()
-            .filter(|(p, line)| !line.is_empty() && cmdline(*p) == *line)
-            .map(|(p, _)| p)
-            .collect();
+        let left = processes_under(self._dir.path());
         if !left.is_empty() {
             eprintln!(
                 "  {}: {} server process(es) outlived the hub; killed",
@@ -383,18 +373,28 @@ impl Hub {
                 left.len()
             );
             for p in left {
-                // each server leads its own process group
+                // a server leads its own process group
                 let _ = kill(Pid::from_raw(-(p as i32)), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
             }
         }
     }
 }
 
-/// A process's command line (empty when it is gone).
-fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+/// The processes whose working directory is under `root`.
+fn processes_under(root: &Path) -> Vec<u32> {
+    let Ok(root) = root.canonicalize() else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd.starts_with(&root))
+        })
+        .collect()
 }
 
 impl Drop for Hub {
