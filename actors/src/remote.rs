@@ -1088,8 +1088,8 @@ impl Router {
     }
 
     /// Checks every unstopped server this node owns and runs no actor for (at start-up,
-    /// or after the live set moved it here): re-adopted if it answers, marked stopped if
-    /// not.
+    /// or after the live set moved it here): re-adopted if its process runs, marked
+    /// stopped if not.
     pub async fn adopt_servers(self: &Arc<Self>) {
         let checks = self
             .unstopped_local_servers()

@@ -57,8 +57,8 @@ pub enum ServerMsg {
     Status {
         reply: RpcReplyPort<ServerStatus>,
     },
-    /// Check a server found running at start-up: re-adopt it if it answers, else mark
-    /// it stopped. Replies whether it was re-adopted.
+    /// Check a server found running at start-up: re-adopt it if its process runs, else
+    /// mark it stopped. Replies whether it was re-adopted.
     Adopt {
         reply: RpcReplyPort<bool>,
     },
@@ -681,27 +681,18 @@ impl ServerState {
         false
     }
 
-    /// Re-adopts `rec` if it is running and answers (true); otherwise stops its process,
-    /// if one lives (false).
+    /// Re-adopts `rec` if it is running (true); otherwise stops its process, if one
+    /// lives (false).
+    ///
+    /// Running means: recorded running and its process alive on this host, the same
+    /// process (pid and start time match). It is re-adopted whether or not it answers
+    /// at once: a readiness probe with a deadline stopped healthy servers on a loaded host
+    /// (a 1,000-server storm while ownership moved), ending users' sessions. A server that
+    /// hangs stays its user's to stop, as in JupyterHub, which trusts its spawner's poll.
     async fn judge(&mut self, rec: &ServerRecord) -> bool {
         let alive = rec.spawner.pid.is_some()
             && self.ctx.spawner.poll(&rec.spawner).await == PollStatus::Running;
-        let answers = match (&rec.target, alive) {
-            (Some(url), true) => {
-                let prefix = self.ctx.prefix(&self.user, &self.server);
-                wait_until_ready(
-                    &self.ctx.probe,
-                    url,
-                    &prefix,
-                    Duration::from_secs(3),
-                    std::future::pending::<String>(),
-                )
-                .await
-                .is_ok()
-            }
-            _ => false,
-        };
-        if answers && rec.phase == ServerPhase::Running {
+        if alive && rec.phase == ServerPhase::Running && rec.target.is_some() {
             self.phase = ServerPhase::Running;
             self.stopped.send_replace(false);
             tracing::info!(user = %self.user, server = %self.server, "re-adopted a running server");

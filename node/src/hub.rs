@@ -603,7 +603,7 @@ async fn build_at(
     ];
     tasks.extend(cluster_tasks);
 
-    // servers a previous run left running: re-adopted if they answer, else stopped
+    // servers a previous run left running: re-adopted if their process runs, else stopped
     app.router.adopt_servers().await;
 
     let front = Arc::new(Front::new(app.clone(), routes_rx, activity));

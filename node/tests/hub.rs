@@ -291,6 +291,39 @@ async fn a_hub_restart_readopts_running_servers() {
     assert_eq!(model["servers"], json!({}), "{model}");
 }
 
+/// A server that does not answer while the hub restarts (its host busy; here stopped
+/// with SIGSTOP) is still its user's running server: re-adopted, not killed.
+#[tokio::test]
+async fn a_hub_restart_readopts_a_running_server_that_is_slow_to_answer() {
+    let mut hub = Hub::tiny("", OPEN);
+    hub.admin_send(Method::POST, "/users/alice", None).await;
+    hub.admin_send(Method::POST, "/users/alice/server", None)
+        .await;
+    let before = hub.wait_ready("alice", "", Duration::from_secs(20)).await;
+    let pid = before["state"]["pid"].as_i64().unwrap() as i32;
+    assert!(hub.stop().success());
+    let frozen = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(frozen, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    hub.start();
+    let (_, model) = hub.admin_get("/users/alice").await;
+    nix::sys::signal::kill(frozen, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(model["servers"][""]["ready"], true, "{model}");
+    assert_eq!(
+        model["servers"][""]["started"], before["started"],
+        "{model}"
+    );
+    // it answers again through the hub, the same process
+    let r = hub
+        .client()
+        .get(format!("{}/user/alice/whoami", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let who: Value = r.json().await.unwrap();
+    assert_eq!(who["pid"].as_i64(), Some(pid as i64));
+}
+
 #[tokio::test]
 async fn cleanup_servers_stops_them_with_the_hub() {
     let mut hub = Hub::tiny("", "[authenticator]\nallow_all = true\n");
