@@ -16,6 +16,12 @@
 //! Backward validation against every commit since the read version makes the history
 //! serializable. Read-only transactions commit without taking the lock.
 //!
+//! With a blocking backend (a disk), commits go through a queue to one commit thread,
+//! which takes whatever waits (up to [`MAX_GROUP`]) as a group: each request is checked
+//! in order, against the log and the group's earlier ones, gets its own version and
+//! change batch, and the accepted ones are applied as one backend write, one sync. A
+//! waiting commit holds no thread.
+//!
 //! If a backend fails to apply a batch, the engine cannot know what reached the disk, so
 //! it refuses every later transaction (`Unavailable`) until the store is reopened.
 
@@ -26,10 +32,10 @@ mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use self::log::CommitLog;
 use self::ranges::RangeSet;
@@ -43,6 +49,10 @@ const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(5);
 const COMMIT_LOG_BYTES: usize = 64 << 20;
 /// Change batches a subscriber may fall behind before it gets `Lagged`.
 const FEED_CAPACITY: usize = 4096;
+/// The most commits a blocking backend applies as one write (one sync), and the most
+/// mutation bytes such a group gathers before it is applied.
+const MAX_GROUP: usize = 64;
+const MAX_GROUP_BYTES: usize = 8 << 20;
 
 /// Rows of a range scan, in the order asked for.
 pub(crate) type Rows<'a> = Box<dyn Iterator<Item = Result<KeyValue, StoreError>> + 'a>;
@@ -88,6 +98,29 @@ pub(crate) struct CommitRequest {
     pub(crate) mutations: Vec<Mutation>,
 }
 
+impl CommitRequest {
+    /// The bytes of keys and values it writes.
+    fn bytes(&self) -> usize {
+        self.mutations
+            .iter()
+            .map(|m| match m {
+                Mutation::Set { key, value } => key.len() + value.len(),
+                Mutation::Clear { key } => key.len(),
+                Mutation::ClearRange { begin, end } => begin.len() + end.len(),
+            })
+            .sum()
+    }
+}
+
+/// Where a queued commit's outcome goes.
+pub(crate) type Answer = oneshot::Receiver<Result<Version, StoreError>>;
+
+/// A commit waiting for the commit thread.
+struct Queued {
+    request: CommitRequest,
+    answer: oneshot::Sender<Result<Version, StoreError>>,
+}
+
 /// Decides and applies commits for [`OccTransaction`]s: the local [`Engine`], or the raft
 /// store, which has the replicated state machine decide.
 pub(crate) trait Committer: Send + Sync + 'static {
@@ -99,6 +132,12 @@ pub(crate) trait Committer: Send + Sync + 'static {
     fn max_age(&self) -> Duration;
     /// Validates and applies one commit; durable when it returns `Ok`.
     fn commit(&self, request: CommitRequest) -> Result<Version, StoreError>;
+    /// Hands `request` to a commit thread of the committer's own, which commits it
+    /// with whatever else is waiting (see [`Engine::commit_group`]) and answers on the
+    /// returned channel; gives it back when this committer has none (then `commit`).
+    fn enqueue(&self, request: CommitRequest) -> Result<Answer, CommitRequest> {
+        Err(request)
+    }
     /// A transaction that began at `read_version` ended (committed, failed or
     /// dropped). Only a committer that counts its live transactions cares.
     fn finished(&self, _read_version: Version) {}
@@ -115,16 +154,33 @@ pub(crate) struct Engine<B: Backend> {
     feed: broadcast::Sender<Arc<ChangeBatch>>,
     counters: Counters,
     max_age: Duration,
+    /// The commit thread's queue (blocking backends): commits wait there without
+    /// holding a thread each, and go to the backend in groups.
+    queue: OnceLock<mpsc::Sender<Queued>>,
 }
 
 impl<B: Backend> Engine<B> {
-    /// Starts an engine over `backend`, whose newest applied version is `version`.
+    /// Starts an engine over `backend`, whose newest applied version is `version`; with
+    /// a commit thread when the backend blocks.
     pub(crate) fn new(backend: B, version: Version) -> Result<Arc<Engine<B>>, StoreError> {
-        Ok(Arc::new(Engine::with_max_age(
-            backend,
-            version,
-            MAX_TRANSACTION_AGE,
-        )?))
+        let engine = Arc::new(Engine::with_max_age(backend, version, MAX_TRANSACTION_AGE)?);
+        if B::BLOCKING {
+            engine.start_commit_thread()?;
+        }
+        Ok(engine)
+    }
+
+    /// Starts the thread that commits what [`Committer::enqueue`] queues. It holds the
+    /// engine weakly, and ends when the engine (the queue's sender) is gone.
+    fn start_commit_thread(self: &Arc<Self>) -> Result<(), StoreError> {
+        let (queue, queued) = mpsc::channel();
+        let engine = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("store-commits".into())
+            .spawn(move || commit_groups(engine, queued))
+            .map_err(|e| StoreError::Io(format!("cannot start the commit thread: {e}")))?;
+        let _ = self.queue.set(queue);
+        Ok(())
     }
 
     fn with_max_age(backend: B, version: Version, max_age: Duration) -> Result<Self, StoreError> {
@@ -142,6 +198,7 @@ impl<B: Backend> Engine<B> {
             feed,
             counters: Counters::default(),
             max_age,
+            queue: OnceLock::new(),
         })
     }
 
@@ -211,25 +268,52 @@ impl<B: Backend> Engine<B> {
 
     /// Validates, applies and publishes one commit. Blocks on the backend's I/O.
     pub(crate) fn commit_request(&self, request: CommitRequest) -> Result<Version, StoreError> {
-        let CommitRequest {
-            read_version,
-            reads,
-            mutations,
-        } = request;
+        self.commit_group(vec![request])
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Io("a commit got no answer".into())))
+    }
+
+    /// Validates `requests` in order, each against the commits after its read version
+    /// (earlier ones of the group included), applies the accepted ones as one backend
+    /// write, durable at once, and publishes each as its own version, in order: as if
+    /// committed one by one, with one sync. Answers each request, in order. Blocks on the
+    /// backend's I/O.
+    fn commit_group(&self, requests: Vec<CommitRequest>) -> Vec<Result<Version, StoreError>> {
         let mut log = self.lock_commit();
-        let version = self.read_current(|c| match &c.failed {
+        let version = match self.read_current(|c| match &c.failed {
             Some(reason) => Err(StoreError::Unavailable(reason.clone())),
             None => Ok(c.version),
-        })?;
-        if log.conflicts(read_version, &reads) {
-            self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
-            return Err(StoreError::Conflict);
+        }) {
+            Ok(version) => version,
+            Err(e) => return requests.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let now = Instant::now();
+        let mut next = version;
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut accepted: Vec<(Version, Vec<Mutation>)> = Vec::with_capacity(requests.len());
+        for request in requests {
+            if log.conflicts(request.read_version, &request.reads) {
+                self.counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                answers.push(Err(StoreError::Conflict));
+                continue;
+            }
+            next += 1;
+            log.push(next, RangeSet::written(&request.mutations), now);
+            answers.push(Ok(next));
+            accepted.push((next, request.mutations));
         }
-        let next = version + 1;
-        let applied = self
-            .backend
-            .apply(next, &mutations)
-            .and_then(|()| self.backend.snapshot());
+        if accepted.is_empty() {
+            return answers;
+        }
+        let applied = match accepted.as_slice() {
+            [(_, only)] => self.backend.apply(next, only),
+            group => {
+                let all: Vec<Mutation> =
+                    group.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
+                self.backend.apply(next, &all)
+            }
+        }
+        .and_then(|()| self.backend.snapshot());
         let snapshot = match applied {
             Ok(snapshot) => Arc::new(snapshot),
             Err(error) => {
@@ -238,7 +322,11 @@ impl<B: Backend> Engine<B> {
                 current.failed = Some(format!(
                     "a commit failed ({error}); the store must be reopened"
                 ));
-                return Err(error);
+                // what the group wrote may or may not be on disk
+                return answers
+                    .into_iter()
+                    .map(|a| a.and(Err(error.clone())))
+                    .collect();
             }
         };
         {
@@ -246,18 +334,51 @@ impl<B: Backend> Engine<B> {
             current.version = next;
             current.snapshot = snapshot;
         }
-        log.push(next, RangeSet::written(&mutations), Instant::now());
         log.release_through(self.releasable());
-        self.counters.write_commits.fetch_add(1, Ordering::Relaxed);
         self.counters
-            .mutations
-            .fetch_add(mutations.len() as u64, Ordering::Relaxed);
-        // no receiver is not an error: nobody is listening yet
-        let _ = self.feed.send(Arc::new(ChangeBatch {
-            version: next,
-            mutations,
-        }));
-        Ok(next)
+            .write_commits
+            .fetch_add(accepted.len() as u64, Ordering::Relaxed);
+        for (version, mutations) in accepted {
+            self.counters
+                .mutations
+                .fetch_add(mutations.len() as u64, Ordering::Relaxed);
+            // no receiver is not an error: nobody is listening yet
+            let _ = self.feed.send(Arc::new(ChangeBatch { version, mutations }));
+        }
+        answers
+    }
+}
+
+/// The commit thread: takes what is queued, up to a group's worth, commits it as one
+/// group, answers each, and again; ends when the engine is gone.
+fn commit_groups<B: Backend>(engine: Weak<Engine<B>>, queued: mpsc::Receiver<Queued>) {
+    while let Ok(first) = queued.recv() {
+        let mut bytes = first.request.bytes();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP && bytes < MAX_GROUP_BYTES {
+            match queued.try_recv() {
+                Ok(next) => {
+                    bytes += next.request.bytes();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let (requests, answers): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|q| (q.request, q.answer)).unzip();
+        // the engine is let go before anyone hears back: whoever then drops the store
+        // closes it (its file) at once
+        let results = match engine.upgrade() {
+            Some(engine) => engine.commit_group(requests),
+            None => requests
+                .iter()
+                .map(|_| Err(StoreError::Unavailable("the store is closed".into())))
+                .collect(),
+        };
+        for (answer, result) in answers.into_iter().zip(results) {
+            // a dropped receiver: its transaction stopped waiting, the commit stands
+            let _ = answer.send(result);
+        }
     }
 }
 
@@ -275,6 +396,17 @@ impl<B: Backend> Committer for Engine<B> {
 
     fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
         self.commit_request(request)
+    }
+
+    fn enqueue(&self, request: CommitRequest) -> Result<Answer, CommitRequest> {
+        let Some(queue) = self.queue.get() else {
+            return Err(request);
+        };
+        let (answer, answered) = oneshot::channel();
+        match queue.send(Queued { request, answer }) {
+            Ok(()) => Ok(answered),
+            Err(mpsc::SendError(q)) => Err(q.request),
+        }
     }
 
     fn finished(&self, read_version: Version) {

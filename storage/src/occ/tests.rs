@@ -170,3 +170,105 @@ async fn the_conflict_log_keeps_only_what_live_transactions_need() {
     assert_eq!(logged(&engine), 0);
     assert_eq!(engine.counters().snapshot().conflicts, 1);
 }
+
+/// A backend that blocks (as a disk does): each apply takes a while, and is counted.
+#[derive(Default)]
+struct SlowBackend {
+    inner: TestBackend,
+    applies: std::sync::atomic::AtomicUsize,
+}
+
+impl Backend for SlowBackend {
+    type Snapshot = BTreeMap<Vec<u8>, Vec<u8>>;
+    const BLOCKING: bool = true;
+
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
+        self.inner.snapshot()
+    }
+
+    fn apply(&self, version: Version, mutations: &[Mutation]) -> Result<(), StoreError> {
+        std::thread::sleep(Duration::from_millis(30));
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(version, mutations)
+    }
+}
+
+/// Commits that arrive while the backend is busy go to it together, one apply (one
+/// sync) for the group, and come out as if committed one by one: each its own version,
+/// in order on the feed, each checked against the group's earlier ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_commits_are_applied_as_one_group_and_checked_in_order() {
+    let engine = Engine::new(SlowBackend::default(), 0).unwrap();
+    let mut feed = engine.subscribe();
+    // two transactions that read x at the same version and write it
+    let mut rivals = Vec::new();
+    for value in [b"1", b"2"] {
+        let mut tx = Box::new(engine.begin().unwrap());
+        assert_eq!(tx.get(b"x").await.unwrap(), None);
+        tx.set(b"x", value);
+        rivals.push(tx);
+    }
+    let writers: Vec<_> = (0..20u8)
+        .map(|i| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                let mut tx = Box::new(engine.begin().unwrap());
+                tx.set(&[b'k', i], b"v");
+                tx.commit().await
+            })
+        })
+        .collect();
+    let rivals: Vec<_> = rivals
+        .into_iter()
+        .map(|tx| tokio::spawn(tx.commit()))
+        .collect();
+    let mut versions = Vec::new();
+    for w in writers {
+        versions.push(w.await.unwrap().unwrap());
+    }
+    let mut outcomes = Vec::new();
+    for r in rivals {
+        outcomes.push(r.await.unwrap());
+    }
+    let won: Vec<Version> = outcomes.iter().filter_map(|o| o.clone().ok()).collect();
+    assert_eq!(won.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes.contains(&Err(StoreError::Conflict)),
+        "{outcomes:?}"
+    );
+    versions.extend(won);
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=21).collect::<Vec<Version>>());
+    assert_eq!(engine.committed_version(), 21);
+    let applies = engine.backend().applies.load(Ordering::SeqCst);
+    assert!(
+        applies < 21,
+        "{applies} applies for 21 commits: none grouped"
+    );
+    for v in 1..=21 {
+        assert_eq!(feed.recv().await.unwrap().version, v);
+    }
+    // what the winner wrote is what the store holds, and every writer's key
+    let mut tx = Box::new(engine.begin().unwrap());
+    assert!(tx.get(b"x").await.unwrap().is_some());
+    for i in 0..20u8 {
+        assert!(tx.get(&[b'k', i]).await.unwrap().is_some());
+    }
+    assert_eq!(engine.counters().snapshot().write_commits, 21);
+}
+
+/// The commit thread lets the engine go: once the store is dropped, the engine (and a
+/// file it holds) is freed, and the thread ends.
+#[tokio::test]
+async fn the_commit_thread_does_not_keep_the_engine() {
+    let engine = Engine::new(SlowBackend::default(), 0).unwrap();
+    let mut tx = Box::new(engine.begin().unwrap());
+    tx.set(b"a", b"1");
+    assert_eq!(tx.commit().await, Ok(1));
+    let weak = Arc::downgrade(&engine);
+    drop(engine);
+    assert!(
+        weak.upgrade().is_none(),
+        "the commit thread kept the engine"
+    );
+}

@@ -173,7 +173,22 @@ impl<C: Committer> Transaction for OccTransaction<C> {
             mutations: writes.into_mutations(),
         };
         // `live` ends with the commit: until its conflict check, the log must keep
-        // every commit after this transaction's read version
+        // every commit after this transaction's read version (if this future is dropped
+        // while the commit waits in a queue, `live` ends early; the log then may no
+        // longer reach back to the read version, and the commit is refused, never let
+        // through unchecked)
+        let request = match engine.enqueue(request) {
+            Ok(answered) => {
+                let result = answered.await.unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(
+                        "the store's commit thread stopped".into(),
+                    ))
+                });
+                drop(live);
+                return result;
+            }
+            Err(request) => request,
+        };
         if !C::BLOCKING {
             let result = engine.commit(request);
             drop(live);
