@@ -790,8 +790,9 @@ pub async fn flush_activity(app: &AppState) -> anyhow::Result<()> {
 
 /// Stops every server this node runs (`hub.cleanup_servers`).
 ///
-/// Each stops through its actor, which records it stopping and stopped. When that fails
-/// (the store cannot commit: the whole cluster is stopping and its majority left first),
+/// Each stops through its actor, which records it stopping and stopped. When that fails,
+/// or this node loses its majority meanwhile (the store cannot commit: the whole cluster
+/// is stopping and the others left first),
 /// the process this node launched is stopped anyway, from the replica's record: the hub
 /// must not leave servers behind. Its record then still says running; whichever node
 /// owns it next finds the process gone and records it stopped.
@@ -806,8 +807,19 @@ async fn stop_all_servers(app: &Arc<AppState>) {
             let router = app.router.clone();
             let ctx = ctx.clone();
             async move {
-                let Err(e) = router.stop_server(&user, &server, false, wait).await else {
-                    return;
+                // a node cut off from its majority cannot commit: no waiting for the
+                // store's deadline (the whole cluster may be stopping around it)
+                let cut_off = async {
+                    while router.lease_valid() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                };
+                let e = tokio::select! {
+                    stopped = router.stop_server(&user, &server, false, wait) => match stopped {
+                        Ok(_) => return,
+                        Err(e) => e.to_string(),
+                    },
+                    () = cut_off => "this node cannot reach its cluster's majority".to_owned(),
                 };
                 let key = (user.as_str().to_owned(), server.as_str().to_owned());
                 let state = ctx.replica.read(|s| {

@@ -150,7 +150,7 @@ impl HttpNetwork {
     }
 
     /// Asks the node at `addr` (which must lead) for a membership change; see
-    /// [`membership::change`].
+    /// [`super::membership::change`].
     pub async fn change_members(
         &self,
         addr: &str,
