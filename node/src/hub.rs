@@ -792,10 +792,10 @@ pub async fn flush_activity(app: &AppState) -> anyhow::Result<()> {
 ///
 /// Each stops through its actor, which records it stopping and stopped. When that fails,
 /// or this node loses its majority meanwhile (the store cannot commit: the whole cluster
-/// is stopping and the others left first),
-/// the process this node launched is stopped anyway, from the replica's record: the hub
-/// must not leave servers behind. Its record then still says running; whichever node
-/// owns it next finds the process gone and records it stopped.
+/// is stopping and the others left first), the process this node launched is stopped
+/// anyway, from the replica's record: the hub must not leave servers behind. Its record
+/// then still says running; whichever node owns it next finds the process gone and
+/// records it stopped.
 async fn stop_all_servers(app: &Arc<AppState>) {
     let ctx = app.router.ctx().clone();
     let wait = ctx.settings.stop_grace + Duration::from_secs(5);
