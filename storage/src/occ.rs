@@ -132,10 +132,11 @@ pub(crate) trait Committer: Send + Sync + 'static {
     fn max_age(&self) -> Duration;
     /// Validates and applies one commit; durable when it returns `Ok`.
     fn commit(&self, request: CommitRequest) -> Result<Version, StoreError>;
-    /// Hands `request` to a commit thread of the committer's own, which commits it
-    /// with whatever else is waiting (see [`Engine::commit_group`]) and answers on the
-    /// returned channel; gives it back when this committer has none (then `commit`).
-    fn enqueue(&self, request: CommitRequest) -> Result<Answer, CommitRequest> {
+    /// Takes `request` to commit without a thread waiting for it (the engine's commit
+    /// thread, which commits it with whatever else is waiting, see
+    /// [`Engine::commit_group`]; the raft store's task) and answers on the returned
+    /// channel; gives it back when this committer cannot (then `commit`).
+    fn enqueue(self: &Arc<Self>, request: CommitRequest) -> Result<Answer, CommitRequest> {
         Err(request)
     }
     /// A transaction that began at `read_version` ended (committed, failed or
@@ -398,7 +399,7 @@ impl<B: Backend> Committer for Engine<B> {
         self.commit_request(request)
     }
 
-    fn enqueue(&self, request: CommitRequest) -> Result<Answer, CommitRequest> {
+    fn enqueue(self: &Arc<Self>, request: CommitRequest) -> Result<Answer, CommitRequest> {
         let Some(queue) = self.queue.get() else {
             return Err(request);
         };

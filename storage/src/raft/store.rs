@@ -142,6 +142,28 @@ impl Committer for Inner {
     }
 
     fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
+        // a blocking thread of the runtime (see OccTransaction::commit)
+        self.runtime.block_on(self.commit_async(request))
+    }
+
+    /// The commit runs as a task: a proposal waiting for its raft round holds no thread
+    /// (a storm's commits held one blocking thread each, hundreds at once).
+    fn enqueue(
+        self: &Arc<Self>,
+        request: CommitRequest,
+    ) -> Result<crate::occ::Answer, CommitRequest> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let inner = self.clone();
+        self.runtime.spawn(async move {
+            // a dropped receiver: its transaction stopped waiting, the commit stands
+            let _ = answer.send(inner.commit_async(request).await);
+        });
+        Ok(answered)
+    }
+}
+
+impl Inner {
+    async fn commit_async(&self, request: CommitRequest) -> Result<Version, StoreError> {
         let CommitRequest {
             read_version,
             reads,
@@ -154,25 +176,22 @@ impl Committer for Inner {
             mutations,
             request: super::new_request_id(),
         };
-        // a blocking thread of the runtime (see OccTransaction::commit)
-        self.runtime.block_on(async {
-            let result = self.propose(command).await?;
-            if result.conflict {
-                self.counters
-                    .conflicts
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Err(StoreError::Conflict);
-            }
-            // read-your-writes: this node's replica has it before we return
-            self.sm.wait_applied(result.version).await;
+        let result = self.propose(command).await?;
+        if result.conflict {
             self.counters
-                .write_commits
+                .conflicts
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.counters
-                .mutations
-                .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-            Ok(result.version)
-        })
+            return Err(StoreError::Conflict);
+        }
+        // read-your-writes: this node's replica has it before we return
+        self.sm.wait_applied(result.version).await;
+        self.counters
+            .write_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters
+            .mutations
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        Ok(result.version)
     }
 }
 
