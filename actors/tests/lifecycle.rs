@@ -448,6 +448,19 @@ impl Foreign {
         self.0.id() as i32
     }
 
+    /// Waits until `setsid` has made it the leader of its own process group, as a
+    /// spawner's process is from its exec on (before that, nothing finds it by group).
+    async fn leads_its_group(self) -> Foreign {
+        let pid = nix::unistd::Pid::from_raw(self.pid());
+        for _ in 0..500 {
+            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                return self;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{pid} never led its own process group");
+    }
+
     /// Reaps it if it has exited (a zombie still counts as a group member).
     fn reap(&mut self) {
         let _ = self.0.try_wait();
@@ -539,9 +552,9 @@ async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
         )
     };
     let secret = ops::new_token_secret();
-    let mut orphan = launched(&secret);
+    let mut orphan = launched(&secret).leads_its_group().await;
     // another start's process (or another hub's) is not this record's to stop
-    let mut other = launched(&ops::new_token_secret());
+    let mut other = launched(&ops::new_token_secret()).leads_its_group().await;
     another_owners_start(&router, "gus", 3, None).await;
     let key = galilean_actors::keys::server("gus", "");
     let mut tx = ctx.store.begin().await.unwrap();
