@@ -94,7 +94,7 @@ pub struct Hub {
     /// JupyterHub).
     pub pids: Vec<u32>,
     children: Vec<Child>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A free port on 127.0.0.1 (a moment ago).
@@ -181,7 +181,7 @@ impl Hub {
             addrs: vec![addr],
             pids: vec![child.id()],
             children: vec![child],
-            _dir: dir,
+            dir,
         };
         hub.wait_ready().await?;
         Ok(hub)
@@ -206,19 +206,18 @@ impl Hub {
             addrs: Vec::new(),
             pids: Vec::new(),
             children: Vec::new(),
-            _dir: dir,
+            dir,
         };
         for (i, (public, cluster)) in ports.iter().enumerate() {
             let id = i + 1;
             let config = format!(
                 "{}\n[cluster]\nnode_id = {id}\nbind = \"127.0.0.1:{cluster}\"\n\
                  peers = [{peers}]\nsecret = {secret}\n",
-                Hub::galilean_config(paths, hub._dir.path(), *public, &id.to_string()),
+                Hub::galilean_config(paths, hub.dir.path(), *public, &id.to_string()),
                 peers = peers.join(", "),
                 secret = toml_str(CLUSTER_SECRET),
             );
-            let child =
-                Hub::galilean_process(paths, hub._dir.path(), &format!("node{id}"), config)?;
+            let child = Hub::galilean_process(paths, hub.dir.path(), &format!("node{id}"), config)?;
             hub.addrs.push(SocketAddr::from(([127, 0, 0, 1], *public)));
             hub.pids.push(child.id());
             hub.children.push(child);
@@ -274,7 +273,7 @@ impl Hub {
             addrs: vec![addr],
             pids: vec![pid],
             children: vec![child],
-            _dir: dir,
+            dir,
         };
         hub.wait_ready().await?;
         // the proxy: the hub's child node process
@@ -365,7 +364,7 @@ impl Hub {
             let _ = kill(self.target(&c), Signal::SIGKILL);
             let _ = c.wait();
         }
-        let left = processes_under(self._dir.path());
+        let left = processes_under(self.dir.path());
         if !left.is_empty() {
             eprintln!(
                 "  {}: {} server process(es) outlived the hub; killed",
@@ -386,11 +385,7 @@ fn processes_under(root: &Path) -> Vec<u32> {
     let Ok(root) = root.canonicalize() else {
         return Vec::new();
     };
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    pids()
         .filter(|p| {
             std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd.starts_with(&root))
         })
@@ -458,13 +453,18 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks as f64 / per_sec as f64)
 }
 
+/// Every process's pid, from `/proc`.
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+}
+
 /// The pids whose parent is `pid`.
 pub fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+    pids()
         .filter(|p| {
             std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
                 s.rsplit_once(") ")
@@ -507,6 +507,11 @@ impl Ceiling {
         Ceiling::wait(child, port, &format!("{prefix}api")).await
     }
 
+    /// CPU time the ceiling server has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time(self.child.id())
+    }
+
     async fn wait(child: Child, port: u16, probe: &str) -> anyhow::Result<Ceiling> {
         let c = Ceiling {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -519,13 +524,6 @@ impl Ceiling {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anyhow::bail!("the ceiling server on port {port} did not come up")
-    }
-}
-
-impl Ceiling {
-    /// CPU time the ceiling server has used so far.
-    pub fn cpu_time(&self) -> Duration {
-        cpu_time(self.child.id())
     }
 }
 

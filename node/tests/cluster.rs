@@ -77,6 +77,18 @@ impl ClusterNode {
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits up to `timeout` for the process to exit; fails with `what` and its log.
+    async fn exit_within(&mut self, timeout: Duration, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what}:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Starts node `id` of a cluster whose peers are `peers` (`(id, cluster port)`).
@@ -514,18 +526,9 @@ async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
             .replace("allow_all = true", "allow_all = false")
     };
     let mut n3 = start_node_with(dir.path(), 3, &peers, SECRET, differ, &[]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = n3.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node 3 was not refused:\n{}",
-            n3.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = n3
+        .exit_within(Duration::from_secs(30), "node 3 was not refused")
+        .await;
     assert_eq!(status.code(), Some(2));
     let log = n3.log_text();
     assert!(
@@ -1749,18 +1752,12 @@ async fn cleanup_servers_stops_a_node_s_servers_even_after_its_majority_left() {
     )
     .unwrap();
     let asked = Instant::now();
-    let deadline = asked + Duration::from_secs(40);
-    let status = loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {last} did not exit:\n{}",
-            node.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = node
+        .exit_within(
+            Duration::from_secs(40),
+            &format!("node {last} did not exit"),
+        )
+        .await;
     assert!(status.success(), "node {last} exited with {status}");
     // it gave up on the store once its serving lease (2 s) ran out, not at the store's
     // deadline (10 s): a service manager's stop timeout is not outlasted

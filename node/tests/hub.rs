@@ -240,13 +240,18 @@ async fn start_proxy_stop_through_the_api() {
     assert_eq!(model["servers"], json!({}));
 }
 
-#[tokio::test]
-async fn a_hub_restart_readopts_running_servers() {
-    let mut hub = Hub::tiny("", OPEN);
+/// Creates alice and starts her default server; her model once it is ready.
+async fn alice_with_a_server(hub: &Hub) -> Value {
     hub.admin_send(Method::POST, "/users/alice", None).await;
     hub.admin_send(Method::POST, "/users/alice/server", None)
         .await;
-    let before = hub.wait_ready("alice", "", Duration::from_secs(20)).await;
+    hub.wait_ready("alice", "", Duration::from_secs(20)).await
+}
+
+#[tokio::test]
+async fn a_hub_restart_readopts_running_servers() {
+    let mut hub = Hub::tiny("", OPEN);
+    let before = alice_with_a_server(&hub).await;
     let c = hub.client();
     let who = |c: reqwest::Client, url: String| async move {
         let r = c
@@ -296,10 +301,7 @@ async fn a_hub_restart_readopts_running_servers() {
 #[tokio::test]
 async fn a_hub_restart_readopts_a_running_server_that_is_slow_to_answer() {
     let mut hub = Hub::tiny("", OPEN);
-    hub.admin_send(Method::POST, "/users/alice", None).await;
-    hub.admin_send(Method::POST, "/users/alice/server", None)
-        .await;
-    let before = hub.wait_ready("alice", "", Duration::from_secs(20)).await;
+    let before = alice_with_a_server(&hub).await;
     let pid = before["state"]["pid"].as_i64().unwrap() as i32;
     assert!(hub.stop().success());
     let frozen = nix::unistd::Pid::from_raw(pid);
@@ -336,10 +338,7 @@ async fn cleanup_servers_stops_them_with_the_hub() {
     .unwrap();
     hub.stop();
     hub.start();
-    hub.admin_send(Method::POST, "/users/alice", None).await;
-    hub.admin_send(Method::POST, "/users/alice/server", None)
-        .await;
-    let model = hub.wait_ready("alice", "", Duration::from_secs(20)).await;
+    let model = alice_with_a_server(&hub).await;
     let pid = model["state"]["pid"].as_i64().unwrap() as i32;
     assert!(hub.stop().success());
     assert!(!group_alive(pid), "cleanup_servers left the server running");
