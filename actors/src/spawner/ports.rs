@@ -6,11 +6,19 @@
 //! So ports come from below the ephemeral range, walked in order from a random start
 //! (this node does not hand the same port twice in a row), skipping those handed out in
 //! the last minute and those bound now.
+//!
+//! Several hub nodes may run on one host (a cluster on loopback, or a test). Each walks
+//! the same range, so a port one node just handed to a server that has not bound it yet
+//! looks free to the others. The nodes of one user on one host therefore also claim
+//! each port in a shared directory ([`HostClaims`]): a port claimed by any of them in the
+//! last minute is skipped by all.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
 
@@ -20,12 +28,22 @@ const LOW: u16 = 20_000;
 /// or has failed).
 const HELD: Duration = Duration::from_secs(60);
 
+/// The lowest port of the kernel's ephemeral range (32768 if it cannot be read).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+}
+
 #[derive(Debug)]
 pub(crate) struct Ports {
     /// `[low, high)`: empty when the ephemeral range leaves no room below it.
     low: u16,
     high: u16,
     state: Mutex<State>,
+    /// `None` when the shared directory cannot be used: this node's own record only.
+    host: Option<HostClaims>,
 }
 
 #[derive(Debug)]
@@ -38,14 +56,17 @@ impl Ports {
     /// Ports below the kernel's ephemeral range (as `/proc/sys/net/ipv4/ip_local_port_range`
     /// says; 32768 if it cannot be read).
     pub(crate) fn new() -> Ports {
-        let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-            .unwrap_or(32_768);
-        Ports::between(LOW, ephemeral_low)
+        let host = HostClaims::shared();
+        if host.is_none() {
+            tracing::warn!(
+                "cannot use a shared directory for port claims: hub nodes on this host \
+                 may hand one port to two servers"
+            );
+        }
+        Ports::between(LOW, ephemeral_low(), host)
     }
 
-    fn between(low: u16, high: u16) -> Ports {
+    fn between(low: u16, high: u16, host: Option<HostClaims>) -> Ports {
         let start = if high > low {
             rand::thread_rng().gen_range(low..high)
         } else {
@@ -58,6 +79,7 @@ impl Ports {
                 next: start,
                 handed: HashMap::new(),
             }),
+            host,
         }
     }
 
@@ -83,10 +105,20 @@ impl Ports {
             if st.handed.contains_key(&port) {
                 continue;
             }
-            if std::net::TcpListener::bind((ip, port)).is_ok() {
-                st.handed.insert(port, now);
-                return Ok(port);
+            if std::net::TcpListener::bind((ip, port)).is_err() {
+                continue;
             }
+            if let Some(host) = &self.host {
+                match host.claim(port) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    // the claim could not be read or written: this node's own record
+                    // still keeps it from handing the port twice
+                    Err(e) => tracing::warn!(port, "cannot claim the port on this host: {e}"),
+                }
+            }
+            st.handed.insert(port, now);
+            return Ok(port);
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
@@ -99,6 +131,77 @@ impl Ports {
     }
 }
 
+/// Port claims shared by the processes of one user on this host: a file per claimed
+/// port in a directory only that user can enter, written under a lock on the directory's
+/// `lock` file (so two nodes never both take a port), its modification time the claim's
+/// start. A claim older than [`HELD`] is void; its file is simply written again.
+#[derive(Debug)]
+struct HostClaims {
+    dir: PathBuf,
+}
+
+impl HostClaims {
+    /// The directory `galilean-ports-<uid>` in the system's temporary directory.
+    fn shared() -> Option<HostClaims> {
+        let uid = nix::unistd::getuid().as_raw();
+        HostClaims::at(&std::env::temp_dir().join(format!("galilean-ports-{uid}"))).ok()
+    }
+
+    /// Claims in `dir`, made if missing. Refused unless it is a real directory of this
+    /// user that nobody else may write: another user's files must not steer the ports.
+    fn at(dir: &Path) -> std::io::Result<HostClaims> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let meta = std::fs::symlink_metadata(dir)?;
+        let uid = nix::unistd::getuid().as_raw();
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o022 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not a directory of this user that only it may write",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(HostClaims {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Claims `port` unless a process of this user claimed it in the last [`HELD`].
+    fn claim(&self, port: u16) -> std::io::Result<bool> {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("lock"))?;
+        // held for a stat and a small write; released when `lock` closes
+        lock.lock()?;
+        let path = self.dir.join(port.to_string());
+        let now = SystemTime::now();
+        if let Ok(meta) = std::fs::metadata(&path) {
+            let since = meta.modified()?;
+            // a claim up to HELD in the future (the clock was set back a little) counts
+            // as fresh; one further ahead is void, not a port lost for that long
+            let fresh = match now.duration_since(since) {
+                Ok(age) => age < HELD,
+                Err(ahead) => ahead.duration() < HELD,
+            };
+            if fresh {
+                return Ok(false);
+            }
+        }
+        let mut file = std::fs::File::create(&path)?;
+        writeln!(file, "{}", std::process::id())?;
+        file.set_modified(now)?;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -108,7 +211,9 @@ mod tests {
 
     #[test]
     fn ports_stay_below_the_ephemeral_range_and_are_not_handed_twice() {
-        let ports = Ports::new();
+        let dir = tempfile::tempdir().unwrap();
+        let claims = HostClaims::at(dir.path()).ok();
+        let ports = Ports::between(LOW, ephemeral_low(), claims);
         let ephemeral_low = ports.high;
         let ip = IpAddr::from(Ipv4Addr::LOCALHOST);
         let mut seen = HashSet::new();
@@ -125,7 +230,7 @@ mod tests {
         // a range of one port, taken by someone else
         let taken = std::net::TcpListener::bind((ip, 0)).unwrap();
         let t = taken.local_addr().unwrap().port();
-        let ports = Ports::between(t, t.saturating_add(1));
+        let ports = Ports::between(t, t.saturating_add(1), None);
         assert_eq!(
             ports.pick(ip).unwrap_err().kind(),
             std::io::ErrorKind::AddrInUse
@@ -134,5 +239,78 @@ mod tests {
         assert_eq!(ports.pick(ip).unwrap(), t);
         // handed out a moment ago: not again, though nobody bound it
         assert!(ports.pick(ip).is_err());
+    }
+
+    /// Two nodes on one host, each with its own allocator walking the same ports from
+    /// the same place: the claims keep them from handing out one port twice.
+    #[test]
+    fn nodes_sharing_a_host_never_hand_out_the_same_port() {
+        let ip = IpAddr::from(Ipv4Addr::LOCALHOST);
+        let dir = tempfile::tempdir().unwrap();
+        let claims = dir.path().join("claims");
+        let free: Vec<u16> = (LOW..LOW + 2_000)
+            .filter(|p| std::net::TcpListener::bind((ip, *p)).is_ok())
+            .take(10)
+            .collect();
+        let (low, high) = (free[0], free[9] + 1);
+        let node = || {
+            let ports = Ports::between(low, high, Some(HostClaims::at(&claims).unwrap()));
+            ports.state.lock().unwrap().next = low;
+            ports
+        };
+        let (one, two) = (node(), node());
+        let mut seen = HashSet::new();
+        for _ in 0..5 {
+            for ports in [&one, &two] {
+                let p = ports.pick(ip).unwrap();
+                assert!(seen.insert(p), "{p} handed out twice");
+            }
+        }
+        // a third node gets only the ports nobody claimed, then none
+        let three = node();
+        let mut rest = 0;
+        while let Ok(p) = three.pick(ip) {
+            assert!(seen.insert(p), "{p} handed out twice");
+            rest += 1;
+            assert!(rest <= high - low);
+        }
+    }
+
+    #[test]
+    fn an_old_claim_is_void_and_so_is_one_far_in_the_future() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = HostClaims::at(dir.path()).unwrap();
+        assert!(claims.claim(20_001).unwrap());
+        assert!(!claims.claim(20_001).unwrap());
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("20001"))
+            .unwrap();
+        let now = SystemTime::now();
+        file.set_modified(now - HELD - Duration::from_secs(1))
+            .unwrap();
+        assert!(claims.claim(20_001).unwrap(), "an old claim held");
+        file.set_modified(now + Duration::from_secs(10)).unwrap();
+        assert!(
+            !claims.claim(20_001).unwrap(),
+            "a claim a moment ahead lapsed"
+        );
+        file.set_modified(now + HELD * 10).unwrap();
+        assert!(claims.claim(20_001).unwrap(), "a claim far ahead held");
+    }
+
+    #[test]
+    fn a_claims_directory_others_may_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = HostClaims::at(&shared).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("shared"), "{err}");
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+        assert!(HostClaims::at(&dir.path().join("link")).is_err());
+        assert!(HostClaims::at(dir.path()).is_ok());
     }
 }
