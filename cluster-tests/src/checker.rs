@@ -188,11 +188,11 @@ impl<'a> History<'a> {
     }
 
     /// Whether some deletion of `user` (any outcome) may have been applied after an
-    /// operation invoked at `since`: it completed (or timed out) at or after then.
+    /// operation invoked at `since` (see [`may_apply_after`]).
     fn deleted_since(&self, user: &str, since: u64) -> bool {
         self.ops.iter().any(|op| {
             matches!(&op.kind, OpKind::DeleteUser { user: u } if u == user)
-                && op.complete_ms >= since
+                && may_apply_after(op, since)
         })
     }
 
@@ -201,7 +201,7 @@ impl<'a> History<'a> {
     fn created_since(&self, user: &str, since: u64) -> bool {
         self.ops.iter().any(|op| {
             matches!(&op.kind, OpKind::CreateUser { user: u } if u == user)
-                && op.complete_ms >= since
+                && may_apply_after(op, since)
         })
     }
 
@@ -218,6 +218,15 @@ impl<'a> History<'a> {
             |op| matches!(&op.kind, OpKind::CreateToken { token_id: Some(t), .. } if t == token_id),
         )
     }
+}
+
+/// Whether `op` may have taken effect at or after `since`. An answered operation took
+/// effect, if at all, before its answer: it may if it completed at or after `since`. One
+/// the client stopped waiting for (unknown outcome) is still under way as far as anyone
+/// knows: the hub may finish it at any later time (a node cut off from the cluster
+/// carries it out once it is back), so it may apply after anything.
+fn may_apply_after(op: &Op, since: u64) -> bool {
+    op.outcome == Outcome::Unknown || op.complete_ms >= since
 }
 
 /// Reasons the run cannot support a judgement.

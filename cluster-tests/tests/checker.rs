@@ -351,6 +351,39 @@ fn unknown_delete_does_not_make_a_present_user_a_resurrection() {
 }
 
 #[test]
+fn a_create_nobody_heard_back_from_may_apply_after_a_later_delete() {
+    // the chaos harness saw it: a create sent to a node cut off from the cluster timed
+    // out for the client, and the node carried it out once the cut healed, after the
+    // user had been created and deleted again through the other nodes
+    let mut entries = vec![
+        op(1, 100, 3100, Outcome::Unknown, create_user("ann")),
+        op(2, 3200, 3210, Outcome::Ok, create_user("ann")),
+        op(3, 3300, 3310, Outcome::Ok, delete_user("ann")),
+    ];
+    entries.extend(states(&[("ann", &[])]));
+    assert_clean(&check(&history(entries)));
+    // an answered failure did nothing after its answer
+    let mut entries = vec![
+        op(1, 100, 3100, Outcome::Failed, create_user("ann")),
+        op(2, 3200, 3210, Outcome::Ok, create_user("ann")),
+        op(3, 3300, 3310, Outcome::Ok, delete_user("ann")),
+    ];
+    entries.extend(states(&[("ann", &[])]));
+    assert_eq!(
+        kinds(&check(&history(entries))),
+        vec![ViolationKind::ResurrectedDelete]
+    );
+    // likewise a delete nobody heard back from may remove a user created later
+    let mut entries = vec![
+        op(1, 100, 110, Outcome::Ok, create_user("ann")),
+        op(2, 200, 3200, Outcome::Unknown, delete_user("ann")),
+        op(3, 3300, 3310, Outcome::Ok, create_user("ann")),
+    ];
+    entries.extend(states(&[]));
+    assert_clean(&check(&history(entries)));
+}
+
+#[test]
 fn create_racing_or_following_a_delete_excuses_a_present_user() {
     for (invoke, complete) in [(150, 260), (400, 410)] {
         let mut entries = vec![
