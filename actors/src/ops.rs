@@ -105,15 +105,19 @@ pub fn new_user(id: u64, name: &str, admin: bool) -> UserRecord {
     }
 }
 
-/// Creates the users that do not exist yet; returns the created ones.
+/// Creates the users that do not exist yet; returns the created ones. A user's actor
+/// creates its user under its `fence`; a batch of the API, made where it was asked,
+/// under none.
 pub async fn create_users(
     store: &dyn Store,
     names: &[String],
     admin: bool,
+    fence: Fence<'_>,
 ) -> Result<(Vec<UserRecord>, Version), OpError> {
     // one id per name, taken at once (a name that exists leaves its id unused)
     let ids = galilean_storage::ids::next_ids(store, &seq_key("users"), names.len()).await?;
     in_txn!(store, |tx| {
+        check_fence(tx.as_mut(), fence).await?;
         let mut created = Vec::new();
         for (name, &id) in names.iter().zip(&ids) {
             let key = keys::user(name);
@@ -200,13 +204,14 @@ pub async fn insert_token(
     Ok(rec)
 }
 
-/// The owner lease a write is fenced by: (user, this node's id). The write fails with
-/// `Unavailable` when the live set in the same transaction names another owner.
-pub type Fence<'a> = Option<(&'a str, u64)>;
+/// The ownership a write is fenced by: (user, this actor's node and start epoch). The
+/// write fails with `Moved` when the live set in the same transaction names another
+/// owner, or says the owner may have changed since (see `remote::fence`).
+pub type Fence<'a> = Option<(&'a str, crate::remote::Owned)>;
 
 async fn check_fence(tx: &mut dyn Transaction, fence: Fence<'_>) -> Result<(), OpError> {
     match fence {
-        Some((user, me)) => crate::remote::fence(tx, user, me).await,
+        Some((user, owned)) => crate::remote::fence(tx, user, owned).await,
         None => Ok(()),
     }
 }

@@ -6,6 +6,7 @@
 //! it on its local actors. Calls and replies cross the wire as rmp-serde bytes inside a
 //! `Vec<u8>`, so a bad payload is an error value, never a panic in the transport.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -222,10 +223,13 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The process group of node `id`'s router actor.
 /// How long a call keeps following its user's actors while they move between nodes.
 const MOVE_WAIT: Duration = Duration::from_secs(3);
+/// How long a call refused with "moved" waits for this node to see a new owner before
+/// it goes again to the same one.
+const MOVED_RETRY: Duration = Duration::from_millis(200);
 
+/// The process group of node `id`'s router actor.
 pub fn router_group(id: u64) -> String {
     format!("galilean-router-{id}")
 }
@@ -237,20 +241,24 @@ impl Router {
             return self.call_local(call).await;
         };
         // a call that reaches a node which no longer owns the user was refused before it
-        // did anything: it goes again to the owner, once this node has seen the move
+        // did anything: it goes again to the owner, once this node has seen the move. A
+        // call refused by a stale actor (its owner kept the user, or got it back) goes
+        // again to the same owner, which replaces the actor.
         let deadline = tokio::time::Instant::now() + MOVE_WAIT;
         loop {
+            let epoch = LiveSet::read(&self.ctx().replica).map_or(0, |s| s.epoch);
             let owner = self.owner_of(&user)?;
             let answer = if owner == self.node_id() {
                 self.call_local(call.clone()).await
             } else {
-                self.call_remote(owner, &user, call.clone()).await
+                self.call_remote(owner, epoch, &user, call.clone()).await
             };
             match answer {
                 Err(OpError::Moved(why)) if tokio::time::Instant::now() < deadline => {
                     tracing::debug!(%user, "retrying a call that met a move: {why}");
+                    let again = (tokio::time::Instant::now() + MOVED_RETRY).min(deadline);
                     while self.owner_of(&user).ok() == Some(owner)
-                        && tokio::time::Instant::now() < deadline
+                        && tokio::time::Instant::now() < again
                     {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
@@ -260,7 +268,14 @@ impl Router {
         }
     }
 
-    async fn call_remote(&self, owner: u64, user: &str, call: Call) -> Result<Reply, OpError> {
+    /// Sends `call` to `owner`, which owns `user` by the live set of `epoch`.
+    async fn call_remote(
+        &self,
+        owner: u64,
+        epoch: u64,
+        user: &str,
+        call: Call,
+    ) -> Result<Reply, OpError> {
         // a peer that is (re)connecting gets a moment before the call fails
         let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
         let cell = loop {
@@ -284,7 +299,7 @@ impl Router {
         };
         let actor: ActorRef<RouterMsg> = cell.into();
         let timeout = call.wait() + REMOTE_SLACK;
-        let bytes = rmp_serde::to_vec_named(&call).map_err(|e| OpError::Corrupt(e.to_string()))?;
+        let bytes = Routed::encode(&call, epoch)?;
         // a hung owner never answers: give up as soon as it is no longer the owner
         let moved = async {
             loop {
@@ -600,7 +615,26 @@ fn unexpected(reply: Reply) -> OpError {
     OpError::Corrupt(format!("unexpected reply {reply:?}"))
 }
 
-/// The node router actor's message: a [`Call`] in, a `Result<Reply, WireError>` out.
+/// What a [`RouterMsg::Call`] carries: the call, and the live-set epoch the caller
+/// routed it by (0: no set).
+#[derive(Serialize, Deserialize)]
+pub struct Routed {
+    pub call: Call,
+    pub epoch: u64,
+}
+
+impl Routed {
+    pub fn encode(call: &Call, epoch: u64) -> Result<Vec<u8>, OpError> {
+        rmp_serde::to_vec_named(&Routed {
+            call: call.clone(),
+            epoch,
+        })
+        .map_err(|e| OpError::Corrupt(e.to_string()))
+    }
+}
+
+/// The node router actor's message: a [`Routed`] call in, a `Result<Reply, WireError>`
+/// out.
 #[derive(ractor_cluster::RactorClusterMessage)]
 pub enum RouterMsg {
     #[rpc]
@@ -635,10 +669,10 @@ impl Actor for NodeRouterActor {
         tokio::spawn(async move {
             let version = router.upgrade().map_or(0, |r| r.ctx().replica.version());
             let reply: Result<Reply, WireError> =
-                match (router.upgrade(), rmp_serde::from_slice::<Call>(&bytes)) {
+                match (router.upgrade(), rmp_serde::from_slice::<Routed>(&bytes)) {
                     (None, _) => Err(WireError::Unavailable("this node is shutting down".into())),
                     (_, Err(e)) => Err(WireError::BadRequest(format!("undecodable call: {e}"))),
-                    (Some(router), Ok(call)) => {
+                    (Some(router), Ok(Routed { call, epoch })) => {
                         // only the owner runs a user's call: a stale view of the membership
                         // is refused
                         let owner = call.user().map(|u| (u.to_owned(), router.owner_of(u)));
@@ -647,6 +681,16 @@ impl Actor for NodeRouterActor {
                                 Err(WireError::Moved(format!("{user} is owned by node {owner}")))
                             }
                             Some((_, Err(e))) => Err(e.into()),
+                            // a call that arrives late (held up in a partition, or by a
+                            // hung node) may have been sent again, to the owner of the
+                            // time, and done there: not done again once the user may have
+                            // had another owner since the caller routed it
+                            Some((user, Ok(_))) if router.lapsed_since(epoch) => {
+                                Err(WireError::Moved(format!(
+                                    "{user} may have had another owner since the call was \
+                                     routed (live set epoch {epoch})"
+                                )))
+                            }
                             _ => router.call_local(call).await.map_err(WireError::from),
                         }
                     }
@@ -784,11 +828,27 @@ impl Router {
 
 /// The members that answer, as the raft leader last recorded them (`("m", "live")`).
 /// Actors are placed over this set, so every node agrees on owners at each version.
+///
+/// Ownership is a function of the set, so a user may leave a node and come back to it
+/// (the node was cut off, or a member that outranks it for the user joined and left).
+/// An actor that lived through that must not write: the owner in between may have
+/// changed the user. `since` and `left_since` let a fence tell, from the current set
+/// alone, whether a node's ownership of any user can have lapsed after a given epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveSet {
     /// Increases with every change.
     pub epoch: u64,
     pub live: Vec<u64>,
+    /// The epoch at which each live member last joined the set; 0 for the members of
+    /// the first set, which placed users as the full membership did before it (and for
+    /// a set recorded before this field existed).
+    #[serde(default)]
+    pub since: BTreeMap<u64, u64>,
+    /// The highest `since` of a member that has left the set: a member that joined
+    /// after an epoch and left again may have owned, in between, users that were
+    /// another node's at that epoch and are again now.
+    #[serde(default)]
+    pub left_since: u64,
 }
 
 /// The meta key of the live set.
@@ -813,15 +873,26 @@ pub fn draining(replica: &crate::Replica) -> std::collections::BTreeSet<u64> {
     })
 }
 
+/// What an actor writes under: its node, and the live-set epoch its node owned the
+/// actor's user at when the actor started (0 before any set was recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owned {
+    pub node: u64,
+    pub epoch: u64,
+}
+
 /// Fences an owner's write: inside the transaction, reads the live set and refuses when
-/// `me` does not own `user` by it. Reading the key puts it in the transaction's read set,
-/// so a live-set change committed meanwhile makes the write conflict and re-check: a
-/// stale owner's write fails instead of overwriting the new owner's. Without a recorded
-/// live set (one node, or a cluster's first moments) every write passes.
+/// `owned.node` does not own `user` by it, or may have lost it since `owned.epoch` (see
+/// [`LiveSet::ownership_may_have_lapsed`]: an actor that outlived its user's stay
+/// elsewhere is stale). Reading the key puts it in the transaction's read set, so a
+/// live-set change committed meanwhile makes the write conflict and re-check: a stale
+/// owner's write fails instead of overwriting the new owner's, or undoing what the new
+/// owner did. Without a recorded live set (one node, or a cluster's first moments)
+/// every write passes.
 pub async fn fence(
     tx: &mut dyn galilean_storage::Transaction,
     user: &str,
-    me: u64,
+    owned: Owned,
 ) -> Result<(), OpError> {
     let Some(bytes) = tx.get(&crate::keys::meta(LIVE_KEY)).await? else {
         return Ok(());
@@ -829,7 +900,17 @@ pub async fn fence(
     let set: LiveSet =
         rmp_serde::from_slice(&bytes).map_err(|e| OpError::Corrupt(e.to_string()))?;
     match crate::placement::owner(user.as_bytes(), &set.live) {
-        Some(owner) if owner == me => Ok(()),
+        Some(owner) if owner == owned.node => {
+            if set.ownership_may_have_lapsed(owned.node, owned.epoch) {
+                Err(OpError::Moved(format!(
+                    "{user} may have been owned by another node since live set epoch {} \
+                     (now {}): this actor is stale",
+                    owned.epoch, set.epoch
+                )))
+            } else {
+                Ok(())
+            }
+        }
         Some(owner) => Err(OpError::Moved(format!(
             "{user} is now owned by node {owner} (live set epoch {})",
             set.epoch
@@ -839,6 +920,52 @@ pub async fn fence(
 }
 
 impl LiveSet {
+    /// The set that follows `current` (`None`: no set recorded yet) when `live` answer.
+    pub fn next(current: Option<&LiveSet>, mut live: Vec<u64>) -> LiveSet {
+        live.sort_unstable();
+        live.dedup();
+        let Some(current) = current else {
+            return LiveSet {
+                epoch: 1,
+                since: live.iter().map(|id| (*id, 0)).collect(),
+                live,
+                left_since: 0,
+            };
+        };
+        let epoch = current.epoch + 1;
+        let since = live
+            .iter()
+            .map(|id| {
+                let kept = current.live.contains(id).then(|| current.joined(*id));
+                (*id, kept.unwrap_or(epoch))
+            })
+            .collect();
+        let left_since = current
+            .live
+            .iter()
+            .filter(|id| !live.contains(id))
+            .map(|id| current.joined(*id))
+            .fold(current.left_since, u64::max);
+        LiveSet {
+            epoch,
+            live,
+            since,
+            left_since,
+        }
+    }
+
+    /// The epoch at which live member `id` joined.
+    fn joined(&self, id: u64) -> u64 {
+        self.since.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Whether `node`, if it owns a user by this set, may not have owned it all along
+    /// since `epoch`: it left the set and came back, or a member that joined after
+    /// `epoch` has left since (and may have owned the user in between).
+    pub fn ownership_may_have_lapsed(&self, node: u64, epoch: u64) -> bool {
+        self.joined(node) > epoch || self.left_since > epoch
+    }
+
     pub fn read(replica: &crate::Replica) -> Option<LiveSet> {
         replica.read(|s| {
             s.meta
@@ -878,7 +1005,7 @@ impl Router {
             .into_iter()
             .next()?;
         let actor: ActorRef<RouterMsg> = cell.into();
-        let bytes = rmp_serde::to_vec_named(call).ok()?;
+        let bytes = Routed::encode(call, 0).ok()?;
         match actor
             .call(|port| RouterMsg::Call(bytes, port), Some(limit))
             .await
@@ -990,10 +1117,11 @@ impl Router {
                 live.sort_unstable();
                 let current = LiveSet::read(&self.ctx().replica);
                 if current.as_ref().map(|c| &c.live) != Some(&live) {
-                    let epoch = current.map_or(1, |c| c.epoch + 1);
-                    let set = LiveSet { epoch, live };
-                    match self.record_live(&set).await {
-                        Ok(()) => tracing::info!(epoch, live = ?set.live, "live members changed"),
+                    match self.record_live(live).await {
+                        Ok(Some(set)) => {
+                            tracing::info!(epoch = set.epoch, live = ?set.live, "live members changed")
+                        }
+                        Ok(None) => {}
                         Err(e) => tracing::warn!("cannot record the live members: {e}"),
                     }
                 }
@@ -1055,14 +1183,30 @@ impl Router {
             .unwrap_or(false)
     }
 
-    async fn record_live(&self, set: &LiveSet) -> Result<(), OpError> {
-        let bytes = rmp_serde::to_vec_named(set).map_err(|e| OpError::Corrupt(e.to_string()))?;
+    /// Records `live` as the live set, following the set the store holds (read in the
+    /// same transaction: `since` and `left_since` carry over from the committed set, not
+    /// from this node's possibly older copy). `None` when the store already says so.
+    async fn record_live(&self, live: Vec<u64>) -> Result<Option<LiveSet>, OpError> {
         let key = crate::keys::meta(LIVE_KEY);
-        let ((), v) = crate::in_txn!(self.ctx().store, |tx| {
-            tx.set(&key, &bytes);
+        let (set, v) = crate::in_txn!(self.ctx().store, |tx| {
+            let current: Option<LiveSet> = match tx.get(&key).await? {
+                Some(bytes) => Some(
+                    rmp_serde::from_slice(&bytes).map_err(|e| OpError::Corrupt(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let set = LiveSet::next(current.as_ref(), live.clone());
+            if current.is_some_and(|c| c.live == set.live) {
+                None
+            } else {
+                let bytes =
+                    rmp_serde::to_vec_named(&set).map_err(|e| OpError::Corrupt(e.to_string()))?;
+                tx.set(&key, &bytes);
+                Some(set)
+            }
         })?;
         self.ctx().replica.wait_for(v).await;
-        Ok(())
+        Ok(set)
     }
 
     /// The servers this node owns whose records are not stopped (with valid names).
@@ -1113,5 +1257,42 @@ impl Router {
                 }
             });
         futures::future::join_all(checks).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiveSet;
+
+    #[test]
+    fn a_live_set_remembers_when_members_joined_and_who_came_and_went() {
+        let first = LiveSet::next(None, vec![3, 1, 2]);
+        assert_eq!((first.epoch, first.live.clone()), (1, vec![1, 2, 3]));
+        // the first set's members count as live from the start
+        assert_eq!(first.since.values().copied().collect::<Vec<_>>(), [0, 0, 0]);
+        assert!(!first.ownership_may_have_lapsed(1, 0));
+        // 3 leaves: it joined at the start, so it owned nothing then that 1 owns now
+        let second = LiveSet::next(Some(&first), vec![1, 2]);
+        assert_eq!((second.epoch, second.left_since), (2, 0));
+        assert!(!second.ownership_may_have_lapsed(1, 0));
+        // 3 comes back: its actors from before are stale, the others' are not
+        let third = LiveSet::next(Some(&second), vec![1, 2, 3]);
+        assert_eq!(third.since.get(&3), Some(&3));
+        assert!(third.ownership_may_have_lapsed(3, 1));
+        assert!(!third.ownership_may_have_lapsed(3, 3));
+        assert!(!third.ownership_may_have_lapsed(1, 1));
+        // 3 leaves again, having joined at 3: whatever it owned in between is back with
+        // 1 or 2, so their actors started before epoch 3 are stale
+        let fourth = LiveSet::next(Some(&third), vec![1, 2]);
+        assert_eq!(fourth.left_since, 3);
+        assert!(fourth.ownership_may_have_lapsed(1, 2));
+        assert!(!fourth.ownership_may_have_lapsed(1, 3));
+        // a set recorded before `since` existed reads as everyone live from the start
+        let old: LiveSet = rmp_serde::from_slice(
+            &rmp_serde::to_vec_named(&serde_json::json!({"epoch": 9, "live": [1, 2]})).unwrap(),
+        )
+        .unwrap();
+        assert!(!old.ownership_may_have_lapsed(1, 0));
+        assert_eq!(LiveSet::next(Some(&old), vec![1]).left_since, 0);
     }
 }

@@ -11,8 +11,12 @@ use tokio::sync::Mutex;
 use crate::context::HubCtx;
 use crate::error::OpError;
 use crate::placement;
+use crate::remote::{LiveSet, Owned};
 use crate::server::{ServerActor, ServerArgs, ServerMsg};
 use crate::user::{UserActor, UserArgs, UserMsg};
+
+/// A node's actors of one kind, by key, each with the ownership its writes are fenced by.
+type Actors<K, M> = Mutex<HashMap<K, (ActorRef<M>, Owned)>>;
 
 pub struct Router {
     ctx: Arc<HubCtx>,
@@ -20,8 +24,8 @@ pub struct Router {
     /// address of each one's actor port. A std lock: held only to copy, never across an
     /// await.
     members: std::sync::RwLock<Arc<Vec<(u64, String)>>>,
-    servers: Mutex<HashMap<(String, String), ActorRef<ServerMsg>>>,
-    users: Mutex<HashMap<String, ActorRef<UserMsg>>>,
+    servers: Actors<(String, String), ServerMsg>,
+    users: Actors<String, UserMsg>,
     /// In a cluster: when this node last proved it had applied everything the leader
     /// had (see `remote::SERVE_LEASE`), as microseconds since `started` plus one (0:
     /// never). An atomic, because every request reads it. `None` on a single node, which
@@ -134,12 +138,57 @@ impl Router {
         }
     }
 
-    fn check_local(&self, key: &str) -> Result<(), OpError> {
-        match placement::owner(key.as_bytes(), &self.live_members()) {
-            Some(n) if n == self.ctx.settings.node_id => Ok(()),
+    /// Checks that this node owns `key` by the live set of its replica; the ownership a
+    /// new actor of the key writes under, and the set.
+    fn check_local(&self, key: &str) -> Result<(Owned, Option<LiveSet>), OpError> {
+        let set = LiveSet::read(&self.ctx.replica);
+        let live = match &set {
+            Some(set) if !set.live.is_empty() => set.live.clone(),
+            _ => self.members(),
+        };
+        match placement::owner(key.as_bytes(), &live) {
+            Some(n) if n == self.ctx.settings.node_id => {
+                let epoch = set.as_ref().map_or(0, |s| s.epoch);
+                Ok((Owned { node: n, epoch }, set))
+            }
             Some(n) => Err(OpError::Moved(format!("{key} is owned by node {n}"))),
             None => Err(OpError::Unavailable("no live members".into())),
         }
+    }
+
+    /// Whether this node's ownership of any user may have lapsed since live-set `epoch`
+    /// (by the replica's set).
+    pub(crate) fn lapsed_since(&self, epoch: u64) -> bool {
+        self.stale(Owned {
+            node: self.ctx.settings.node_id,
+            epoch,
+        })
+    }
+
+    /// Whether an actor that writes under `owned` is stale by the replica's live set:
+    /// its user may have had another owner since it started (see `remote::fence`, which
+    /// refuses its writes). Such an actor is replaced by a fresh one.
+    fn stale(&self, owned: Owned) -> bool {
+        stale_by(LiveSet::read(&self.ctx.replica).as_ref(), owned)
+    }
+
+    /// A cached actor that is still good to use by the live set `set`: running and not
+    /// stale. A stale one is stopped (its in-flight work is refused by the fence).
+    fn usable<M: ractor::Message>(
+        cached: Option<&(ActorRef<M>, Owned)>,
+        set: Option<&LiveSet>,
+    ) -> Option<ActorRef<M>> {
+        let (actor, owned) = cached?;
+        if actor.get_status() != ractor::ActorStatus::Running {
+            return None;
+        }
+        if stale_by(set, *owned) {
+            actor.stop(Some(
+                "its user may have had another owner since it started".into(),
+            ));
+            return None;
+        }
+        Some(actor.clone())
     }
 
     /// The actor of one server (started if needed). Servers are placed by their user, so
@@ -149,55 +198,55 @@ impl Router {
         user: &UserName,
         server: &ServerName,
     ) -> Result<ActorRef<ServerMsg>, OpError> {
-        self.check_local(user.as_str())?;
+        let (owned, set) = self.check_local(user.as_str())?;
         let key = (user.as_str().to_owned(), server.as_str().to_owned());
         let mut map = self.servers.lock().await;
-        if let Some(a) = map.get(&key) {
-            if a.get_status() == ractor::ActorStatus::Running {
-                return Ok(a.clone());
-            }
+        if let Some(a) = Router::usable(map.get(&key), set.as_ref()) {
+            return Ok(a);
         }
         let args = ServerArgs {
             ctx: self.ctx.clone(),
             user: user.clone(),
             server: server.clone(),
+            owned,
         };
         let (actor, _) = Actor::spawn(None, ServerActor, args)
             .await
             .map_err(|e| OpError::Unavailable(e.to_string()))?;
-        map.insert(key, actor.clone());
+        map.insert(key, (actor.clone(), owned));
         Ok(actor)
     }
 
     /// The actor of one user (started if needed).
     pub async fn user(self: &Arc<Self>, name: &UserName) -> Result<ActorRef<UserMsg>, OpError> {
-        self.check_local(name.as_str())?;
+        let (owned, set) = self.check_local(name.as_str())?;
         let mut map = self.users.lock().await;
-        if let Some(a) = map.get(name.as_str()) {
-            if a.get_status() == ractor::ActorStatus::Running {
-                return Ok(a.clone());
-            }
+        if let Some(a) = Router::usable(map.get(name.as_str()), set.as_ref()) {
+            return Ok(a);
         }
         let args = UserArgs {
             ctx: self.ctx.clone(),
             router: Arc::downgrade(self),
             name: name.clone(),
+            owned,
         };
         let (actor, _) = Actor::spawn(None, UserActor, args)
             .await
             .map_err(|e| OpError::Unavailable(e.to_string()))?;
-        map.insert(name.as_str().to_owned(), actor.clone());
+        map.insert(name.as_str().to_owned(), (actor.clone(), owned));
         Ok(actor)
     }
 
-    /// Whether this node already runs the actor of a server.
+    /// Whether this node already runs the actor of a server (and it is not stale).
     pub async fn has_server_actor(&self, user: &UserName, server: &ServerName) -> bool {
         let key = (user.as_str().to_owned(), server.as_str().to_owned());
         self.servers
             .lock()
             .await
             .get(&key)
-            .is_some_and(|a| a.get_status() == ractor::ActorStatus::Running)
+            .is_some_and(|(a, owned)| {
+                a.get_status() == ractor::ActorStatus::Running && !self.stale(*owned)
+            })
     }
 
     /// How many user and server actors this node runs (`None` while a map is busy).
@@ -208,9 +257,10 @@ impl Router {
         )
     }
 
-    /// Stops the actors of users this node no longer owns (the live set moved them):
-    /// their servers' processes keep running, for the new owner to re-adopt, and a later
-    /// move back starts fresh actors from the replica instead of reusing stale ones.
+    /// Stops the actors of users this node no longer owns (the live set moved them), or
+    /// may have stopped owning since the actor started (stale, see `stale`): their
+    /// servers' processes keep running, for the owner to re-adopt, and a later move back
+    /// starts fresh actors from the replica instead of reusing stale ones.
     pub async fn release_moved_actors(&self) {
         let released = self.release(&self.servers, |(user, _)| user).await
             + self.release(&self.users, |user| user).await;
@@ -220,15 +270,15 @@ impl Router {
     }
 
     /// Stops and forgets the actors in `map` whose user (`user_of` their key) this node
-    /// no longer owns; how many.
+    /// no longer owns, or that are stale; how many.
     async fn release<K, M: ractor::Message>(
         &self,
-        map: &Mutex<HashMap<K, ActorRef<M>>>,
+        map: &Actors<K, M>,
         user_of: impl Fn(&K) -> &String,
     ) -> usize {
         let mut released = 0;
-        map.lock().await.retain(|key, actor| {
-            let keep = self.is_local(user_of(key));
+        map.lock().await.retain(|key, (actor, owned)| {
+            let keep = self.is_local(user_of(key)) && !self.stale(*owned);
             if !keep {
                 actor.stop(Some("moved to another node".into()));
                 released += 1;
@@ -240,8 +290,18 @@ impl Router {
 
     /// Server actors currently alive on this node.
     pub async fn server_actors(&self) -> Vec<ActorRef<ServerMsg>> {
-        self.servers.lock().await.values().cloned().collect()
+        self.servers
+            .lock()
+            .await
+            .values()
+            .map(|(actor, _)| actor.clone())
+            .collect()
     }
+}
+
+/// Whether an actor that writes under `owned` is stale by the live set `set`.
+fn stale_by(set: Option<&LiveSet>, owned: Owned) -> bool {
+    set.is_some_and(|set| set.ownership_may_have_lapsed(owned.node, owned.epoch))
 }
 
 /// Sends `msg` built with a reply port and waits for the answer.

@@ -84,12 +84,15 @@ pub struct ServerArgs {
     pub ctx: Arc<HubCtx>,
     pub user: UserName,
     pub server: ServerName,
+    /// What this actor's writes are fenced by.
+    pub owned: crate::remote::Owned,
 }
 
 pub struct ServerState {
     ctx: Arc<HubCtx>,
     user: UserName,
     server: ServerName,
+    owned: crate::remote::Owned,
     phase: ServerPhase,
     instance: u64,
     progress: watch::Sender<Arc<Progress>>,
@@ -135,6 +138,7 @@ impl Actor for ServerActor {
             ctx: args.ctx,
             user: args.user,
             server: args.server,
+            owned: args.owned,
             phase,
             instance,
             progress: watch::channel(Arc::new(progress)).0,
@@ -276,9 +280,9 @@ impl ServerState {
             session_id: None,
             client_id: "jupyterhub".to_owned(),
         };
-        let node = ctx.settings.node_id;
+        let owned = self.owned;
         let (rec, version) = in_txn!(ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), &user, node).await?;
+            crate::remote::fence(tx.as_mut(), &user, owned).await?;
             if tx.get(&keys::user(&user)).await?.is_none() {
                 return Err(OpError::NotFound(format!("No such user: {user}")));
             }
@@ -343,6 +347,7 @@ impl ServerState {
         }));
         let task = SpawnTask {
             ctx: ctx.clone(),
+            owned,
             myself: myself.clone(),
             instance: rec.instance,
             req: SpawnRequest {
@@ -429,8 +434,7 @@ impl ServerState {
     async fn mark_running(&self, started: &Started) -> Result<galilean_storage::Version, OpError> {
         let key = self.key();
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
-                .await?;
+            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.owned).await?;
             match get::<ServerRecord>(tx.as_mut(), &key).await? {
                 Some(mut rec)
                     if rec.instance == self.instance && rec.phase == ServerPhase::Starting =>
@@ -497,8 +501,7 @@ impl ServerState {
                 .and_then(|id| s.token_ids.get(&id).cloned())
         });
         let (other, v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
-                .await?;
+            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.owned).await?;
             match get::<ServerRecord>(tx.as_mut(), &key).await? {
                 Some(rec) if rec.instance != self.instance && rec.phase != ServerPhase::Stopped => {
                     Some(rec)
@@ -572,8 +575,7 @@ impl ServerState {
         // earlier owner started another that this node's replica had not shown)
         let key = self.key();
         let (recorded, v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.ctx.settings.node_id)
-                .await?;
+            crate::remote::fence(tx.as_mut(), self.user.as_str(), self.owned).await?;
             match get::<ServerRecord>(tx.as_mut(), &key).await? {
                 Some(mut rec) => {
                     rec.phase = ServerPhase::Stopping;
@@ -736,6 +738,7 @@ const ADOPT_ROUNDS: usize = 5;
 /// The work of one spawn, off the actor: wait for a slot, launch, wait until ready.
 struct SpawnTask {
     ctx: Arc<HubCtx>,
+    owned: crate::remote::Owned,
     myself: ActorRef<ServerMsg>,
     instance: u64,
     req: SpawnRequest,
@@ -751,7 +754,7 @@ impl SpawnTask {
     async fn record_launch(&self, state: Option<&SpawnerState>) -> Result<(), OpError> {
         let key = keys::server(&self.req.user, &self.req.server);
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), &self.req.user, self.ctx.settings.node_id).await?;
+            crate::remote::fence(tx.as_mut(), &self.req.user, self.owned).await?;
             match get::<ServerRecord>(tx.as_mut(), &key).await? {
                 Some(mut rec)
                     if rec.instance == self.instance && rec.phase == ServerPhase::Starting =>

@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use crate::context::HubCtx;
 use crate::error::OpError;
 use crate::ops::{self, get, put, NewToken};
+use crate::remote::Owned;
 use crate::router::{ask, Router};
 use crate::server::ServerMsg;
 use crate::{in_txn, keys};
@@ -55,12 +56,15 @@ pub struct UserArgs {
     pub ctx: Arc<HubCtx>,
     pub router: Weak<Router>,
     pub name: UserName,
+    /// What this actor's writes are fenced by.
+    pub owned: Owned,
 }
 
 pub struct UserState {
     ctx: Arc<HubCtx>,
     router: Weak<Router>,
     name: UserName,
+    owned: Owned,
 }
 
 impl Actor for UserActor {
@@ -77,6 +81,7 @@ impl Actor for UserActor {
             ctx: args.ctx,
             router: args.router,
             name: args.name,
+            owned: args.owned,
         })
     }
 
@@ -120,7 +125,7 @@ impl Actor for UserActor {
 impl UserState {
     /// This actor's writes are fenced by its ownership of the user.
     fn fence(&self) -> ops::Fence<'_> {
-        Some((self.name.as_str(), self.ctx.settings.node_id))
+        Some((self.name.as_str(), self.owned))
     }
 
     fn owner(&self) -> Owner {
@@ -129,8 +134,13 @@ impl UserState {
 
     async fn create(&self, admin: bool) -> Result<UserRecord, OpError> {
         let name = self.name.as_str().to_owned();
-        let (created, v) =
-            ops::create_users(self.ctx.store.as_ref(), std::slice::from_ref(&name), admin).await?;
+        let (created, v) = ops::create_users(
+            self.ctx.store.as_ref(),
+            std::slice::from_ref(&name),
+            admin,
+            self.fence(),
+        )
+        .await?;
         self.ctx.replica.wait_for(v).await;
         created
             .into_iter()
@@ -141,8 +151,7 @@ impl UserState {
     async fn set_admin(&self, admin: bool) -> Result<UserRecord, OpError> {
         let key = keys::user(self.name.as_str());
         let (rec, v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), self.name.as_str(), self.ctx.settings.node_id)
-                .await?;
+            crate::remote::fence(tx.as_mut(), self.name.as_str(), self.owned).await?;
             let Some(mut rec) = get::<UserRecord>(tx.as_mut(), &key).await? else {
                 return Err(OpError::NotFound(format!("No such user: {}", self.name)));
             };
@@ -193,7 +202,7 @@ impl UserState {
         });
         let (begin, end) = keys::servers_of(&name);
         let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), &name, self.ctx.settings.node_id).await?;
+            crate::remote::fence(tx.as_mut(), &name, self.owned).await?;
             tx.clear(&keys::user(&name));
             tx.clear_range(&begin, &end);
             for h in &tokens {

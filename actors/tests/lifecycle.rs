@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use galilean_actors::remote::LiveSet;
 use galilean_actors::router::ask;
 use galilean_actors::server::{Progress, ServerMsg};
 use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
@@ -256,23 +257,24 @@ async fn a_stale_owner_cannot_write() {
     .unwrap()
     .unwrap();
     // ... when the live set moves her to node 2
-    let set = galilean_actors::remote::LiveSet {
-        epoch: 7,
-        live: vec![2],
-    };
-    let key = galilean_actors::keys::meta(galilean_actors::remote::LIVE_KEY);
-    let bytes = rmp_serde::to_vec_named(&set).unwrap();
-    let mut tx = ctx.store.begin().await.unwrap();
-    tx.set(&key, &bytes);
-    let v = tx.commit().await.unwrap();
-    ctx.replica.wait_for(v).await;
+    record_live(&ctx, LiveSet::next(None, vec![2])).await;
     // the old owner's start is refused inside its transaction: nothing written, nothing run
     let r = ask_start(&actor).await;
     let Err(err) = r else {
         panic!("a stale owner started a server");
     };
     assert!(err.to_string().contains("owned by node 2"), "{err}");
-    // nor can its user actor create a token or revoke one
+    // nor can its user actor create the user (were it deleted), a token, or revoke one
+    let r = ask(&user, |reply| UserMsg::Create {
+        admin: false,
+        reply,
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(&r, Err(e) if e.to_string().contains("owned by node 2")),
+        "{r:?}"
+    );
     let tokens = || ctx.replica.read(|s| s.tokens.len());
     let before = tokens();
     let r = ask(&user, |reply| UserMsg::CreateToken {
@@ -303,6 +305,171 @@ async fn a_stale_owner_cannot_write() {
             .unwrap_or(true),
         "a process was launched"
     );
+}
+
+/// Records `set` as the live set (as the cluster's leader does) and waits for the replica.
+async fn record_live(ctx: &HubCtx, set: LiveSet) -> LiveSet {
+    let key = galilean_actors::keys::meta(galilean_actors::remote::LIVE_KEY);
+    let bytes = rmp_serde::to_vec_named(&set).unwrap();
+    let mut tx = ctx.store.begin().await.unwrap();
+    tx.set(&key, &bytes);
+    let v = tx.commit().await.unwrap();
+    ctx.replica.wait_for(v).await;
+    set
+}
+
+/// A user's owner can lose the user and get it back (it was cut off from the cluster,
+/// then healed). An actor it started before must not write afterwards: the owner in
+/// between may have changed the user. The chaos harness saw it: a partitioned node's
+/// create of a user waited out the partition, and after healing, its conflict retry
+/// created the user again after the other owner's acknowledged delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_from_before_its_user_left_and_came_back_cannot_write() {
+    let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
+    let ctx = router.ctx().clone();
+    let alice = UserName::parse("alice").unwrap();
+    let live = record_live(&ctx, LiveSet::next(None, vec![1])).await;
+    // node 1 owns alice, and its actors for her are started
+    let old_user = router.user(&alice).await.unwrap();
+    let old_server = router.server(&alice, &ServerName::default()).await.unwrap();
+    // node 1 drops out of the live set, and comes back
+    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![2])).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
+    assert_eq!(router.owner_of("alice").unwrap(), 1);
+    // the old actors' writes are refused: nothing is created, nothing started
+    let r = ask(&old_user, |reply| UserMsg::Create {
+        admin: false,
+        reply,
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(&r, Err(galilean_actors::OpError::Moved(m)) if m.contains("stale")),
+        "{r:?}"
+    );
+    assert!(!ctx.replica.read(|s| s.users.contains_key("alice")));
+    ops::ensure_user(ctx.store.as_ref(), "alice", None)
+        .await
+        .unwrap();
+    let r = ask_start(&old_server).await;
+    assert!(
+        matches!(&r, Err(galilean_actors::OpError::Moved(m)) if m.contains("stale")),
+        "{:?}",
+        r.map(|_| ())
+    );
+    assert!(
+        ctx.replica.read(|s| s.servers.is_empty()),
+        "a record was written"
+    );
+    // the router hands out fresh actors instead, which may write; and it stops the old
+    // ones when the live set changes
+    let mut tx = ctx.store.begin().await.unwrap();
+    tx.clear(&galilean_actors::keys::user("alice"));
+    ctx.replica.wait_for(tx.commit().await.unwrap()).await;
+    let fresh = router.user(&alice).await.unwrap();
+    assert_ne!(fresh.get_id(), old_user.get_id());
+    ask(&fresh, |reply| UserMsg::Create {
+        admin: false,
+        reply,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    router.release_moved_actors().await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while old_server.get_status() != ractor::ActorStatus::Stopped {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the stale server actor stopped");
+    assert_eq!(live.since.get(&1), Some(&3));
+}
+
+/// A member that joined after an actor started and left again may have owned the
+/// actor's user in between, though the actor's node owns it before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_from_before_a_member_came_and_went_cannot_write() {
+    let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
+    let ctx = router.ctx().clone();
+    // a user that node 2 outranks node 1 for
+    let name = (0..)
+        .map(|i| format!("u{i}"))
+        .find(|n| galilean_actors::placement::owner(n.as_bytes(), &[1, 2]) == Some(2))
+        .unwrap();
+    let user = UserName::parse(&name).unwrap();
+    let live = record_live(&ctx, LiveSet::next(None, vec![1])).await;
+    let old = router.user(&user).await.unwrap();
+    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1, 2])).await;
+    assert_eq!(router.owner_of(&name).unwrap(), 2);
+    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
+    assert_eq!(live.left_since, 2);
+    let r = ask(&old, |reply| UserMsg::Create {
+        admin: false,
+        reply,
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(&r, Err(galilean_actors::OpError::Moved(m)) if m.contains("stale")),
+        "{r:?}"
+    );
+    assert!(!ctx.replica.read(|s| s.users.contains_key(&name)));
+    // through the router, the call reaches a fresh actor
+    let created = router
+        .call(galilean_actors::remote::Call::CreateUser {
+            name: name.clone(),
+            admin: false,
+        })
+        .await;
+    assert!(created.is_ok(), "{created:?}");
+    assert!(ctx.replica.read(|s| s.users.contains_key(&name)));
+}
+
+/// A call from another node that arrives late (held in a partition, or by a node that
+/// hung) may have been sent again meanwhile, to the owner of the time, and done there.
+/// The node it reaches does not do it again once the user may have had another owner
+/// since the caller routed it, even with a fresh actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_routed_before_its_user_left_and_came_back_is_refused() {
+    use galilean_actors::remote::{Call, NodeRouterActor, Routed, RouterMsg};
+    let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
+    let ctx = router.ctx().clone();
+    let (node, _) = ractor::Actor::spawn(None, NodeRouterActor, Arc::downgrade(&router))
+        .await
+        .unwrap();
+    let live = record_live(&ctx, LiveSet::next(None, vec![1])).await;
+    let create = Call::CreateUser {
+        name: "alice".into(),
+        admin: false,
+    };
+    let late = Routed::encode(&create, live.epoch).unwrap();
+    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![2])).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
+    let answer = |bytes: Vec<u8>| {
+        let node = node.clone();
+        async move {
+            let reply = node
+                .call(|port| RouterMsg::Call(bytes, port), Some(Duration::from_secs(10)))
+                .await
+                .unwrap()
+                .unwrap();
+            let (r, _): (Result<galilean_actors::remote::Reply, serde_json::Value>, u64) =
+                rmp_serde::from_slice(&reply).unwrap();
+            r
+        }
+    };
+    let r = answer(late).await;
+    assert!(
+        format!("{r:?}").contains("another owner since the call was routed"),
+        "{r:?}"
+    );
+    assert!(!ctx.replica.read(|s| s.users.contains_key("alice")));
+    // routed by the current set, it is done
+    let r = answer(Routed::encode(&create, live.epoch).unwrap()).await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(ctx.replica.read(|s| s.users.contains_key("alice")));
+    node.stop(None);
 }
 
 /// Around a live-set change, a user's new owner may load its server actor before its

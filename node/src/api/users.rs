@@ -269,7 +269,7 @@ pub async fn create_many(State(app): App, Caller(id): Caller, body: Bytes) -> Ap
     }
     names.sort();
     names.dedup();
-    let (created, v) = ops::create_users(app.store.as_ref(), &names, admin).await?;
+    let (created, v) = ops::create_users(app.store.as_ref(), &names, admin, None).await?;
     app.replica.wait_for(v).await;
     if created.is_empty() {
         return Err(HttpError::new(
