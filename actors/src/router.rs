@@ -209,6 +209,7 @@ impl Router {
             user: user.clone(),
             server: server.clone(),
             owned,
+            router: Arc::downgrade(self),
         };
         let (actor, _) = Actor::spawn(None, ServerActor, args)
             .await

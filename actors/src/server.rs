@@ -86,6 +86,8 @@ pub struct ServerArgs {
     pub server: ServerName,
     /// What this actor's writes are fenced by.
     pub owned: crate::remote::Owned,
+    /// For the serving lease, which a spawn checks before it launches.
+    pub router: std::sync::Weak<crate::Router>,
 }
 
 pub struct ServerState {
@@ -93,6 +95,7 @@ pub struct ServerState {
     user: UserName,
     server: ServerName,
     owned: crate::remote::Owned,
+    router: std::sync::Weak<crate::Router>,
     phase: ServerPhase,
     instance: u64,
     progress: watch::Sender<Arc<Progress>>,
@@ -139,6 +142,7 @@ impl Actor for ServerActor {
             user: args.user,
             server: args.server,
             owned: args.owned,
+            router: args.router,
             phase,
             instance,
             progress: watch::channel(Arc::new(progress)).0,
@@ -348,6 +352,7 @@ impl ServerState {
         let task = SpawnTask {
             ctx: ctx.clone(),
             owned,
+            router: self.router.clone(),
             myself: myself.clone(),
             instance: rec.instance,
             req: SpawnRequest {
@@ -739,6 +744,7 @@ const ADOPT_ROUNDS: usize = 5;
 struct SpawnTask {
     ctx: Arc<HubCtx>,
     owned: crate::remote::Owned,
+    router: std::sync::Weak<crate::Router>,
     myself: ActorRef<ServerMsg>,
     instance: u64,
     req: SpawnRequest,
@@ -772,6 +778,41 @@ impl SpawnTask {
             }
         })?;
         self.ctx.replica.wait_for(v).await;
+        Ok(())
+    }
+
+    /// Whether this node may launch the process now, by what it knows first-hand: the
+    /// confirmation above may be an old one (a commit sent again after a partition gets
+    /// its first answer back, from before the partition), and ownership may have moved
+    /// since. While the serving lease runs, the replica has everything committed before
+    /// the node's last proof of being caught up, and a user moves away only after its
+    /// owner's lease ran out (`remote::LIVE_DEADLINE`): so the replica shows any move
+    /// that could make this launch a second process.
+    fn may_launch(&self) -> Result<(), String> {
+        let router = self
+            .router
+            .upgrade()
+            .ok_or_else(|| "the hub is shutting down".to_owned())?;
+        if !router.lease_valid() {
+            return Err("this node is out of touch with its cluster".into());
+        }
+        let user = self.req.user.as_str();
+        if let Some(set) = crate::remote::LiveSet::read(&self.ctx.replica) {
+            let owner = crate::placement::owner(user.as_bytes(), &set.live);
+            if owner != Some(self.owned.node)
+                || set.ownership_may_have_lapsed(self.owned.node, self.owned.epoch)
+            {
+                return Err(format!("{user} is no longer this node's to start"));
+            }
+        }
+        let ours = self.ctx.replica.read(|s| {
+            s.servers
+                .get(&(user.to_owned(), self.req.server.as_str().to_owned()))
+                .is_some_and(|r| r.instance == self.instance && r.phase == ServerPhase::Starting)
+        });
+        if !ours {
+            return Err("the server's record changed during the spawn".into());
+        }
         Ok(())
     }
 
@@ -810,6 +851,8 @@ impl SpawnTask {
         // this node's to make: launching then would race the new owner's start
         self.record_launch(None)
             .await
+            .map_err(|e| format!("Spawn failed: {e}"))?;
+        self.may_launch()
             .map_err(|e| format!("Spawn failed: {e}"))?;
         self.push(ProgressEvent::step(50, "Spawning server..."));
         let log_path = self.req.log_path.clone();

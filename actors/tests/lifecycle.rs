@@ -450,12 +450,17 @@ async fn a_call_routed_before_its_user_left_and_came_back_is_refused() {
         let node = node.clone();
         async move {
             let reply = node
-                .call(|port| RouterMsg::Call(bytes, port), Some(Duration::from_secs(10)))
+                .call(
+                    |port| RouterMsg::Call(bytes, port),
+                    Some(Duration::from_secs(10)),
+                )
                 .await
                 .unwrap()
                 .unwrap();
-            let (r, _): (Result<galilean_actors::remote::Reply, serde_json::Value>, u64) =
-                rmp_serde::from_slice(&reply).unwrap();
+            let (r, _): (
+                Result<galilean_actors::remote::Reply, serde_json::Value>,
+                u64,
+            ) = rmp_serde::from_slice(&reply).unwrap();
             r
         }
     };

@@ -27,6 +27,8 @@ const LOW: u16 = 20_000;
 /// A port handed out is not handed again for this long (the server binds it by then,
 /// or has failed).
 const HELD: Duration = Duration::from_secs(60);
+/// How many times (a millisecond apart) a claim tries for the claims' lock.
+const LOCK_TRIES: u32 = 20;
 
 /// The lowest port of the kernel's ephemeral range (32768 if it cannot be read).
 fn ephemeral_low() -> u16 {
@@ -179,8 +181,26 @@ impl HostClaims {
             .truncate(false)
             .write(true)
             .open(self.dir.join("lock"))?;
-        // held for a stat and a small write; released when `lock` closes
-        lock.lock()?;
+        // held for a stat and a small write, released when `lock` closes. Never waited
+        // for long: a node that was stopped (SIGSTOP) holding it must not stall the
+        // others' spawns, which then rely on their own record of the port
+        let mut tries = 0;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        "another process holds the port claims' lock",
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
         let path = self.dir.join(port.to_string());
         let now = SystemTime::now();
         if let Ok(meta) = std::fs::metadata(&path) {
@@ -297,6 +317,20 @@ mod tests {
         );
         file.set_modified(now + HELD * 10).unwrap();
         assert!(claims.claim(20_001).unwrap(), "a claim far ahead held");
+    }
+
+    #[test]
+    fn a_claim_never_waits_long_for_a_lock_another_process_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = HostClaims::at(dir.path()).unwrap();
+        let held = std::fs::File::create(dir.path().join("lock")).unwrap();
+        held.lock().unwrap();
+        let began = Instant::now();
+        let err = claims.claim(20_002).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
+        assert!(began.elapsed() < Duration::from_secs(1));
+        drop(held);
+        assert!(claims.claim(20_002).unwrap());
     }
 
     #[test]
