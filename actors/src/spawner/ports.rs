@@ -27,8 +27,6 @@ const LOW: u16 = 20_000;
 /// A port handed out is not handed again for this long (the server binds it by then,
 /// or has failed).
 const HELD: Duration = Duration::from_secs(60);
-/// How many times (a millisecond apart) a claim tries for the claims' lock.
-const LOCK_TRIES: u32 = 20;
 
 /// The lowest port of the kernel's ephemeral range (32768 if it cannot be read).
 fn ephemeral_low() -> u16 {
@@ -134,9 +132,8 @@ impl Ports {
 }
 
 /// Port claims shared by the processes of one user on this host: a file per claimed
-/// port in a directory only that user can enter, written under a lock on the directory's
-/// `lock` file (so two nodes never both take a port), its modification time the claim's
-/// start. A claim older than [`HELD`] is void; its file is simply written again.
+/// port, in a directory only that user can enter, holding when it was claimed and by
+/// which process. A claim older than [`HELD`] is void; its file is simply written again.
 #[derive(Debug)]
 struct HostClaims {
     dir: PathBuf,
@@ -175,49 +172,48 @@ impl HostClaims {
     }
 
     /// Claims `port` unless a process of this user claimed it in the last [`HELD`].
+    /// The port's file is locked while it is read and written, so two processes never
+    /// both take it; one that finds it locked (another is claiming it this moment)
+    /// leaves the port, and nobody ever waits for the lock (a node stopped with SIGSTOP
+    /// while it held one would hold up the others' spawns).
     fn claim(&self, port: u16) -> std::io::Result<bool> {
-        let lock = std::fs::OpenOptions::new()
+        use std::io::{Read, Seek};
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
-            .open(self.dir.join("lock"))?;
-        // held for a stat and a small write, released when `lock` closes. Never waited
-        // for long: a node that was stopped (SIGSTOP) holding it must not stall the
-        // others' spawns, which then rely on their own record of the port
-        let mut tries = 0;
-        loop {
-            match lock.try_lock() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::WouldBlock,
-                        "another process holds the port claims' lock",
-                    ))
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            }
+            .open(self.dir.join(port.to_string()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        let path = self.dir.join(port.to_string());
-        let now = SystemTime::now();
-        if let Ok(meta) = std::fs::metadata(&path) {
-            let since = meta.modified()?;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        // "<claimed at, unix ms> <pid>"; an empty or unreadable file claims nothing
+        let claimed = text
+            .split_whitespace()
+            .next()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(Duration::from_millis);
+        if let Some(at) = claimed {
             // a claim up to HELD in the future (the clock was set back a little) counts
             // as fresh; one further ahead is void, not a port lost for that long
-            let fresh = match now.duration_since(since) {
-                Ok(age) => age < HELD,
-                Err(ahead) => ahead.duration() < HELD,
+            let fresh = match now.checked_sub(at) {
+                Some(age) => age < HELD,
+                None => at - now < HELD,
             };
             if fresh {
                 return Ok(false);
             }
         }
-        let mut file = std::fs::File::create(&path)?;
-        writeln!(file, "{}", std::process::id())?;
-        file.set_modified(now)?;
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{} {}", now.as_millis(), std::process::id())?;
         Ok(true)
     }
 }
@@ -296,40 +292,48 @@ mod tests {
         }
     }
 
+    /// Writes a claim of `port` made `ago` before now (negative: in the future).
+    fn claimed(dir: &Path, port: u16, ago: i64) {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        std::fs::write(dir.join(port.to_string()), format!("{} 1\n", now - ago)).unwrap();
+    }
+
     #[test]
     fn an_old_claim_is_void_and_so_is_one_far_in_the_future() {
         let dir = tempfile::tempdir().unwrap();
         let claims = HostClaims::at(dir.path()).unwrap();
         assert!(claims.claim(20_001).unwrap());
         assert!(!claims.claim(20_001).unwrap());
-        let file = std::fs::File::options()
-            .write(true)
-            .open(dir.path().join("20001"))
-            .unwrap();
-        let now = SystemTime::now();
-        file.set_modified(now - HELD - Duration::from_secs(1))
-            .unwrap();
+        let held = HELD.as_millis() as i64;
+        claimed(dir.path(), 20_001, held + 1_000);
         assert!(claims.claim(20_001).unwrap(), "an old claim held");
-        file.set_modified(now + Duration::from_secs(10)).unwrap();
+        claimed(dir.path(), 20_001, -10_000);
         assert!(
             !claims.claim(20_001).unwrap(),
             "a claim a moment ahead lapsed"
         );
-        file.set_modified(now + HELD * 10).unwrap();
+        claimed(dir.path(), 20_001, -10 * held);
         assert!(claims.claim(20_001).unwrap(), "a claim far ahead held");
+        // an empty or garbled file (a claim cut short) claims nothing
+        std::fs::write(dir.path().join("20001"), "").unwrap();
+        assert!(claims.claim(20_001).unwrap());
+        std::fs::write(dir.path().join("20001"), "x").unwrap();
+        assert!(claims.claim(20_001).unwrap());
     }
 
     #[test]
-    fn a_claim_never_waits_long_for_a_lock_another_process_holds() {
+    fn a_port_another_process_is_claiming_is_left_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let claims = HostClaims::at(dir.path()).unwrap();
-        let held = std::fs::File::create(dir.path().join("lock")).unwrap();
-        held.lock().unwrap();
+        let busy = std::fs::File::create(dir.path().join("20002")).unwrap();
+        busy.lock().unwrap();
         let began = Instant::now();
-        let err = claims.claim(20_002).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
-        assert!(began.elapsed() < Duration::from_secs(1));
-        drop(held);
+        assert!(!claims.claim(20_002).unwrap());
+        assert!(began.elapsed() < Duration::from_millis(100));
+        drop(busy);
         assert!(claims.claim(20_002).unwrap());
     }
 
