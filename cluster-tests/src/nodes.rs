@@ -306,7 +306,11 @@ pub fn recorded_events(events: &Path) -> Vec<ServerEvent> {
     out
 }
 
-/// Whether `pid` still runs the tiny server (and is not a reused pid).
+/// Whether `pid` still runs the tiny server (and is not a reused pid). A server started
+/// before the binary was rebuilt runs a deleted file, which `/proc` names with a
+/// " (deleted)" suffix: still ours.
 pub fn is_tiny_server(pid: Pid, tiny: &Path) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == tiny)
+    std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+        exe == tiny || exe.as_os_str() == format!("{} (deleted)", tiny.display()).as_str()
+    })
 }
