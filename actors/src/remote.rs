@@ -246,8 +246,7 @@ impl Router {
         // again to the same owner, which replaces the actor.
         let deadline = tokio::time::Instant::now() + MOVE_WAIT;
         loop {
-            let epoch = LiveSet::read(&self.ctx().replica).map_or(0, |s| s.epoch);
-            let owner = self.owner_of(&user)?;
+            let (owner, epoch) = self.route(&user)?;
             let answer = if owner == self.node_id() {
                 self.call_local(call.clone()).await
             } else {
@@ -894,28 +893,21 @@ pub async fn fence(
     user: &str,
     owned: Owned,
 ) -> Result<(), OpError> {
-    let Some(bytes) = tx.get(&crate::keys::meta(LIVE_KEY)).await? else {
-        return Ok(());
-    };
-    let set: LiveSet =
-        rmp_serde::from_slice(&bytes).map_err(|e| OpError::Corrupt(e.to_string()))?;
-    match crate::placement::owner(user.as_bytes(), &set.live) {
-        Some(owner) if owner == owned.node => {
-            if set.ownership_may_have_lapsed(owned.node, owned.epoch) {
-                Err(OpError::Moved(format!(
-                    "{user} may have been owned by another node since live set epoch {} \
-                     (now {}): this actor is stale",
-                    owned.epoch, set.epoch
-                )))
-            } else {
-                Ok(())
-            }
-        }
-        Some(owner) => Err(OpError::Moved(format!(
-            "{user} is now owned by node {owner} (live set epoch {})",
-            set.epoch
-        ))),
-        None => Err(OpError::Unavailable("no live members".into())),
+    match stored_live_set(tx).await? {
+        Some(set) => set.check_owner(user, owned),
+        None => Ok(()),
+    }
+}
+
+/// The live set as `tx` reads it (the read joins the transaction's read set).
+async fn stored_live_set(
+    tx: &mut dyn galilean_storage::Transaction,
+) -> Result<Option<LiveSet>, OpError> {
+    match tx.get(&crate::keys::meta(LIVE_KEY)).await? {
+        Some(bytes) => rmp_serde::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| OpError::Corrupt(e.to_string())),
+        None => Ok(None),
     }
 }
 
@@ -964,6 +956,26 @@ impl LiveSet {
     /// `epoch` has left since (and may have owned the user in between).
     pub fn ownership_may_have_lapsed(&self, node: u64, epoch: u64) -> bool {
         self.joined(node) > epoch || self.left_since > epoch
+    }
+
+    /// Whether an actor writing under `owned` may write for `user` by this set: its node
+    /// owns the user, and has owned it all along since the actor started.
+    pub fn check_owner(&self, user: &str, owned: Owned) -> Result<(), OpError> {
+        match crate::placement::owner(user.as_bytes(), &self.live) {
+            Some(owner) if owner != owned.node => Err(OpError::Moved(format!(
+                "{user} is now owned by node {owner} (live set epoch {})",
+                self.epoch
+            ))),
+            Some(_) if self.ownership_may_have_lapsed(owned.node, owned.epoch) => {
+                Err(OpError::Moved(format!(
+                    "{user} may have been owned by another node since live set epoch {} \
+                     (now {}): this actor is stale",
+                    owned.epoch, self.epoch
+                )))
+            }
+            Some(_) => Ok(()),
+            None => Err(OpError::Unavailable("no live members".into())),
+        }
     }
 
     pub fn read(replica: &crate::Replica) -> Option<LiveSet> {
@@ -1189,12 +1201,7 @@ impl Router {
     async fn record_live(&self, live: Vec<u64>) -> Result<Option<LiveSet>, OpError> {
         let key = crate::keys::meta(LIVE_KEY);
         let (set, v) = crate::in_txn!(self.ctx().store, |tx| {
-            let current: Option<LiveSet> = match tx.get(&key).await? {
-                Some(bytes) => Some(
-                    rmp_serde::from_slice(&bytes).map_err(|e| OpError::Corrupt(e.to_string()))?,
-                ),
-                None => None,
-            };
+            let current = stored_live_set(tx.as_mut()).await?;
             let set = LiveSet::next(current.as_ref(), live.clone());
             if current.is_some_and(|c| c.live == set.live) {
                 None

@@ -125,27 +125,37 @@ impl Router {
 
     /// The node that owns `user`'s actors.
     pub fn owner_of(&self, user: &str) -> Result<u64, OpError> {
-        placement::owner(user.as_bytes(), &self.live_members())
-            .ok_or_else(|| OpError::Unavailable("no live members".into()))
+        self.route(user).map(|(owner, _)| owner)
+    }
+
+    /// The owner of `user` and the live-set epoch (0: none recorded) it is owner by.
+    pub(crate) fn route(&self, user: &str) -> Result<(u64, u64), OpError> {
+        let (set, live) = self.placement();
+        let owner = placement::owner(user.as_bytes(), &live)
+            .ok_or_else(|| OpError::Unavailable("no live members".into()))?;
+        Ok((owner, set.map_or(0, |s| s.epoch)))
     }
 
     /// The members that are live now: the leader's record in the store (see
     /// `remote::LiveSet`), or every member while there is none.
     pub fn live_members(&self) -> Vec<u64> {
-        match crate::remote::LiveSet::read(&self.ctx.replica) {
-            Some(set) if !set.live.is_empty() => set.live,
-            _ => self.members(),
-        }
+        self.placement().1
     }
 
-    /// Checks that this node owns `key` by the live set of its replica; the ownership a
-    /// new actor of the key writes under, and the set.
-    fn check_local(&self, key: &str) -> Result<(Owned, Option<LiveSet>), OpError> {
+    /// The replica's live set, and the members users are placed over by it.
+    fn placement(&self) -> (Option<LiveSet>, Vec<u64>) {
         let set = LiveSet::read(&self.ctx.replica);
         let live = match &set {
             Some(set) if !set.live.is_empty() => set.live.clone(),
             _ => self.members(),
         };
+        (set, live)
+    }
+
+    /// Checks that this node owns `key` by the live set of its replica; the ownership a
+    /// new actor of the key writes under, and the set.
+    fn check_local(&self, key: &str) -> Result<(Owned, Option<LiveSet>), OpError> {
+        let (set, live) = self.placement();
         match placement::owner(key.as_bytes(), &live) {
             Some(n) if n == self.ctx.settings.node_id => {
                 let epoch = set.as_ref().map_or(0, |s| s.epoch);
@@ -278,8 +288,12 @@ impl Router {
         user_of: impl Fn(&K) -> &String,
     ) -> usize {
         let mut released = 0;
+        // one reading of the live set for every actor (not two per actor)
+        let (set, live) = self.placement();
+        let me = self.ctx.settings.node_id;
         map.lock().await.retain(|key, (actor, owned)| {
-            let keep = self.is_local(user_of(key)) && !self.stale(*owned);
+            let local = placement::owner(user_of(key).as_bytes(), &live) == Some(me);
+            let keep = local && !stale_by(set.as_ref(), *owned);
             if !keep {
                 actor.stop(Some("moved to another node".into()));
                 released += 1;

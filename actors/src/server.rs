@@ -798,12 +798,8 @@ impl SpawnTask {
         }
         let user = self.req.user.as_str();
         if let Some(set) = crate::remote::LiveSet::read(&self.ctx.replica) {
-            let owner = crate::placement::owner(user.as_bytes(), &set.live);
-            if owner != Some(self.owned.node)
-                || set.ownership_may_have_lapsed(self.owned.node, self.owned.epoch)
-            {
-                return Err(format!("{user} is no longer this node's to start"));
-            }
+            set.check_owner(user, self.owned)
+                .map_err(|_| format!("{user} is no longer this node's to start"))?;
         }
         let ours = self.ctx.replica.read(|s| {
             s.servers

@@ -265,12 +265,7 @@ async fn a_stale_owner_cannot_write() {
     };
     assert!(err.to_string().contains("owned by node 2"), "{err}");
     // nor can its user actor create the user (were it deleted), a token, or revoke one
-    let r = ask(&user, |reply| UserMsg::Create {
-        admin: false,
-        reply,
-    })
-    .await
-    .unwrap();
+    let r = ask_create(&user).await;
     assert!(
         matches!(&r, Err(e) if e.to_string().contains("owned by node 2")),
         "{r:?}"
@@ -307,6 +302,23 @@ async fn a_stale_owner_cannot_write() {
     );
 }
 
+/// Asks a user actor to create its user; its answer.
+async fn ask_create(
+    actor: &ractor::ActorRef<UserMsg>,
+) -> Result<galilean_proto::records::UserRecord, galilean_actors::OpError> {
+    ask(actor, |reply| UserMsg::Create {
+        admin: false,
+        reply,
+    })
+    .await
+    .unwrap()
+}
+
+/// Whether `r` is the refusal of a write by a stale actor.
+fn refused_as_stale<T>(r: &Result<T, galilean_actors::OpError>) -> bool {
+    matches!(r, Err(galilean_actors::OpError::Moved(m)) if m.contains("stale"))
+}
+
 /// Records `set` as the live set (as the cluster's leader does) and waits for the replica.
 async fn record_live(ctx: &HubCtx, set: LiveSet) -> LiveSet {
     let key = galilean_actors::keys::meta(galilean_actors::remote::LIVE_KEY);
@@ -337,26 +349,14 @@ async fn an_actor_from_before_its_user_left_and_came_back_cannot_write() {
     let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
     assert_eq!(router.owner_of("alice").unwrap(), 1);
     // the old actors' writes are refused: nothing is created, nothing started
-    let r = ask(&old_user, |reply| UserMsg::Create {
-        admin: false,
-        reply,
-    })
-    .await
-    .unwrap();
-    assert!(
-        matches!(&r, Err(galilean_actors::OpError::Moved(m)) if m.contains("stale")),
-        "{r:?}"
-    );
+    let r = ask_create(&old_user).await;
+    assert!(refused_as_stale(&r), "{r:?}");
     assert!(!ctx.replica.read(|s| s.users.contains_key("alice")));
     ops::ensure_user(ctx.store.as_ref(), "alice", None)
         .await
         .unwrap();
     let r = ask_start(&old_server).await;
-    assert!(
-        matches!(&r, Err(galilean_actors::OpError::Moved(m)) if m.contains("stale")),
-        "{:?}",
-        r.map(|_| ())
-    );
+    assert!(refused_as_stale(&r), "{:?}", r.map(|_| ()));
     assert!(
         ctx.replica.read(|s| s.servers.is_empty()),
         "a record was written"
@@ -368,13 +368,7 @@ async fn an_actor_from_before_its_user_left_and_came_back_cannot_write() {
     ctx.replica.wait_for(tx.commit().await.unwrap()).await;
     let fresh = router.user(&alice).await.unwrap();
     assert_ne!(fresh.get_id(), old_user.get_id());
-    ask(&fresh, |reply| UserMsg::Create {
-        admin: false,
-        reply,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    ask_create(&fresh).await.unwrap();
     router.release_moved_actors().await;
     tokio::time::timeout(Duration::from_secs(5), async {
         while old_server.get_status() != ractor::ActorStatus::Stopped {
@@ -404,16 +398,8 @@ async fn an_actor_from_before_a_member_came_and_went_cannot_write() {
     assert_eq!(router.owner_of(&name).unwrap(), 2);
     let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
     assert_eq!(live.left_since, 2);
-    let r = ask(&old, |reply| UserMsg::Create {
-        admin: false,
-        reply,
-    })
-    .await
-    .unwrap();
-    assert!(
-        matches!(&r, Err(galilean_actors::OpError::Moved(m)) if m.contains("stale")),
-        "{r:?}"
-    );
+    let r = ask_create(&old).await;
+    assert!(refused_as_stale(&r), "{r:?}");
     assert!(!ctx.replica.read(|s| s.users.contains_key(&name)));
     // through the router, the call reaches a fresh actor
     let created = router
