@@ -852,6 +852,8 @@ impl SpawnTask {
             .map_err(|e| format!("Spawn failed: {e}"))?;
         self.push(ProgressEvent::step(50, "Spawning server..."));
         let log_path = self.req.log_path.clone();
+        // the log is appended to: a failure shows only what this start wrote
+        let log_from = std::fs::metadata(&log_path).map_or(0, |m| m.len());
         let deadline = tokio::time::Instant::now() + ctx.settings.start_timeout;
         let started = tokio::time::timeout_at(deadline, ctx.spawner.start(self.req.clone()))
             .await
@@ -909,7 +911,7 @@ impl SpawnTask {
                         ready_timeout.as_secs_f64().round()
                     ),
                 };
-                let log = tail_log(&log_path, 20, 4096);
+                let log = tail_log(&log_path, log_from, 20, 4096);
                 Err(if log.trim().is_empty() {
                     format!("Spawn failed: {why}")
                 } else {

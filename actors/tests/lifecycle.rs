@@ -193,7 +193,15 @@ async fn a_command_that_exits_fails_with_its_log() {
     assert!(rec.last_failure.is_some());
     // the user can start again (and it fails again, the same way, without a stuck state)
     let again = start(&router, "bob", "").await;
-    assert_eq!(again.events.last().unwrap().failed, Some(true));
+    let last = again.events.last().unwrap();
+    assert_eq!(last.failed, Some(true));
+    // the log is appended to, but the message shows only what this start wrote
+    assert_eq!(
+        last.message.matches("something broke").count(),
+        1,
+        "{}",
+        last.message
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,7 +155,7 @@ impl Spawner for LocalProcessSpawner {
             .stderr(Stdio::from(log_err))
             .kill_on_drop(false);
         new_session(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| SpawnError::Exec {
+        let mut child = super::ports::forking(|| cmd.spawn()).map_err(|e| SpawnError::Exec {
             reason: exec_failure(&argv0, &e),
             argv0: argv0.clone(),
         })?;
@@ -477,16 +477,19 @@ async fn wait_gone(pid: i32, start_ticks: Option<u64>, within: Duration) -> bool
     }
 }
 
-/// The last `max_lines` lines of a log file, reading at most its last `max_bytes`
-/// (a line cut by that limit is dropped). Empty if the file cannot be read. For failure
-/// messages.
-pub fn tail_log(path: &Path, max_lines: usize, max_bytes: usize) -> String {
+/// The last `max_lines` lines of a log file written from byte `from` on (what the
+/// latest start of a server wrote, not what earlier ones left), reading at most its last
+/// `max_bytes` (a line cut by that limit is dropped). Empty if the file cannot be read.
+/// For failure messages.
+pub fn tail_log(path: &Path, from: u64, max_lines: usize, max_bytes: usize) -> String {
     use std::io::{Read, Seek, SeekFrom};
     let Ok(mut f) = std::fs::File::open(path) else {
         return String::new();
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(max_bytes as u64);
+    // a file now shorter than `from` was cut since: all of it is new
+    let from = if from > len { 0 } else { from };
+    let start = len.saturating_sub(max_bytes as u64).max(from);
     if f.seek(SeekFrom::Start(start)).is_err() {
         return String::new();
     }
@@ -495,7 +498,7 @@ pub fn tail_log(path: &Path, max_lines: usize, max_bytes: usize) -> String {
         return String::new();
     }
     let mut text = &buf[..];
-    if start > 0 {
+    if start > from {
         // drop the partial first line, unless it is all there is
         if let Some(i) = text.iter().position(|&b| b == b'\n') {
             text = &text[i + 1..];
@@ -689,7 +692,10 @@ mod tests {
     async fn output_is_appended_to_the_log_and_the_exit_code_reported() {
         let dir = tempfile::tempdir().unwrap();
         let spawner = LocalProcessSpawner::new();
+        let log = dir.path().join("logs/alice/server.log");
+        let mut second_from = 0;
         for round in 0..2 {
+            second_from = std::fs::metadata(&log).map_or(0, |m| m.len());
             let script = format!("echo out {round}; echo err {round} >&2; exit 3");
             let req = request(dir.path(), &["sh", "-c", &script]);
             let (_, state) = state_of(&spawner.start(req).await.unwrap());
@@ -702,12 +708,12 @@ mod tests {
             // stopping an exited server is fine
             spawner.stop(state, Duration::from_secs(1)).await.unwrap();
         }
-        let log = dir.path().join("logs/alice/server.log");
         assert_eq!(
-            tail_log(&log, 10, 4096),
+            tail_log(&log, 0, 10, 4096),
             "out 0\nerr 0\nout 1\nerr 1",
             "both rounds, stdout and stderr"
         );
+        assert_eq!(tail_log(&log, second_from, 10, 4096), "out 1\nerr 1");
     }
 
     #[tokio::test]
@@ -855,12 +861,17 @@ mod tests {
     async fn a_server_outlives_the_hub_that_started_it() {
         let dir = tempfile::tempdir().unwrap();
         let test = module_path!().split_once("::").unwrap().1;
-        let hub = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", &format!("{test}::helper_hub_that_exits")])
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", &format!("{test}::helper_hub_that_exits")])
             .args(["--ignored", "--nocapture", "--test-threads=1"])
             .env(HELPER_DIR, dir.path())
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // like the spawner's own forks: none while a port is probed (another test's)
+        let hub = super::super::ports::forking(|| cmd.spawn())
+            .unwrap()
+            .wait_with_output()
             .unwrap();
         assert!(hub.status.success(), "{hub:?}");
         let saved = std::fs::read_to_string(dir.path().join("state")).unwrap();
@@ -890,18 +901,28 @@ mod tests {
         let path = dir.path().join("log");
         let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&path, &text).unwrap();
-        assert_eq!(tail_log(&path, 3, 4096), "line 997\nline 998\nline 999");
+        assert_eq!(tail_log(&path, 0, 3, 4096), "line 997\nline 998\nline 999");
         // 20 bytes hold "e 997\nline 998\nline 999\n" partly: the cut line is dropped
-        assert_eq!(tail_log(&path, 10, 20), "line 998\nline 999");
-        assert_eq!(tail_log(&path, 0, 4096), "");
+        assert_eq!(tail_log(&path, 0, 10, 20), "line 998\nline 999");
+        assert_eq!(tail_log(&path, 0, 0, 4096), "");
+        // only what was written from `from` on: a whole line starts there
+        let from = text.find("line 998").unwrap() as u64;
+        assert_eq!(tail_log(&path, from, 10, 4096), "line 998\nline 999");
+        assert_eq!(tail_log(&path, from + 2, 10, 4096), "ne 998\nline 999");
+        assert_eq!(tail_log(&path, text.len() as u64, 10, 4096), "");
+        assert_eq!(
+            tail_log(&path, u64::MAX, 2, 4096),
+            "line 998\nline 999",
+            "a file cut since is all new"
+        );
         std::fs::write(&path, "short\nlog").unwrap();
-        assert_eq!(tail_log(&path, 5, 4096), "short\nlog");
+        assert_eq!(tail_log(&path, 0, 5, 4096), "short\nlog");
         std::fs::write(&path, "x".repeat(100)).unwrap();
         assert_eq!(
-            tail_log(&path, 5, 10),
+            tail_log(&path, 0, 5, 10),
             "x".repeat(10),
             "one long line is kept"
         );
-        assert_eq!(tail_log(&dir.path().join("missing"), 5, 100), "");
+        assert_eq!(tail_log(&dir.path().join("missing"), 0, 5, 100), "");
     }
 }

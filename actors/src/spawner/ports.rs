@@ -12,12 +12,17 @@
 //! looks free to the others. The nodes of one user on one host therefore also claim
 //! each port in a shared directory ([`HostClaims`]): a port claimed by any of them in the
 //! last minute is skipped by all.
+//!
+//! A port is probed by binding it for a moment. A child being forked meanwhile would
+//! carry that socket until it execs, long enough for the server handed the port to fail
+//! to bind it; so probes (and claims, whose file locks would be carried the same way)
+//! never overlap a fork of this process ([`forking`]).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
@@ -27,6 +32,33 @@ const LOW: u16 = 20_000;
 /// A port handed out is not handed again for this long (the server binds it by then,
 /// or has failed).
 const HELD: Duration = Duration::from_secs(60);
+
+/// Port probes and forks of this process exclude each other (see [`forking`]).
+static FORK_GATE: RwLock<()> = RwLock::new(());
+
+/// Runs `spawn`, which forks this process and execs in the child, while no port is
+/// being probed or claimed. From fork to exec a child holds a copy of every descriptor
+/// of the hub: a probe's listening socket (a server handed that port and started
+/// meanwhile could not bind it) and a claim file with its lock (the other nodes would
+/// pass over the port). `std`'s (and tokio's) spawn returns only once the child has
+/// exec'd, so holding this across it covers the whole window. Forks run side by side;
+/// a probe or claim waits for those under way.
+pub(crate) fn forking<T>(spawn: impl FnOnce() -> T) -> T {
+    let _no_probe = FORK_GATE.read().unwrap_or_else(|e| e.into_inner());
+    spawn()
+}
+
+/// Held while a descriptor no child may inherit is open: no fork starts meanwhile.
+fn no_forks() -> std::sync::RwLockWriteGuard<'static, ()> {
+    FORK_GATE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `port` of `ip` can be bound now, by binding and closing it.
+fn probe(ip: IpAddr, port: u16) -> bool {
+    let _no_forks = no_forks();
+    let bound = std::net::TcpListener::bind((ip, port));
+    bound.is_ok()
+}
 
 /// The lowest port of the kernel's ephemeral range (32768 if it cannot be read).
 fn ephemeral_low() -> u16 {
@@ -105,9 +137,8 @@ impl Ports {
             if st.handed.contains_key(&port) {
                 continue;
             }
-            if std::net::TcpListener::bind((ip, port)).is_err() {
-                continue;
-            }
+            // claimed before it is probed: another node's probe, a listening socket for
+            // a moment, must not meet a server starting on a port this node handed out
             if let Some(host) = &self.host {
                 match host.claim(port) {
                     Ok(true) => {}
@@ -116,6 +147,9 @@ impl Ports {
                     // still keeps it from handing the port twice
                     Err(e) => tracing::warn!(port, "cannot claim the port on this host: {e}"),
                 }
+            }
+            if !probe(ip, port) {
+                continue;
             }
             st.handed.insert(port, now);
             return Ok(port);
@@ -178,6 +212,7 @@ impl HostClaims {
     /// while it held one would hold up the others' spawns).
     fn claim(&self, port: u16) -> std::io::Result<bool> {
         use std::io::{Read, Seek};
+        let _no_forks = no_forks();
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -335,6 +370,65 @@ mod tests {
         assert!(began.elapsed() < Duration::from_millis(100));
         drop(busy);
         assert!(claims.claim(20_002).unwrap());
+    }
+
+    /// A child forked while a port was being probed would hold the probe's listening
+    /// socket until it execs: a server handed that port in the meantime could not bind
+    /// it (a three-node storm of 1,000 spawns lost one or two servers so). Here a thread
+    /// forks without pause, each child taking 3 ms to exec, while ports are handed out
+    /// and bound at once.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_child_being_forked_never_holds_a_port_being_handed_out() {
+        use std::os::unix::process::CommandExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+
+        let ip = IpAddr::from(Ipv4Addr::LOCALHOST);
+        let stop = Arc::new(AtomicBool::new(false));
+        let forker = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut forks = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut cmd = std::process::Command::new("true");
+                    // SAFETY: the closure only sleeps (nanosleep(2)); it allocates nothing
+                    unsafe {
+                        cmd.pre_exec(|| {
+                            std::thread::sleep(Duration::from_millis(3));
+                            Ok(())
+                        });
+                    }
+                    forking(|| cmd.spawn()).unwrap().wait().unwrap();
+                    forks += 1;
+                }
+                forks
+            }
+        });
+        let began = Instant::now();
+        let mut handed = 0;
+        let mut failed = Vec::new();
+        while began.elapsed() < Duration::from_millis(600) {
+            // a fresh allocator now and then: the range would run out
+            let ports = Ports::between(LOW, ephemeral_low(), None);
+            for _ in 0..1_000 {
+                let port = ports.pick(ip).unwrap();
+                handed += 1;
+                // what the server does with it (std, like tokio, sets SO_REUSEADDR)
+                if let Err(e) = std::net::TcpListener::bind((ip, port)) {
+                    failed.push(format!("{port}: {e}"));
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let forks = forker.join().unwrap();
+        assert!(forks >= 20, "only {forks} forks");
+        assert!(
+            failed.is_empty(),
+            "{} of {handed} ports handed out could not be bound ({forks} forks): {:?}",
+            failed.len(),
+            &failed[..failed.len().min(5)]
+        );
     }
 
     #[test]
