@@ -8,7 +8,7 @@
 //! reading the envelope's total) every 100 ms, not one poll per user, so that watching
 //! costs the hub next to nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,7 +103,8 @@ async fn all_at_once(
                             call.method,
                             call.path,
                             answer.status,
-                            String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+                            // long enough for the server's log a failed spawn quotes
+                            String::from_utf8_lossy(&answer.body[..answer.body.len().min(1_500)])
                         ));
                     }
                     refused.fetch_add(1, Ordering::Relaxed);
@@ -148,7 +149,7 @@ pub async fn storm(
                     start.refused
                 );
                 while_running(table, std::slice::from_ref(s));
-                let stopped = match stop_all(s, n, start.active_before).await {
+                let stopped = match stop_all(s, n, start.before.active).await {
                     Ok(d) => {
                         eprintln!(
                             "  {workload} on {}: stopped in {:.2} s",
@@ -165,8 +166,15 @@ pub async fn storm(
                     stopped,
                 )
             }
-            Err(e) => {
+            Err((e, before)) => {
                 eprintln!("  {workload} on {}: FAILED: {e}", s.name());
+                // the next storm on this system starts from no running servers, so
+                // one failure is reported once, not again as "already running"
+                if let Some(before) = before {
+                    if let Err(e) = clean_up(s, n, before.active).await {
+                        eprintln!("  {workload} on {}: could not stop all: {e}", s.name());
+                    }
+                }
                 let f = Figure::failed(&e);
                 (f.clone(), f.clone(), f)
             }
@@ -177,30 +185,107 @@ pub async fn storm(
     }
 }
 
+/// Servers counted before a storm.
+#[derive(Clone, Copy)]
+struct Before {
+    ready: u64,
+    active: u64,
+}
+
 struct Started {
     ready: Duration,
     refused: u64,
-    active_before: u64,
+    before: Before,
 }
 
-async fn storm_one(s: &Subject, n: usize) -> Result<Started, String> {
-    let ready_before = count(s, "ready").await?;
-    let active_before = count(s, "active").await?;
+/// One storm; on failure, why, and the counts before it if they were taken.
+async fn storm_one(s: &Subject, n: usize) -> Result<Started, (String, Option<Before>)> {
+    let before = async {
+        Ok::<_, String>(Before {
+            ready: count(s, "ready").await?,
+            active: count(s, "active").await?,
+        })
+    }
+    .await
+    .map_err(|e| (e, None))?;
+    let start = Instant::now();
+    let answered = AtomicBool::new(false);
+    let asks = async {
+        let refused = all_at_once(
+            s,
+            n,
+            Method::POST,
+            &[StatusCode::CREATED, StatusCode::ACCEPTED],
+        )
+        .await;
+        answered.store(true, Ordering::Relaxed);
+        refused
+    };
+    // an unexpected answer ends the storm at once, not after the watch's deadline
+    let (refused, ready) = tokio::try_join!(asks, watch_ready(s, n, before, &answered, start))
+        .map_err(|e| (e, Some(before)))?;
+    Ok(Started {
+        ready,
+        refused,
+        before,
+    })
+}
+
+/// Waits until `n` more servers than `before` are ready; the time since `start`. Once
+/// every start was answered, fewer than `n` more active servers (ready or starting) mean
+/// that a start the hub accepted failed later (JupyterHub answers 202 before the server
+/// is up, and a failed server stops counting as active): that ends the wait at once.
+async fn watch_ready(
+    s: &Subject,
+    n: usize,
+    before: Before,
+    answered: &AtomicBool,
+    start: Instant,
+) -> Result<Duration, String> {
+    let n = n as u64;
+    loop {
+        let ready = count(s, "ready").await?;
+        if ready >= before.ready + n {
+            return Ok(start.elapsed());
+        }
+        if answered.load(Ordering::Relaxed) {
+            let active = count(s, "active").await?;
+            if active < before.active + n {
+                return Err(format!(
+                    "{} of {n} servers failed after their start was accepted ({} ready)",
+                    before.active + n - active,
+                    ready.saturating_sub(before.ready)
+                ));
+            }
+        }
+        if start.elapsed() > DEADLINE {
+            return Err(format!(
+                "not done in {} s ({} of {n} ready)",
+                DEADLINE.as_secs(),
+                ready.saturating_sub(before.ready)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After a failed storm: stops every storm server, whatever state it is in (a server
+/// that is not running answers 204 on both hubs, or 400 or 404), and waits until no
+/// more are active than before.
+async fn clean_up(s: &Subject, n: usize, active_before: u64) -> Result<(), String> {
     let start = Instant::now();
     let asks = all_at_once(
         s,
         n,
-        Method::POST,
-        &[StatusCode::CREATED, StatusCode::ACCEPTED],
+        Method::DELETE,
+        &[
+            StatusCode::NO_CONTENT,
+            StatusCode::ACCEPTED,
+            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
+        ],
     );
-    let target = ready_before + n as u64;
-    // an unexpected answer ends the storm at once, not after the watch's deadline
-    let (refused, ready) = tokio::try_join!(asks, watch(s, "ready", start, |r| r >= target))?;
-    Ok(Started {
-        ready,
-        refused,
-        active_before,
-    })
+    tokio::try_join!(asks, watch(s, "active", start, |a| a <= active_before)).map(|_| ())
 }
 
 async fn stop_all(s: &Subject, n: usize, active_before: u64) -> Result<Duration, String> {
