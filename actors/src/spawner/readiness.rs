@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// First pause between two probes; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// First pause between two probes; it doubles up to [`MAX_BACKOFF`]. A refused
+/// connection costs next to nothing, while every probe interval adds half of itself, on
+/// average, to the time a user waits for a server that takes seconds to start
+/// (JupyterLab): probes stay frequent.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// Per-request limits of [`probe_client`]: a server that accepts but does not answer
 /// is asked again rather than waited for.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
