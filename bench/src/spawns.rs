@@ -68,6 +68,18 @@ async fn watch(
     }
 }
 
+/// Tasks that are stopped when this is dropped: a storm that failed (or whose watch
+/// ended it) leaves no request behind to start a server after its clean-up.
+struct Tasks(Vec<tokio::task::JoinHandle<Result<(), String>>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 /// One request per user, all at once, each retried after a 429 as the hub asks; the
 /// number of refusals, or the first unexpected answer.
 async fn all_at_once(
@@ -124,7 +136,8 @@ async fn all_at_once(
             })
         })
         .collect();
-    for t in tasks {
+    let mut tasks = Tasks(tasks);
+    for t in &mut tasks.0 {
         t.await.map_err(|e| e.to_string())??;
     }
     Ok(refused.load(Ordering::Relaxed))
