@@ -162,7 +162,7 @@ pub async fn storm(
                     start.refused
                 );
                 while_running(table, std::slice::from_ref(s));
-                let stopped = match stop_all(s, n, start.before.active).await {
+                let stopped = match stop_all(s, n, start.before.active, STOPPED).await {
                     Ok(d) => {
                         eprintln!(
                             "  {workload} on {}: stopped in {:.2} s",
@@ -184,7 +184,7 @@ pub async fn storm(
                 // the next storm on this system starts from no running servers, so
                 // one failure is reported once, not again as "already running"
                 if let Some(before) = before {
-                    if let Err(e) = clean_up(s, n, before.active).await {
+                    if let Err(e) = stop_all(s, n, before.active, STOPPED_OR_NOT_RUNNING).await {
                         eprintln!("  {workload} on {}: could not stop all: {e}", s.name());
                     }
                 }
@@ -282,33 +282,26 @@ async fn watch_ready(
     }
 }
 
-/// After a failed storm: stops every storm server, whatever state it is in (a server
-/// that is not running answers 204 on both hubs, or 400 or 404), and waits until no
-/// more are active than before.
-async fn clean_up(s: &Subject, n: usize, active_before: u64) -> Result<(), String> {
-    let start = Instant::now();
-    let asks = all_at_once(
-        s,
-        n,
-        Method::DELETE,
-        &[
-            StatusCode::NO_CONTENT,
-            StatusCode::ACCEPTED,
-            StatusCode::BAD_REQUEST,
-            StatusCode::NOT_FOUND,
-        ],
-    );
-    tokio::try_join!(asks, watch(s, "active", start, |a| a <= active_before)).map(|_| ())
-}
+/// What a stop may answer: 204 or 202 after a storm; after a failed one, whatever state
+/// a server is in (a server that is not running answers 204 on both hubs, or 400 or 404).
+const STOPPED: &[StatusCode] = &[StatusCode::NO_CONTENT, StatusCode::ACCEPTED];
+const STOPPED_OR_NOT_RUNNING: &[StatusCode] = &[
+    StatusCode::NO_CONTENT,
+    StatusCode::ACCEPTED,
+    StatusCode::BAD_REQUEST,
+    StatusCode::NOT_FOUND,
+];
 
-async fn stop_all(s: &Subject, n: usize, active_before: u64) -> Result<Duration, String> {
+/// Stops every storm server at once, each answering one of `accepted`, and waits until
+/// no more are active than before the storm; the time it took.
+async fn stop_all(
+    s: &Subject,
+    n: usize,
+    active_before: u64,
+    accepted: &'static [StatusCode],
+) -> Result<Duration, String> {
     let start = Instant::now();
-    let asks = all_at_once(
-        s,
-        n,
-        Method::DELETE,
-        &[StatusCode::NO_CONTENT, StatusCode::ACCEPTED],
-    );
+    let asks = all_at_once(s, n, Method::DELETE, accepted);
     let (_, stopped) = tokio::try_join!(asks, watch(s, "active", start, |a| a <= active_before))?;
     Ok(stopped)
 }

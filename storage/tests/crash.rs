@@ -8,11 +8,12 @@
 //! commits are whole (the keys are exactly `1..=last`), and that the next child carries on
 //! from there. Several rounds, each with a different delay.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::{ack, judge_acks, run_child_and_kill, CHILD_LIFETIME};
 
 use galilean_storage::tuple::Key;
 use galilean_storage::{RedbStore, Store};
@@ -20,8 +21,6 @@ use rand::Rng;
 
 /// Set to the store's path in the child process.
 const CHILD_ENV: &str = "GALILEAN_STORAGE_CRASH_CHILD";
-/// How long a child may run if nobody kills it.
-const CHILD_LIFETIME: Duration = Duration::from_secs(60);
 const ROUNDS: usize = 5;
 
 fn key(i: u64) -> Vec<u8> {
@@ -52,18 +51,13 @@ async fn commit_forever(path: &Path) {
     let store = RedbStore::open(path).unwrap();
     let mut i = read_last(&store).await.unwrap_or(0);
     let started = Instant::now();
-    let mut stdout = std::io::stdout();
     while started.elapsed() < CHILD_LIFETIME {
         i += 1;
         let mut tx = store.begin().await.unwrap();
         tx.set(&key(i), &i.to_be_bytes());
         tx.set(&last_key(), &i.to_be_bytes());
         tx.commit().await.unwrap();
-        // a write error means the parent has gone: stop
-        if writeln!(stdout, "ack {i}")
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
+        if !ack(i) {
             return;
         }
     }
@@ -73,41 +67,6 @@ async fn read_last(store: &RedbStore) -> Option<u64> {
     let mut tx = store.begin().await.unwrap();
     let value = tx.get(&last_key()).await.unwrap()?;
     Some(u64::from_be_bytes(value.try_into().unwrap()))
-}
-
-/// Runs one child, kills it `delay` after its first acknowledgement, and returns every
-/// commit it acknowledged.
-fn run_child_and_kill(path: &Path, delay: Duration) -> Vec<u64> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, acks) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ack ") {
-                if tx.send(n.parse::<u64>().unwrap()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let mut acked = vec![acks
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the child acknowledged nothing")];
-    std::thread::sleep(delay);
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the child exited by itself: {status}");
-    reader.join().unwrap();
-    // every line the child printed before it died
-    acked.extend(acks.try_iter());
-    acked
 }
 
 #[test]
@@ -121,19 +80,8 @@ fn acknowledged_commits_survive_sigkill() {
     let mut last_acked = 0;
     for round in 0..ROUNDS {
         let delay = Duration::from_millis(rng.gen_range(0..250));
-        let acked = run_child_and_kill(&path, delay);
-        eprintln!(
-            "round {round}: killed {delay:?} after the first ack, {} acks",
-            acked.len()
-        );
-        assert!(
-            acked.windows(2).all(|w| w[1] == w[0] + 1),
-            "acks out of order"
-        );
-        // the child carried on from the previous round's last commit, or a later one
-        // that was made durable but not acknowledged
-        assert!(acked[0] > last_acked, "round {round}: {acked:?}");
-        last_acked = *acked.last().unwrap();
+        let acked = run_child_and_kill("crash_child", CHILD_ENV, &path, delay);
+        last_acked = judge_acks(round, delay, &acked, last_acked);
 
         runtime().block_on(async {
             let store = RedbStore::open(&path).unwrap();

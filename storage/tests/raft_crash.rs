@@ -6,12 +6,13 @@
 //! is not synced by itself (the raft log is, see `state_machine.rs`), so this also checks
 //! that a restarted node applies again what its log holds before it answers a commit.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use common::{ack, judge_acks, run_child_and_kill, CHILD_LIFETIME};
 
 use galilean_storage::raft::{self, RaftStore};
 use galilean_storage::tuple::Key;
@@ -20,7 +21,6 @@ use rand::Rng;
 
 /// Set to the store's path in the child process.
 const CHILD_ENV: &str = "GALILEAN_RAFT_CRASH_CHILD";
-const CHILD_LIFETIME: Duration = Duration::from_secs(60);
 const ROUNDS: usize = 4;
 const SECRET: &str = "raft-crash-secret";
 
@@ -61,7 +61,7 @@ async fn start(path: &Path) -> (RaftStore, tokio::task::JoinHandle<()>) {
     (store, server)
 }
 
-/// Commits `f`'s writes, retrying while the node settles after its start.
+/// Commits `writes` in one transaction, retrying while the node settles after its start.
 async fn commit(store: &RaftStore, writes: &[(Vec<u8>, Vec<u8>)]) -> Result<u64, StoreError> {
     let began = Instant::now();
     loop {
@@ -98,61 +98,17 @@ fn raft_crash_child() {
         let (store, _server) = start(Path::new(&path)).await;
         let mut i = read_last(&store).await.unwrap_or(0);
         let started = Instant::now();
-        let mut stdout = std::io::stdout();
         while started.elapsed() < CHILD_LIFETIME {
             i += 1;
             let value = i.to_be_bytes().to_vec();
             commit(&store, &[(key(i), value.clone()), (last_key(), value)])
                 .await
                 .unwrap();
-            // a write error means the parent has gone: stop
-            if writeln!(stdout, "ack {i}")
-                .and_then(|()| stdout.flush())
-                .is_err()
-            {
+            if !ack(i) {
                 return;
             }
         }
     });
-}
-
-/// Runs one child, kills it `delay` after its first acknowledgement, and returns every
-/// commit it acknowledged.
-fn run_child_and_kill(path: &Path, delay: Duration) -> Vec<u64> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "raft_crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, acks) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ack ") {
-                if tx.send(n.parse::<u64>().unwrap()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    let mut acked = vec![acks
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the child acknowledged nothing")];
-    std::thread::sleep(delay);
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the child exited by itself: {status}");
-    reader.join().unwrap();
-    acked.extend(acks.try_iter());
-    acked
 }
 
 #[test]
@@ -166,17 +122,8 @@ fn acknowledged_raft_commits_survive_sigkill() {
     let mut last_acked = 0;
     for round in 0..ROUNDS {
         let delay = Duration::from_millis(rng.gen_range(0..250));
-        let acked = run_child_and_kill(&path, delay);
-        eprintln!(
-            "round {round}: killed {delay:?} after the first ack, {} acks",
-            acked.len()
-        );
-        assert!(
-            acked.windows(2).all(|w| w[1] == w[0] + 1),
-            "acks out of order"
-        );
-        assert!(acked[0] > last_acked, "round {round}: {acked:?}");
-        last_acked = *acked.last().unwrap();
+        let acked = run_child_and_kill("raft_crash_child", CHILD_ENV, &path, delay);
+        last_acked = judge_acks(round, delay, &acked, last_acked);
 
         runtime().block_on(async {
             let (store, server) = start(&path).await;

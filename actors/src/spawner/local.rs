@@ -869,7 +869,7 @@ mod tests {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // like the spawner's own forks: none while a port is probed (another test's)
-        let hub = super::super::ports::forking(|| cmd.spawn())
+        let hub = crate::spawner::ports::forking(|| cmd.spawn())
             .unwrap()
             .wait_with_output()
             .unwrap();
