@@ -262,7 +262,7 @@ impl Spawner for LocalProcessSpawner {
                 );
                 return Ok(());
             }
-            Leader::Gone if !group_alive(pid, ticks) => return Ok(()),
+            Leader::Gone if !group_alive(pid, ticks).await => return Ok(()),
             Leader::Gone | Leader::Running => {}
         }
         signal_group(pid, Signal::SIGTERM);
@@ -435,7 +435,8 @@ fn signal_group(pid: i32, signal: Signal) {
 ///
 /// A pid is not reused while a process group of that id exists, so when the leader has
 /// exited, the remaining members of group `pid` are the server's own descendants.
-fn group_alive(pid: i32, start_ticks: Option<u64>) -> bool {
+async fn group_alive(pid: i32, start_ticks: Option<u64>) -> bool {
+    let asked = Instant::now();
     match leader(pid, start_ticks) {
         Leader::Running => return true,
         Leader::Recycled => return false,
@@ -443,7 +444,7 @@ fn group_alive(pid: i32, start_ticks: Option<u64>) -> bool {
     }
     match kill(Pid::from_raw(-pid), None) {
         // something is left, maybe only zombies no one has reaped yet
-        Ok(()) => live_member_of(pid),
+        Ok(()) => live_groups(asked).await.contains(&pid),
         Err(Errno::ESRCH) => false,
         Err(e) => {
             tracing::warn!(pid, error = %e, "probing a server's process group");
@@ -455,19 +456,57 @@ fn group_alive(pid: i32, start_ticks: Option<u64>) -> bool {
 /// Scans `/proc` for a live (non-zombie) process in process group `pgrp`. A zombie (an
 /// exited process not yet reaped) does not count, where `kill(-pgrp, 0)` would find it.
 pub fn live_member_of(pgrp: i32) -> bool {
+    scan_live_groups().contains(&pgrp)
+}
+
+/// How many times `/proc` was scanned (for a test).
+static SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The process groups that have a live (non-zombie) member, from one scan of `/proc`:
+/// a read of every process's `stat`, thousands of files with a storm's servers running.
+fn scan_live_groups() -> std::collections::HashSet<i32> {
+    SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
+        return Default::default();
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(read_stat)
-        .any(|s| s.pgrp == pgrp && !s.is_dead())
+        .filter(|s| !s.is_dead())
+        .map(|s| s.pgrp)
+        .collect()
+}
+
+/// [`scan_live_groups`] begun at `asked` or later, on a blocking thread, and shared by
+/// every stop waiting meanwhile. A storm's stops each wait for their group this way
+/// every [`STOP_TICK`]: a scan for each of them, on the runtime's workers, took those
+/// workers for seconds (with 1,000 servers stopping on three nodes on two cores, long
+/// enough for a node to miss its pings and be declared gone). A scan begun after
+/// `asked` is as good as one of the caller's own: a group with no live member then
+/// never gains one (only its members could start one).
+async fn live_groups(asked: Instant) -> Arc<std::collections::HashSet<i32>> {
+    type Scan = Option<(Instant, Arc<std::collections::HashSet<i32>>)>;
+    static LAST: tokio::sync::Mutex<Scan> = tokio::sync::Mutex::const_new(None);
+    let mut last = LAST.lock().await;
+    if let Some((at, groups)) = last.as_ref() {
+        if *at >= asked {
+            return groups.clone();
+        }
+    }
+    let at = Instant::now();
+    let groups = match tokio::task::spawn_blocking(scan_live_groups).await {
+        Ok(groups) => Arc::new(groups),
+        // the scan panicked: scan here rather than report a group gone
+        Err(_) => Arc::new(scan_live_groups()),
+    };
+    *last = Some((at, groups.clone()));
+    groups
 }
 
 async fn wait_gone(pid: i32, start_ticks: Option<u64>, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        if !group_alive(pid, start_ticks) {
+        if !group_alive(pid, start_ticks).await {
             return true;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -516,6 +555,23 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stops_waiting_together_share_a_scan_of_proc() {
+        // a group with a live member: this process's own
+        let own = nix::unistd::getpgrp().as_raw();
+        let before = SCANS.load(std::sync::atomic::Ordering::Relaxed);
+        let asked = Instant::now();
+        let answers = futures::future::join_all((0..64).map(|_| live_groups(asked))).await;
+        let scans = SCANS.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(answers.iter().all(|groups| groups.contains(&own)));
+        // one scan serves them all (other tests of this binary may add a few of theirs)
+        assert!(scans < 8, "{scans} scans for 64 stops waiting at once");
+        // a scan begun before a question does not answer it
+        let later = Instant::now();
+        live_groups(later).await;
+        assert!(SCANS.load(std::sync::atomic::Ordering::Relaxed) > before + scans);
+    }
 
     fn request(dir: &Path, argv: &[&str]) -> SpawnRequest {
         let env: BTreeMap<String, String> = [
