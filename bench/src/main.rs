@@ -54,23 +54,27 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
-    /// The bare hyper server of the L ceiling (started by `run`).
+    /// The bare hyper server of the ceilings (started by `run`).
     #[command(hide = true)]
     CeilingServer {
         #[arg(long)]
         port: u16,
+        /// Write each POST's body here, synced, before answering (W2 one by one's
+        /// ceiling).
+        #[arg(long)]
+        sync_file: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CeilingServer { port } => {
+        Command::CeilingServer { port, sync_file } => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            match rt.block_on(systems::serve_ceiling(port)) {
+            match rt.block_on(systems::serve_ceiling(port, sync_file)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ceiling-server: {e}");
@@ -248,7 +252,7 @@ async fn run(kinds: &[Kind], paths: &Paths, size: Size, only: &Selection) -> any
     }
     if only.create {
         eprintln!("W2: creating users");
-        workloads::create_users(&mut table, &subjects, size).await;
+        workloads::create_users(&mut table, &subjects, paths, size).await;
         if only.memory {
             workloads::memory(&mut table, &subjects, &format!("{} users", size.users));
         }

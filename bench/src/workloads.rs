@@ -2,6 +2,7 @@
 //! and each workload measures one, then the other, before the next workload).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -298,8 +299,11 @@ pub async fn whoami_open(table: &mut Table, subjects: &[Subject], size: Size, ra
     }
 }
 
-/// W2: `size.users` users in batches, then `size.singles` one by one.
-pub async fn create_users(table: &mut Table, subjects: &[Subject], size: Size) {
+/// W2: `size.users` users in batches, then `size.singles` one by one. One by one's
+/// ceiling is as many `POST`s, sent the same way, to a bare hyper server that syncs one
+/// write for each before it answers ([`Ceiling::synced`]): the most any server that
+/// makes each create durable before answering could reach here.
+pub async fn create_users(table: &mut Table, subjects: &[Subject], paths: &Paths, size: Size) {
     let batches: Vec<Call> = (0..size.users / size.batch)
         .map(|b| {
             let names: Vec<String> = (0..size.batch)
@@ -333,13 +337,20 @@ pub async fn create_users(table: &mut Table, subjects: &[Subject], size: Size) {
             size.singles,
         ),
     ];
-    for (workload, calls, users) in cases {
+    for (workload, calls, users) in &cases {
         for s in subjects {
-            let f = users_per_sec(s, &calls, users).await;
+            let f = users_per_sec(s.hub.addr, calls, *users).await;
             eprintln!("  {workload} on {}: {:?}", s.name(), f.value);
-            table.put(&workload, "users/s", "users/s", true, s.name(), f);
+            table.put(workload, "users/s", "users/s", true, s.name(), f);
         }
     }
+    let (workload, singles, users) = &cases[1];
+    let f = match Ceiling::synced(paths).await {
+        Ok(c) => users_per_sec(c.addr, singles, *users).await,
+        Err(e) => Figure::failed(format!("the synced ceiling server: {e}")),
+    };
+    eprintln!("  {workload}, synced ceiling: {:?}", f.value);
+    table.put(workload, "users/s", "users/s", true, "ceiling", f);
     // what follows reads these users on every node
     for s in subjects {
         let last = [
@@ -355,11 +366,12 @@ pub async fn create_users(table: &mut Table, subjects: &[Subject], size: Size) {
     }
 }
 
-/// Sends `calls` one after another; `users` (what they create) per second.
-async fn users_per_sec(s: &Subject, calls: &[Call], users: usize) -> Figure {
+/// Sends `calls` to `addr` one after another, each on a new connection; `users` (what
+/// they create) per second.
+async fn users_per_sec(addr: SocketAddr, calls: &[Call], users: usize) -> Figure {
     let start = Instant::now();
     for call in calls {
-        if let Err(e) = once(s.hub.addr, call).await {
+        if let Err(e) = once(addr, call).await {
             return Figure::failed(e);
         }
     }
