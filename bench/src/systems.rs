@@ -487,12 +487,7 @@ pub struct Ceiling {
 impl Ceiling {
     /// This program's bare hyper server answering a fixed body.
     pub async fn hyper(paths: &Paths) -> anyhow::Result<Ceiling> {
-        let port = free_port()?;
-        let child = Command::new(&paths.me)
-            .args(["ceiling-server", "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .spawn()?;
-        Ceiling::wait(child, port, "/", None).await
+        Ceiling::ceiling_server(paths, None).await
     }
 
     /// The bare hyper server that, for each `POST`, writes the body in place in a
@@ -500,14 +495,23 @@ impl Ceiling {
     /// durable write per request costs at the least on this machine, W2 one by one's
     /// ceiling. The file is in a directory like the hubs' data, on the same file system.
     pub async fn synced(paths: &Paths) -> anyhow::Result<Ceiling> {
-        let dir = hub_dir()?;
+        Ceiling::ceiling_server(paths, Some(hub_dir()?)).await
+    }
+
+    /// `galilean-bench ceiling-server`, syncing its writes to a file in `dir` if given.
+    async fn ceiling_server(
+        paths: &Paths,
+        dir: Option<tempfile::TempDir>,
+    ) -> anyhow::Result<Ceiling> {
         let port = free_port()?;
-        let child = Command::new(&paths.me)
-            .args(["ceiling-server", "--port", &port.to_string(), "--sync-file"])
-            .arg(dir.path().join("writes"))
-            .stdin(Stdio::null())
-            .spawn()?;
-        Ceiling::wait(child, port, "/", Some(dir)).await
+        let mut cmd = Command::new(&paths.me);
+        cmd.args(["ceiling-server", "--port", &port.to_string()])
+            .stdin(Stdio::null());
+        if let Some(dir) = &dir {
+            cmd.arg("--sync-file").arg(dir.path().join("writes"));
+        }
+        let child = cmd.spawn()?;
+        Ceiling::wait(child, port, "/", dir).await
     }
 
     /// The tiny single-user server, alone, under the prefix `prefix`.

@@ -344,7 +344,7 @@ pub async fn create_users(table: &mut Table, subjects: &[Subject], paths: &Paths
             table.put(workload, "users/s", "users/s", true, s.name(), f);
         }
     }
-    let (workload, singles, users) = &cases[1];
+    let [_, (workload, singles, users)] = &cases;
     let f = match Ceiling::synced(paths).await {
         Ok(c) => users_per_sec(c.addr, singles, *users).await,
         Err(e) => Figure::failed(format!("the synced ceiling server: {e}")),

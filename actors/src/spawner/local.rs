@@ -496,7 +496,8 @@ async fn live_groups(asked: Instant) -> Arc<std::collections::HashSet<i32>> {
     let at = Instant::now();
     let groups = match tokio::task::spawn_blocking(scan_live_groups).await {
         Ok(groups) => Arc::new(groups),
-        // the scan panicked: scan here rather than report a group gone
+        // the blocking scan did not finish (it panicked, or the runtime is shutting
+        // down): scan here rather than report a group gone
         Err(_) => Arc::new(scan_live_groups()),
     };
     *last = Some((at, groups.clone()));
