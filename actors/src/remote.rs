@@ -1088,6 +1088,17 @@ impl Router {
                 }
             }
             was_leading = leads;
+            // the proof covers what the store had applied when it was made: the replica
+            // this node answers from has to show that much before the proof counts
+            let proof_age = match proof_age {
+                Some(age) => {
+                    let read = tokio::time::Instant::now();
+                    let applied = self.ctx().store.committed_version();
+                    let caught_up = self.catch_up(applied, PING_TIMEOUT / 2).await.is_ok();
+                    caught_up.then(|| age + read.elapsed())
+                }
+                None => None,
+            };
             if let Some(proof_age) = proof_age {
                 self.mark_caught_up_since(proof_age);
                 let others: Vec<u64> = self

@@ -711,6 +711,72 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     assert_eq!((s, model["name"].as_str()), (200, Some("bob")));
 }
 
+/// A raft leader that hangs (SIGSTOP) is deposed; when it resumes, it serves nothing from
+/// its replica of before the hang. Its metrics still showed the quorum acknowledgement of
+/// just before the hang as young, and the node once took that for a fresh proof of
+/// leading: it renewed its own lease and, for up to two seconds, accepted a token revoked
+/// while it hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_leader_that_resumes_accepts_no_token_revoked_meanwhile() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let nodes = three_nodes(dir.path()).await;
+    within(Duration::from_secs(10), "a leader", || async {
+        leader_by_status(dir.path(), 1).is_some()
+    })
+    .await;
+    let leader = leader_by_status(dir.path(), 1).unwrap();
+    let hung = nodes.iter().find(|n| n.id == leader).unwrap();
+    let via = nodes.iter().find(|n| n.id != leader).unwrap().url.clone();
+    assert_eq!(
+        call(&via, reqwest::Method::POST, "/users/dora").await.0,
+        201
+    );
+    let (token, id) = new_token(&via, "dora").await;
+    within(
+        Duration::from_secs(5),
+        "the leader to accept the token",
+        || async { whoami_status(&hung.url, &token).await == 200 },
+    )
+    .await;
+
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &hung.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    // writes answer 503 until another leader is elected
+    let stopped = Instant::now();
+    let s = loop {
+        let s = revoke(&via, "dora", &id).await;
+        if s != 503 || stopped.elapsed() > Duration::from_secs(15) {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(s == 204 || s == 404, "{s}");
+    eprintln!("revoked {:?} after the hang", stopped.elapsed());
+    assert_eq!(whoami_status(&via, &token).await, 403);
+    signal("-CONT");
+    let resumed = Instant::now();
+    let mut answers = std::collections::BTreeMap::new();
+    while resumed.elapsed() < Duration::from_secs(3) {
+        let s = whoami_status(&hung.url, &token).await;
+        assert_ne!(
+            s,
+            200,
+            "{:?} after it resumed, the old leader accepted a token revoked while it hung",
+            resumed.elapsed()
+        );
+        *answers.entry(s).or_insert(0) += 1;
+    }
+    eprintln!("the resumed leader answered {answers:?}");
+    wait_healthy(&[hung], Duration::from_secs(15)).await;
+    assert_eq!(whoami_status(&hung.url, &token).await, 403);
+}
+
 /// `JUPYTERHUB_API_TOKEN` of a running server process: the secret of its OAuth client.
 fn server_token(pid: i64) -> String {
     let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();

@@ -26,6 +26,8 @@ const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(5);
 const LEADER_LEASE: Duration = Duration::from_millis(1000);
 /// How long a commit may wait for the leader before it is `Unavailable`.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a leader proves that it still leads (a quorum round of its own).
+const PROVE_EVERY: Duration = Duration::from_millis(100);
 
 /// The raft-replicated store of one node.
 pub struct RaftStore {
@@ -40,6 +42,68 @@ struct Inner {
     status: super::net::StatusSource,
     counters: Counters,
     runtime: tokio::runtime::Handle,
+    proof: Arc<LeadProof>,
+    prover: tokio::task::AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.prover.abort();
+    }
+}
+
+/// When this node, leading, last proved it led: the moment it asked a quorum (openraft's
+/// read check, whose heartbeats go out after that moment and must come back from a
+/// quorum), with its state machine then applied up to everything committed. It is kept
+/// as a time, so that it only ages. openraft's own `millis_since_quorum_ack` is an age as
+/// of its last metrics report: read after this process did not run for a while (stopped,
+/// or starved), it looks as young as it was then, and a deposed leader would take itself
+/// for a leader with a fresh proof and serve from a stale replica.
+struct LeadProof {
+    base: Instant,
+    /// Microseconds from `base` to the proof, plus one; 0 before the first.
+    at: std::sync::atomic::AtomicU64,
+}
+
+impl LeadProof {
+    fn record(&self, asked: Instant) {
+        let at = asked.saturating_duration_since(self.base).as_micros() as u64 + 1;
+        // a round that began earlier and ended later never moves the proof back
+        self.at.fetch_max(at, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How old the last proof is; `None` before the first.
+    fn age(&self) -> Option<Duration> {
+        match self.at.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            at => Some(
+                self.base
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(at - 1)),
+            ),
+        }
+    }
+}
+
+/// Whether `raft` takes itself for the leader (by its last metrics report).
+fn leads(raft: &Raft<TypeConfig>) -> bool {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    m.current_leader == Some(m.id)
+}
+
+/// While this node takes itself for the leader, proves it every [`PROVE_EVERY`].
+async fn prove_leadership(raft: Raft<TypeConfig>, proof: Arc<LeadProof>) {
+    loop {
+        tokio::time::sleep(PROVE_EVERY).await;
+        if !leads(&raft) {
+            continue;
+        }
+        let asked = Instant::now();
+        if let Ok(Ok(_)) = tokio::time::timeout(LEADER_LEASE, raft.ensure_linearizable()).await {
+            proof.record(asked);
+        }
+    }
 }
 
 impl RaftStore {
@@ -51,6 +115,11 @@ impl RaftStore {
         net: HttpNetwork,
         status: super::net::StatusSource,
     ) -> RaftStore {
+        let proof = Arc::new(LeadProof {
+            base: Instant::now(),
+            at: Default::default(),
+        });
+        let prover = tokio::spawn(prove_leadership(raft.clone(), proof.clone())).abort_handle();
         RaftStore {
             ids: Default::default(),
             inner: Arc::new(Inner {
@@ -60,6 +129,8 @@ impl RaftStore {
                 status,
                 counters: Counters::default(),
                 runtime: tokio::runtime::Handle::current(),
+                proof,
+                prover,
             }),
         }
     }
@@ -229,33 +300,28 @@ impl Store for RaftStore {
     }
 
     /// A follower: while it knows a leader (it forgets it an election timeout after the
-    /// leader goes quiet). The leader: while a quorum acknowledged it within the lease, so
-    /// a leader cut off from the majority stops serving too.
+    /// leader goes quiet). The leader: while its proof of leading is younger than the
+    /// lease, so a leader cut off from the majority stops serving too.
     fn ready(&self) -> bool {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow();
-        if m.current_leader == Some(m.id) {
-            m.millis_since_quorum_ack
-                .is_some_and(|ms| ms < LEADER_LEASE.as_millis() as u64)
-        } else {
-            m.current_leader.is_some()
+        let (leader, me) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow();
+            (m.current_leader, m.id)
+        };
+        match leader {
+            Some(leader) if leader == me => self.leadership().is_some(),
+            leader => leader.is_some(),
         }
     }
 
     fn leadership(&self) -> Option<Duration> {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow();
-        if m.current_leader != Some(m.id) {
+        if !leads(&self.inner.raft) {
             return None;
         }
-        m.millis_since_quorum_ack
-            .map(Duration::from_millis)
-            .filter(|age| *age < LEADER_LEASE)
+        self.inner.proof.age().filter(|age| *age < LEADER_LEASE)
     }
 
     fn leads(&self) -> bool {
-        let metrics = self.inner.raft.metrics();
-        let m = metrics.borrow();
-        m.current_leader == Some(m.id)
+        leads(&self.inner.raft)
     }
 }
