@@ -114,6 +114,16 @@ impl Call {
             _ => Duration::ZERO,
         }
     }
+
+    /// This call with `spent` taken off its wait: a call that goes again after a move
+    /// still answers within the wait its caller gave (a start then answers "pending").
+    fn less_wait(mut self, spent: Duration) -> Call {
+        if let Call::Start { wait_ms, .. } | Call::Stop { wait_ms, .. } = &mut self {
+            let spent = u64::try_from(spent.as_millis()).unwrap_or(u64::MAX);
+            *wait_ms = wait_ms.saturating_sub(spent);
+        }
+        self
+    }
 }
 
 /// How a start ended within the wait.
@@ -223,7 +233,9 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// How long a call keeps following its user's actors while they move between nodes.
+/// How long a call keeps following its user's actors while they move between nodes,
+/// counted from the first refusal it meets: a call that waited long at the old owner (a
+/// start, a stop) before the move still gets the whole of it.
 const MOVE_WAIT: Duration = Duration::from_secs(3);
 /// How long a call refused with "moved" waits for this node to see a new owner before
 /// it goes again to the same one.
@@ -244,18 +256,25 @@ impl Router {
         // did anything: it goes again to the owner, once this node has seen the move. A
         // call refused by a stale actor (its owner kept the user, or got it back) goes
         // again to the same owner, which replaces the actor.
-        let deadline = tokio::time::Instant::now() + MOVE_WAIT;
+        let began = tokio::time::Instant::now();
+        let mut deadline = None;
         loop {
             let (owner, epoch) = self.route(&user)?;
+            let attempt = call.clone().less_wait(began.elapsed());
             let answer = if owner == self.node_id() {
-                self.call_local(call.clone()).await
+                self.call_local(attempt).await
             } else {
-                self.call_remote(owner, epoch, &user, call.clone()).await
+                self.call_remote(owner, epoch, &user, attempt).await
             };
+            let now = tokio::time::Instant::now();
             match answer {
-                Err(OpError::Moved(why)) if tokio::time::Instant::now() < deadline => {
+                Err(OpError::Moved(why)) => {
+                    let deadline = *deadline.get_or_insert(now + MOVE_WAIT);
+                    if now >= deadline {
+                        return Err(OpError::Moved(why));
+                    }
                     tracing::debug!(%user, "retrying a call that met a move: {why}");
-                    let again = (tokio::time::Instant::now() + MOVED_RETRY).min(deadline);
+                    let again = (now + MOVED_RETRY).min(deadline);
                     while self.owner_of(&user).ok() == Some(owner)
                         && tokio::time::Instant::now() < again
                     {
@@ -1280,7 +1299,48 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    use super::LiveSet;
+    use std::time::Duration;
+
+    use super::{Call, LiveSet};
+
+    #[test]
+    fn a_call_that_goes_again_keeps_the_wait_its_caller_gave() {
+        let start = Call::Start {
+            user: "u".into(),
+            server: String::new(),
+            user_options: None,
+            display_name: None,
+            wait_ms: 10_000,
+        };
+        assert_eq!(
+            start.clone().less_wait(Duration::from_millis(4_200)).wait(),
+            Duration::from_millis(5_800)
+        );
+        // past the wait: answer at once (a start reports itself pending)
+        assert_eq!(
+            start.less_wait(Duration::from_secs(11)).wait(),
+            Duration::ZERO
+        );
+        let stop = Call::Stop {
+            user: "u".into(),
+            server: String::new(),
+            remove: false,
+            wait_ms: 2_000,
+        };
+        assert_eq!(
+            stop.less_wait(Duration::from_millis(500)).wait(),
+            Duration::from_millis(1_500)
+        );
+        // calls without a wait are unchanged
+        let status = Call::Status {
+            user: "u".into(),
+            server: String::new(),
+        };
+        assert!(matches!(
+            status.less_wait(Duration::from_secs(1)),
+            Call::Status { .. }
+        ));
+    }
 
     #[test]
     fn a_live_set_remembers_when_members_joined_and_who_came_and_went() {

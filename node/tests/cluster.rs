@@ -777,6 +777,72 @@ async fn a_hung_leader_that_resumes_accepts_no_token_revoked_meanwhile() {
     assert_eq!(whoami_status(&hung.url, &token).await, 403);
 }
 
+/// A call already waiting when its user's owner hangs follows the user to the new owner,
+/// however long it had waited before the move. Here a start waits for a server that is
+/// slow to be ready; its owner (not the raft leader) is SIGSTOPped 1.5 s in, so the move
+/// comes more than 3 s after the call began. The start goes again to the new owner (which
+/// ends the unready process the hung owner launched, and launches its own) and is
+/// answered within the start's wait; it is not refused with "moved".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_meets_a_move_late_follows_its_user_to_the_new_owner() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let nodes = three_nodes_with(dir.path(), |c| {
+        c + "[spawner.environment]\nTINY_DELAY_READY_MS = \"6000\"\n"
+    })
+    .await;
+    within(Duration::from_secs(10), "a leader", || async {
+        leader_by_status(dir.path(), 1).is_some()
+    })
+    .await;
+    let leader = leader_by_status(dir.path(), 1).unwrap();
+    let (user, owner) = (0..100)
+        .map(|i| format!("late{i}"))
+        .find_map(|n| {
+            let owner = galilean_actors::placement::owner(n.as_bytes(), &[1, 2, 3])?;
+            (owner != leader).then_some((n, owner))
+        })
+        .unwrap();
+    let hung = nodes.iter().find(|n| n.id == owner).unwrap();
+    let via = nodes.iter().find(|n| n.id != owner).unwrap().url.clone();
+    let (s, _) = call(&via, reqwest::Method::POST, &format!("/users/{user}")).await;
+    assert_eq!(s, 201);
+
+    let began = Instant::now();
+    let start = tokio::spawn({
+        let (via, user) = (via.clone(), user.clone());
+        async move {
+            let (s, body) = call(
+                &via,
+                reqwest::Method::POST,
+                &format!("/users/{user}/server"),
+            )
+            .await;
+            (s, body, began.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stop = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &hung.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    stop("-STOP");
+    let (s, body, took) = start.await.unwrap();
+    eprintln!("the start was answered {s} after {took:?}");
+    assert!(
+        s == 201 || s == 202,
+        "the start met the move and was not followed: {s} {body}"
+    );
+    // the move came late in the call: this is the case the test is about
+    assert!(took > Duration::from_millis(3500), "{took:?}");
+    // the new owner's server becomes ready while the old owner still hangs (resumed
+    // earlier, the old owner takes its user back and ends the start under way)
+    wait_server_ready(&via, &user).await;
+    stop("-CONT");
+}
+
 /// `JUPYTERHUB_API_TOKEN` of a running server process: the secret of its OAuth client.
 fn server_token(pid: i64) -> String {
     let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
