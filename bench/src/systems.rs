@@ -97,24 +97,38 @@ pub struct Hub {
     dir: tempfile::TempDir,
 }
 
+/// The lowest port of the kernel's ephemeral range.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// `n` consecutive free ports on 127.0.0.1 (a moment ago), from below the ephemeral
+/// range: a port inside it could be taken, before the hub binds it, as the local port of
+/// one of the many outgoing connections a run makes.
+fn free_ports(n: u16) -> anyhow::Result<u16> {
+    let top = ephemeral_low().max(10_000 + n + 1) - n;
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    for _ in 0..1000 {
+        let p = rand::Rng::gen_range(&mut rand::thread_rng(), 10_000..top);
+        if (p..p + n).all(free) {
+            return Ok(p);
+        }
+    }
+    anyhow::bail!("no {n} free consecutive ports on 127.0.0.1 below {top}")
+}
+
 /// A free port on 127.0.0.1 (a moment ago).
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    free_ports(1)
 }
 
 /// A free port `p` on 127.0.0.1 with `p + 1` free too (a node's cluster port and the
 /// actor port after it).
 fn free_port_pair() -> anyhow::Result<u16> {
-    for _ in 0..100 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let p = first.local_addr()?.port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return Ok(p);
-        }
-    }
-    anyhow::bail!("no two free consecutive ports on 127.0.0.1")
+    free_ports(2)
 }
 
 fn toml_str(s: &str) -> String {
@@ -669,6 +683,16 @@ pub fn repo_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chosen_ports_are_free_and_below_the_ephemeral_range() {
+        for _ in 0..20 {
+            let p = free_port_pair().unwrap();
+            assert!(p >= 10_000 && p + 1 < ephemeral_low(), "{p}");
+            let _a = std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
+            let _b = std::net::TcpListener::bind(("127.0.0.1", p + 1)).unwrap();
+        }
+    }
 
     fn post(body: &'static str) -> Call {
         Call {

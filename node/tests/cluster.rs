@@ -40,20 +40,24 @@ impl Drop for TestDir {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A port `p` with `p + 1` free too: raft uses `cluster.bind`'s port, actor messages the
-/// next one.
+/// next one. Both come from below the kernel's ephemeral range. A port inside it could be
+/// taken, between this probe and the node's bind, as the local port of an outgoing
+/// connection (a node's or this test's), and the node would fail to start with "Address
+/// already in use"; the port after one handed out by a bind to port 0 is exactly the
+/// parity Linux gives outgoing connections.
 fn free_pair() -> u16 {
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(32768);
+    let free = |p: u16| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok();
     loop {
-        let p = free_port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+        let p = rand::Rng::gen_range(&mut rand::thread_rng(), 10_000..low.max(10_002) - 1);
+        if free(p) && free(p + 1) {
             return p;
         }
     }
