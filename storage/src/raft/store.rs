@@ -26,8 +26,8 @@ const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(5);
 const LEADER_LEASE: Duration = Duration::from_millis(1000);
 /// How long a commit may wait for the leader before it is `Unavailable`.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a leader proves that it still leads (a quorum round of its own).
-const PROVE_EVERY: Duration = Duration::from_millis(100);
+/// How often a leader records when a quorum last acknowledged it.
+const PROVE_EVERY: Duration = Duration::from_millis(50);
 
 /// The raft-replicated store of one node.
 pub struct RaftStore {
@@ -52,13 +52,12 @@ impl Drop for Inner {
     }
 }
 
-/// When this node, leading, last proved it led: the moment it asked a quorum (openraft's
-/// read check, whose heartbeats go out after that moment and must come back from a
-/// quorum), with its state machine then applied up to everything committed. It is kept
-/// as a time, so that it only ages. openraft's own `millis_since_quorum_ack` is an age as
-/// of its last metrics report: read after this process did not run for a while (stopped,
-/// or starved), it looks as young as it was then, and a deposed leader would take itself
-/// for a leader with a fresh proof and serve from a stale replica.
+/// When this node, leading, last had a quorum acknowledge it, kept as a time so that it
+/// only ages. openraft keeps that moment (the send time of the heartbeats a quorum
+/// answered) but reports it as an age, `millis_since_quorum_ack`, worked out when it last
+/// reported its metrics. Read later, after this process did not run for a while (stopped,
+/// or starved), that age looks as young as it was then, and a deposed leader took itself
+/// for a leader with a fresh proof and served from a stale replica.
 struct LeadProof {
     base: Instant,
     /// Microseconds from `base` to the proof, plus one; 0 before the first.
@@ -66,9 +65,9 @@ struct LeadProof {
 }
 
 impl LeadProof {
-    fn record(&self, asked: Instant) {
-        let at = asked.saturating_duration_since(self.base).as_micros() as u64 + 1;
-        // a round that began earlier and ended later never moves the proof back
+    fn record(&self, at: Instant) {
+        let at = at.saturating_duration_since(self.base).as_micros() as u64 + 1;
+        // a look that began earlier and ended later never moves the proof back
         self.at.fetch_max(at, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -92,16 +91,38 @@ fn leads(raft: &Raft<TypeConfig>) -> bool {
     m.current_leader == Some(m.id)
 }
 
-/// While this node takes itself for the leader, proves it every [`PROVE_EVERY`].
+/// While this node takes itself for the leader, records every [`PROVE_EVERY`] when a
+/// quorum last acknowledged it. It asks at `asked`, sends a message through openraft's
+/// core and takes the first metrics report after the answer: the core made it after it
+/// handled the message, so after `asked`, and its age counted back from `asked` gives a
+/// moment no later than the true one. Nothing goes over the network (openraft's own
+/// heartbeats are the quorum rounds), and a node that was stopped sees its proof as old
+/// as it is.
 async fn prove_leadership(raft: Raft<TypeConfig>, proof: Arc<LeadProof>) {
+    let mut reports = raft.metrics();
     loop {
         tokio::time::sleep(PROVE_EVERY).await;
         if !leads(&raft) {
             continue;
         }
         let asked = Instant::now();
-        if let Ok(Ok(_)) = tokio::time::timeout(LEADER_LEASE, raft.ensure_linearizable()).await {
-            proof.record(asked);
+        if raft.with_raft_state(|_| ()).await.is_err() {
+            return; // the core stopped
+        }
+        reports.borrow_and_update();
+        match tokio::time::timeout(LEADER_LEASE, reports.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => continue,
+        }
+        let age = {
+            let m = reports.borrow_and_update();
+            (m.current_leader == Some(m.id))
+                .then_some(m.millis_since_quorum_ack)
+                .flatten()
+        };
+        if let Some(at) = age.and_then(|ms| asked.checked_sub(Duration::from_millis(ms))) {
+            proof.record(at);
         }
     }
 }
