@@ -78,6 +78,14 @@ impl Drop for ClusterNode {
 }
 
 impl ClusterNode {
+    /// Sends `sig` (`-STOP`, `-CONT`) to the node's process.
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -631,12 +639,6 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     assert_eq!(s, 201);
 
     // SIGSTOP bob's owner: the others notice and take bob over
-    let signal = |sig: &str, pid: u32| {
-        Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-    };
     // carol is owned by a node that keeps running; her token exists before the hang
     let carol = (0..100)
         .map(|i| format!("carol{i}"))
@@ -654,7 +656,7 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     let carol_path = format!("/users/{carol}/tokens/{}", ctok["id"].as_str().unwrap());
 
     let stopped = Instant::now();
-    signal("-STOP", hung.child.id());
+    hung.signal("-STOP");
     // revoked at once, while the hung node still counts as live: the acknowledgement
     // waits until its serving lease has run out
     // (if the hung node leads, writes answer 503 until another is elected: try again)
@@ -689,7 +691,7 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     );
 
     // SIGCONT: it catches up and rejoins without an operator
-    signal("-CONT", hung.child.id());
+    hung.signal("-CONT");
     let whoami = || whoami_status(&hung.url, &token);
     let resumed = Instant::now();
     while resumed.elapsed() < Duration::from_secs(3) {
@@ -725,11 +727,7 @@ async fn a_hung_leader_that_resumes_accepts_no_token_revoked_meanwhile() {
     let _serial = SERIAL.lock().await;
     let dir = TestDir::new();
     let nodes = three_nodes(dir.path()).await;
-    within(Duration::from_secs(10), "a leader", || async {
-        leader_by_status(dir.path(), 1).is_some()
-    })
-    .await;
-    let leader = leader_by_status(dir.path(), 1).unwrap();
+    let leader = wait_leader(dir.path()).await;
     let hung = nodes.iter().find(|n| n.id == leader).unwrap();
     let via = nodes.iter().find(|n| n.id != leader).unwrap().url.clone();
     assert_eq!(
@@ -744,13 +742,7 @@ async fn a_hung_leader_that_resumes_accepts_no_token_revoked_meanwhile() {
     )
     .await;
 
-    let signal = |sig: &str| {
-        Command::new("kill")
-            .args([sig, &hung.child.id().to_string()])
-            .status()
-            .unwrap()
-    };
-    signal("-STOP");
+    hung.signal("-STOP");
     // writes answer 503 until another leader is elected
     let stopped = Instant::now();
     let s = loop {
@@ -763,7 +755,7 @@ async fn a_hung_leader_that_resumes_accepts_no_token_revoked_meanwhile() {
     assert!(s == 204 || s == 404, "{s}");
     eprintln!("revoked {:?} after the hang", stopped.elapsed());
     assert_eq!(whoami_status(&via, &token).await, 403);
-    signal("-CONT");
+    hung.signal("-CONT");
     let resumed = Instant::now();
     let mut answers = std::collections::BTreeMap::new();
     while resumed.elapsed() < Duration::from_secs(3) {
@@ -795,11 +787,7 @@ async fn a_call_that_meets_a_move_late_follows_its_user_to_the_new_owner() {
         c + "[spawner.environment]\nTINY_DELAY_READY_MS = \"6000\"\n"
     })
     .await;
-    within(Duration::from_secs(10), "a leader", || async {
-        leader_by_status(dir.path(), 1).is_some()
-    })
-    .await;
-    let leader = leader_by_status(dir.path(), 1).unwrap();
+    let leader = wait_leader(dir.path()).await;
     let (user, owner) = (0..100)
         .map(|i| format!("late{i}"))
         .find_map(|n| {
@@ -826,13 +814,7 @@ async fn a_call_that_meets_a_move_late_follows_its_user_to_the_new_owner() {
         }
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let stop = |sig: &str| {
-        Command::new("kill")
-            .args([sig, &hung.child.id().to_string()])
-            .status()
-            .unwrap()
-    };
-    stop("-STOP");
+    hung.signal("-STOP");
     let (s, body, took) = start.await.unwrap();
     eprintln!("the start was answered {s} after {took:?}");
     assert!(
@@ -844,7 +826,7 @@ async fn a_call_that_meets_a_move_late_follows_its_user_to_the_new_owner() {
     // the new owner's server becomes ready while the old owner still hangs (resumed
     // earlier, the old owner takes its user back and ends the start under way)
     wait_server_ready(&via, &user).await;
-    stop("-CONT");
+    hung.signal("-CONT");
 }
 
 /// `JUPYTERHUB_API_TOKEN` of a running server process: the secret of its OAuth client.
@@ -1577,6 +1559,15 @@ fn leader_by_status(dir: &std::path::Path, via: u64) -> Option<u64> {
     out.lines()
         .find_map(|l| l.split("leader: ").nth(1))
         .and_then(|l| l.trim().parse().ok())
+}
+
+/// The raft leader as node 1 reports it, once there is one (within 10 s).
+async fn wait_leader(dir: &std::path::Path) -> u64 {
+    within(Duration::from_secs(10), "a leader", || async {
+        leader_by_status(dir, 1).is_some()
+    })
+    .await;
+    leader_by_status(dir, 1).expect("a leader")
 }
 
 /// Kills -9 a node (the leader, or another node) while clients write and read through
