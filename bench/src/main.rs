@@ -54,6 +54,23 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// One closed-loop GET load against any HTTP/1.1 server, as the workloads send it:
+    /// to profile a system, or to measure one the table does not hold.
+    Load {
+        /// Where to send it, e.g. 127.0.0.1:8000.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// The path to GET; only 200 answers count.
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Processes whose CPU time is counted per request (repeatable).
+        #[arg(long)]
+        pid: Vec<u32>,
+    },
     /// The bare hyper server of the ceilings (started by `run`).
     #[command(hide = true)]
     CeilingServer {
@@ -81,6 +98,53 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Load {
+            addr,
+            path,
+            concurrency,
+            secs,
+            pid,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let cpu = |pids: &[u32]| -> std::time::Duration {
+                pids.iter().map(|&p| systems::cpu_time(p)).sum()
+            };
+            let before = cpu(&pid);
+            let make: load::MakeCall = std::sync::Arc::new(move |_, _| load::Call::get(&path));
+            let m = rt.block_on(load::closed_loop(
+                &[addr],
+                make,
+                concurrency.max(1),
+                std::time::Duration::from_secs(secs),
+            ));
+            let spent = cpu(&pid) - before;
+            // one line: req/s first, the CPU per request (if asked for) before "µs"
+            let cpu_per_request = if pid.is_empty() {
+                String::new()
+            } else {
+                let us = spent.as_secs_f64() * 1e6 / m.ok.max(1) as f64;
+                format!(", {us:.1} µs CPU per request in {pid:?}")
+            };
+            println!(
+                "{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms{cpu_per_request}",
+                m.per_sec(),
+                m.quantile_ms(0.5).unwrap_or(f64::NAN),
+                m.quantile_ms(0.99).unwrap_or(f64::NAN),
+            );
+            if m.failed() {
+                eprintln!(
+                    "galilean-bench load: the run failed: {} of {} answers wrong, the first: {}",
+                    m.errors,
+                    m.errors + m.ok,
+                    m.first_error.as_deref().unwrap_or("?")
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
         }
         Command::Run {
             systems,
