@@ -77,11 +77,18 @@ pub enum Call {
     /// `sent_unix_ms` (its last quorum acknowledgement). So every lease a leader grants
     /// ends within [`SERVE_LEASE`] of the last moment it provably led, which a successor
     /// can bound: no later than its own election.
+    ///
+    /// Only a ping with `grant` renews the lease: the leader grants to members of the
+    /// live set that answered lately (see [`GRANT_WINDOW`]). A member outside the set is
+    /// pinged to learn whether it answers again, but writes do not wait for it, so it must
+    /// not serve until it is back in the set.
     Ping {
         version: u64,
         sent_unix_ms: u64,
         #[serde(default)]
         proof_age_ms: u64,
+        #[serde(default = "granted")]
+        grant: bool,
     },
     /// Answered once this node's replica has `version` (a revocation waits for it).
     WaitApplied {
@@ -364,6 +371,7 @@ impl Router {
                 version,
                 sent_unix_ms,
                 proof_age_ms,
+                grant,
             } => {
                 // a ping that waited (in a socket, or while this process was stopped)
                 // proves nothing about now: only a fresh one renews the lease, and the
@@ -374,6 +382,11 @@ impl Router {
                         "a stale ping ({:?} old)",
                         age()
                     )));
+                }
+                if !grant {
+                    // answering says this node is back; it serves once the leader has it
+                    // in the live set again and grants a lease
+                    return Ok(Reply::Done);
                 }
                 self.catch_up(version, PING_TIMEOUT / 2).await?;
                 let age = age();
@@ -1021,9 +1034,22 @@ const PING_TIMEOUT: Duration = Duration::from_millis(800);
 /// Longer than a serving lease: a member is declared not live only once the lease its
 /// last answered ping gave it has surely run out, so a revocation need not wait for it.
 const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
+/// A ping grants a lease only to a member of the live set whose last answer is at most
+/// this old when the ping is sent. A member is declared not live [`LIVE_DEADLINE`] after
+/// its last answer, so the last lease it was granted (at most this plus [`SERVE_LEASE`]
+/// after that answer) has run out by then: an answer that comes too late to count, or a
+/// ping handled after a hang, never leaves a member serving once writes stop waiting
+/// for it.
+const GRANT_WINDOW: Duration = LIVE_DEADLINE.saturating_sub(SERVE_LEASE);
 /// How much of the handover (raft's vote lease) a new leader does not count on (clock
-/// and scheduling slack).
-const VOTE_LEASE_MARGIN: Duration = Duration::from_millis(300);
+/// and scheduling slack). More than `handover - GRANT_WINDOW`, so that a new leader's
+/// first pings grant.
+const VOTE_LEASE_MARGIN: Duration = Duration::from_millis(400);
+
+/// A ping from a leader that does not say whether it grants a lease grants one.
+fn granted() -> bool {
+    true
+}
 /// How often a node that does not lead checks whether it has become the leader, so
 /// that a new leader renews the members' leases at once.
 const LEADERSHIP_CHECK: Duration = Duration::from_millis(50);
@@ -1049,8 +1075,9 @@ impl Router {
         }
     }
 
-    /// Pings a member's router actor: whether it answered (caught up or not).
-    async fn ping(&self, id: u64, proof_age: Duration) -> bool {
+    /// Pings a member's router actor, granting it a lease or not: whether it answered
+    /// (caught up or not).
+    async fn ping(&self, id: u64, proof_age: Duration, grant: bool) -> bool {
         let version = self.ctx().replica.version();
         self.ask_member(
             id,
@@ -1058,6 +1085,7 @@ impl Router {
                 version,
                 sent_unix_ms: unix_ms(),
                 proof_age_ms: proof_age.as_millis() as u64,
+                grant,
             },
             PING_TIMEOUT,
         )
@@ -1119,16 +1147,27 @@ impl Router {
                 None => None,
             };
             if let Some(proof_age) = proof_age {
-                self.mark_caught_up_since(proof_age);
+                // writes wait only for the live set's members: outside it, this node
+                // does not serve either
+                let in_set = self.live_members();
+                if in_set.contains(&me) {
+                    self.mark_caught_up_since(proof_age);
+                }
                 let others: Vec<u64> = self
                     .members()
                     .iter()
                     .copied()
                     .filter(|id| *id != me)
                     .collect();
-                let answers =
-                    futures::future::join_all(others.iter().map(|id| self.ping(*id, proof_age)))
-                        .await;
+                let sent = tokio::time::Instant::now();
+                let answers = futures::future::join_all(others.iter().map(|id| {
+                    let grant = in_set.contains(id)
+                        && last_ok
+                            .get(id)
+                            .is_some_and(|t| sent.duration_since(*t) <= GRANT_WINDOW);
+                    self.ping(*id, proof_age, grant)
+                }))
+                .await;
                 let now = tokio::time::Instant::now();
                 for (id, ok) in others.iter().zip(answers) {
                     if ok {
