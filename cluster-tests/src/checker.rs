@@ -760,7 +760,11 @@ fn acked_without_quorum(h: &History) -> Vec<Violation> {
     for fault in h.faults.iter().copied() {
         let holds = matches!(
             fault.kind,
-            FaultKind::Kill | FaultKind::Hang | FaultKind::Partition | FaultKind::LeaderIsolation
+            FaultKind::Kill
+                | FaultKind::Hang
+                | FaultKind::LeaderHang
+                | FaultKind::Partition
+                | FaultKind::LeaderIsolation
         );
         let down: BTreeSet<u32> = fault.nodes.iter().copied().collect();
         if !holds || (down.len() as u32) * 2 <= nodes {

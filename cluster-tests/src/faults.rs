@@ -1,7 +1,12 @@
 //! The fault schedule, drawn from the seed before the run starts, and its execution.
 //! A fault hits one node or several at once: at most a minority of the cluster (one of
 //! three, two of five), unless the pace allows a majority.
+//!
+//! A hang also probes what the hung nodes serve when they resume ([`HangProbe`]): the
+//! workload's own token checks rarely reach a resumed node in its first milliseconds, when
+//! it may still believe what it knew before it hung.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -9,8 +14,24 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use crate::history::{Fault, FaultKind};
+use crate::history::{Fault, FaultKind, OpKind, Outcome};
 use crate::nodes::Nodes;
+use crate::workload::{self, Ctx};
+
+/// The client number the probes' operations are recorded under (the workload's clients
+/// are numbered from 1, the set-up is 0).
+pub const PROBE_CLIENT: u32 = u32::MAX;
+
+/// How long a probe's revocation may take: a hung leader is noticed and replaced first,
+/// and the hang lasts until the revocation is answered (or this long).
+const PROBE_REVOKE_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the hung nodes are asked for the probe's token once they resume, and how
+/// often: most often first, when a stale view would show.
+const PROBE_CHECKS: Duration = Duration::from_secs(2);
+const PROBE_FIRST: Duration = Duration::from_millis(100);
+const PROBE_EVERY_FIRST: Duration = Duration::from_millis(2);
+const PROBE_EVERY: Duration = Duration::from_millis(50);
 
 /// One planned fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +39,8 @@ pub struct Planned {
     /// When to apply it, from the start of the workload.
     pub at: Duration,
     pub kind: FaultKind,
-    /// The nodes it hits, distinct (for leader isolation the first is replaced by
-    /// whoever leads when it is applied).
+    /// The nodes it hits, distinct (for leader isolation and leader hangs the first is
+    /// replaced by whoever leads when it is applied).
     pub nodes: Vec<u32>,
     pub length: Duration,
 }
@@ -93,10 +114,11 @@ pub fn schedule(
 }
 
 /// Applies `plan` in order from `begin`, each fault healed at its end; returns what was
-/// done, timed from `started` (the history's zero). An error (a fault that cannot be
-/// applied) ends the run.
+/// done, timed from `started` (the history's zero). Hang probes record their operations
+/// in `ctx`. An error (a fault that cannot be applied) ends the run.
 pub async fn run(
     nodes: &Nodes,
+    ctx: &Arc<Ctx>,
     plan: &[Planned],
     started: Instant,
     begin: Instant,
@@ -105,18 +127,23 @@ pub async fn run(
     for (i, p) in plan.iter().enumerate() {
         tokio::time::sleep_until(begin + p.at).await;
         let mut hit = p.nodes.clone();
-        if p.kind == FaultKind::LeaderIsolation {
+        if matches!(p.kind, FaultKind::LeaderIsolation | FaultKind::LeaderHang) {
             let leader = nodes
                 .leader()
                 .await
-                .ok_or_else(|| anyhow::anyhow!("leader isolation: no node reports a leader"))?;
+                .ok_or_else(|| anyhow::anyhow!("{}: no node reports a leader", p.kind.name()))?;
             // the leader, and as many others as planned
             hit.retain(|n| *n != leader);
             hit.insert(0, leader);
             hit.truncate(p.nodes.len());
         }
         let start_ms = started.elapsed().as_millis() as u64;
-        apply(nodes, p.kind, &hit, p.length).await?;
+        let probe = apply(nodes, ctx, p.kind, &hit, p.length, i).await?;
+        let end_ms = started.elapsed().as_millis() as u64;
+        // the resumed nodes are asked at once; the fault's window ends at the resume
+        if let Some(probe) = probe {
+            probe.check(ctx, &hit).await;
+        }
         eprintln!(
             "fault {}: {} of node {} from {:.1} s to {:.1} s",
             i + 1,
@@ -126,26 +153,29 @@ pub async fn run(
                 .collect::<Vec<_>>()
                 .join(" and "),
             start_ms as f64 / 1000.0,
-            started.elapsed().as_secs_f64()
+            end_ms as f64 / 1000.0
         );
         done.push(Fault {
             id: i as u64 + 1,
             kind: p.kind,
             nodes: hit,
             start_ms,
-            end_ms: started.elapsed().as_millis() as u64,
+            end_ms,
         });
     }
     Ok(done)
 }
 
-/// Applies one fault to each of `hit` at once, keeps it for `length`, and heals it.
+/// Applies one fault (the `n`-th) to each of `hit` at once, keeps it for `length`, and
+/// heals it; a hang hands back its probe, for the resumed nodes to be asked.
 async fn apply(
     nodes: &Nodes,
+    ctx: &Arc<Ctx>,
     kind: FaultKind,
     hit: &[u32],
     length: Duration,
-) -> anyhow::Result<()> {
+    n: usize,
+) -> anyhow::Result<Option<HangProbe>> {
     let each = |f: &dyn Fn(u32) -> anyhow::Result<()>| hit.iter().try_for_each(|n| f(*n));
     let net = |f: fn(&Nodes, u32) -> Result<(), String>| {
         each(&|n| f(nodes, n).map_err(|e| anyhow::anyhow!("{} of node {n}: {e}", kind.name())))
@@ -163,10 +193,17 @@ async fn apply(
             each(&|n| nodes.start(n))?;
             tokio::time::sleep(length).await;
         }
-        FaultKind::Hang => {
+        FaultKind::Hang | FaultKind::LeaderHang => {
+            let probe = HangProbe::prepare(ctx, hit, n).await;
             each(&|n| nodes.signal(n, Signal::SIGSTOP))?;
-            tokio::time::sleep(length).await;
+            let end = Instant::now() + length;
+            let revoke = probe.clone().map(|p| tokio::spawn(p.revoke(ctx.clone())));
+            tokio::time::sleep_until(end).await;
+            if let Some(revoke) = revoke {
+                let _ = revoke.await;
+            }
             each(&|n| nodes.signal(n, Signal::SIGCONT))?;
+            return Ok(probe);
         }
         FaultKind::Partition | FaultKind::LeaderIsolation => {
             net(Nodes::cut)?;
@@ -185,7 +222,90 @@ async fn apply(
             }
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// A token made just before a hang through a node it spares, revoked through that node
+/// while the hang lasts (the hang lasts until the revocation is answered), and presented
+/// to every hung node from the moment it resumes. The operations go into the history
+/// like the workload's, so the checker's rule on revoked tokens judges them: a resumed
+/// node that accepts the token after its revocation was acknowledged served from a view
+/// older than an acknowledged write. A hang of a majority has none: nothing could
+/// acknowledge the revocation.
+#[derive(Clone)]
+struct HangProbe {
+    user: String,
+    token_id: String,
+    secret: String,
+    /// The node the token is made and revoked through.
+    via: u32,
+}
+
+impl HangProbe {
+    /// The probe of the `n`-th fault, hitting `hit`: `None` when a majority is hit or
+    /// the token could not be made (the hang then goes ahead without it).
+    async fn prepare(ctx: &Ctx, hit: &[u32], n: usize) -> Option<HangProbe> {
+        let nodes = ctx.urls.len() as u32;
+        if hit.len() as u32 * 2 > nodes {
+            return None;
+        }
+        let via = (1..=nodes).find(|id| !hit.contains(id))?;
+        let users = workload::stable_users();
+        let user = users[n % users.len()].clone();
+        let kind = OpKind::CreateToken {
+            user: user.clone(),
+            token_id: None,
+            secret: None,
+        };
+        let op = ctx.perform(PROBE_CLIENT, via, kind, None).await;
+        match op.kind {
+            OpKind::CreateToken {
+                token_id: Some(token_id),
+                secret: Some(secret),
+                ..
+            } if op.outcome == Outcome::Ok => Some(HangProbe {
+                user,
+                token_id,
+                secret,
+                via,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Revokes the token through the spared node, once, waiting up to
+    /// [`PROBE_REVOKE_WAIT`] for the answer: a second attempt after one that timed out
+    /// would find the token gone, and acknowledge nothing.
+    async fn revoke(self, ctx: Arc<Ctx>) {
+        let kind = OpKind::RevokeToken {
+            user: self.user.clone(),
+            token_id: self.token_id.clone(),
+        };
+        ctx.perform_within(PROBE_CLIENT, self.via, kind, None, Some(PROBE_REVOKE_WAIT))
+            .await;
+    }
+
+    /// Presents the token to each of `hit`, in turn, for [`PROBE_CHECKS`] from now.
+    async fn check(&self, ctx: &Ctx, hit: &[u32]) {
+        let start = Instant::now();
+        while start.elapsed() < PROBE_CHECKS {
+            for node in hit {
+                let kind = OpKind::CheckToken {
+                    user: self.user.clone(),
+                    token_id: self.token_id.clone(),
+                    accepted: None,
+                };
+                ctx.perform(PROBE_CLIENT, *node, kind, Some(&self.secret))
+                    .await;
+            }
+            let every = if start.elapsed() < PROBE_FIRST {
+                PROBE_EVERY_FIRST
+            } else {
+                PROBE_EVERY
+            };
+            tokio::time::sleep(every).await;
+        }
+    }
 }
 
 #[cfg(test)]

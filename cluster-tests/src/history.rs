@@ -170,6 +170,8 @@ pub enum FaultKind {
     Kill,
     /// SIGSTOP, then SIGCONT.
     Hang,
+    /// The raft leader (or lease holder) hung: SIGSTOP, then SIGCONT.
+    LeaderHang,
     /// One node cut off from every other node and from the clients.
     Partition,
     /// The raft leader (or lease holder) cut off.
@@ -181,9 +183,10 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::Kill,
         FaultKind::Hang,
+        FaultKind::LeaderHang,
         FaultKind::Partition,
         FaultKind::LeaderIsolation,
         FaultKind::Flap,
@@ -194,6 +197,7 @@ impl FaultKind {
         match self {
             FaultKind::Kill => "kill",
             FaultKind::Hang => "hang",
+            FaultKind::LeaderHang => "leader_hang",
             FaultKind::Partition => "partition",
             FaultKind::LeaderIsolation => "leader_isolation",
             FaultKind::Flap => "flap",
@@ -201,10 +205,12 @@ impl FaultKind {
         }
     }
 
-    /// Parses a `--faults` item: the names above, `leader` for leader isolation.
+    /// Parses a `--faults` item: the names above, `leader` for leader isolation,
+    /// `leader-hang` for a hang of the leader.
     pub fn parse(s: &str) -> Option<FaultKind> {
         match s {
             "leader" => Some(FaultKind::LeaderIsolation),
+            "leader-hang" => Some(FaultKind::LeaderHang),
             _ => FaultKind::ALL.into_iter().find(|k| k.name() == s),
         }
     }

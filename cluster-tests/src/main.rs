@@ -36,11 +36,12 @@ enum Command {
         /// some faults hit a majority of the nodes).
         #[arg(long, default_value = "short")]
         profile: String,
-        /// Fault kinds: kill, hang, partition, leader (isolation), flap, restart.
+        /// Fault kinds: kill, hang, leader-hang, partition, leader (isolation), flap,
+        /// restart.
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "kill,hang,partition,leader,flap,restart"
+            default_value = "kill,hang,leader-hang,partition,leader,flap,restart"
         )]
         faults: Vec<String>,
         /// The galilean binary (default: the one beside this executable).
@@ -145,7 +146,8 @@ fn main() -> ExitCode {
                     Some(k) => kinds.push(k),
                     None => {
                         eprintln!(
-                            "cluster-tests: --faults {f}: expected kill, hang, partition, leader, flap or restart"
+                            "cluster-tests: --faults {f}: expected kill, hang, leader-hang, partition, \
+                             leader, flap or restart"
                         );
                         return ExitCode::from(2);
                     }

@@ -150,7 +150,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
     let clients: Vec<_> = (1..=o.clients)
         .map(|c| tokio::spawn(workload::client(ctx.clone(), o.seed, c, until)))
         .collect();
-    let faults_done = faults::run(&nodes, &plan, started, begin).await;
+    let faults_done = faults::run(&nodes, &ctx, &plan, started, begin).await;
     for c in clients {
         let _ = c.await;
     }

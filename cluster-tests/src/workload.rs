@@ -76,14 +76,23 @@ struct Answer {
 }
 
 impl Ctx {
-    async fn request(&self, node: u32, method: reqwest::Method, path: &str, token: &str) -> Answer {
+    async fn request(
+        &self,
+        node: u32,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> Answer {
         let url = format!("{}{path}", self.urls[node as usize - 1]);
-        let sent = self
+        let mut request = self
             .http
             .request(method, url)
-            .header("Authorization", format!("token {token}"))
-            .send()
-            .await;
+            .header("Authorization", format!("token {token}"));
+        if let Some(timeout) = timeout {
+            request = request.timeout(timeout);
+        }
+        let sent = request.send().await;
         match sent {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -115,17 +124,24 @@ impl Ctx {
     }
 
     /// Runs `kind` against `node` and records it.
-    pub async fn perform(
+    pub async fn perform(&self, client: u32, node: u32, kind: OpKind, secret: Option<&str>) -> Op {
+        self.perform_within(client, node, kind, secret, None).await
+    }
+
+    /// [`Ctx::perform`], waiting up to `timeout` for the answer instead of the clients'
+    /// 3 s (an HTTP operation; a WebSocket echo keeps its own limit).
+    pub async fn perform_within(
         &self,
         client: u32,
         node: u32,
         mut kind: OpKind,
         secret: Option<&str>,
+        timeout: Option<Duration>,
     ) -> Op {
         let invoke_ms = self.ms();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut answer = match request_of(&kind, secret) {
-            Some((method, path, token)) => self.request(node, method, &path, token).await,
+            Some((method, path, token)) => self.request(node, method, &path, token, timeout).await,
             None => self.websocket(node, kind.user()).await,
         };
         // what the answer says, into the operation
