@@ -1075,16 +1075,27 @@ impl Router {
         }
     }
 
-    /// Pings a member's router actor, granting it a lease or not: whether it answered
-    /// (caught up or not).
-    async fn ping(&self, id: u64, proof_age: Duration, grant: bool) -> bool {
+    /// Pings a member's router actor, granting it a lease if the ping leaves before
+    /// `grant_until`: whether it answered (caught up or not).
+    async fn ping(
+        &self,
+        id: u64,
+        proof_at: tokio::time::Instant,
+        grant_until: Option<tokio::time::Instant>,
+    ) -> bool {
         let version = self.ctx().replica.version();
+        // the send time first, then the grant and the proof's age: a pause in between
+        // only withholds the grant or ages the proof, so the lease the member counts from
+        // `sent - age` never starts late, nor after `grant_until`
+        let sent_unix_ms = unix_ms();
+        let grant = grant_until.is_some_and(|until| tokio::time::Instant::now() <= until);
+        let proof_age_ms = proof_at.elapsed().as_micros().div_ceil(1000) as u64;
         self.ask_member(
             id,
             &Call::Ping {
                 version,
-                sent_unix_ms: unix_ms(),
-                proof_age_ms: proof_age.as_millis() as u64,
+                sent_unix_ms,
+                proof_age_ms,
                 grant,
             },
             PING_TIMEOUT,
@@ -1118,8 +1129,11 @@ impl Router {
                 tokio::time::sleep(LEADERSHIP_CHECK).await;
             }
             next_round = tokio::time::Instant::now() + PING_EVERY;
-            let proof_age = leadership();
-            let leads = proof_age.is_some();
+            // the proof as a moment, taken at once: an age kept across a pause (this
+            // process stopped or starved) would make the proof look younger than it is
+            let proof_at =
+                leadership().and_then(|age| tokio::time::Instant::now().checked_sub(age));
+            let leads = proof_at.is_some();
             if leads && !was_leading {
                 // a member is declared dead only after any lease an earlier leader gave
                 // it ran out. Those leases count from that leader's last proof (see
@@ -1137,21 +1151,20 @@ impl Router {
             was_leading = leads;
             // the proof covers what the store had applied when it was made: the replica
             // this node answers from has to show that much before the proof counts
-            let proof_age = match proof_age {
-                Some(age) => {
-                    let read = tokio::time::Instant::now();
+            let proof_at = match proof_at {
+                Some(at) => {
                     let applied = self.ctx().store.committed_version();
                     let caught_up = self.catch_up(applied, PING_TIMEOUT / 2).await.is_ok();
-                    caught_up.then(|| age + read.elapsed())
+                    caught_up.then_some(at)
                 }
                 None => None,
             };
-            if let Some(proof_age) = proof_age {
+            if let Some(proof_at) = proof_at {
                 // writes wait only for the live set's members: outside it, this node
                 // does not serve either
                 let in_set = self.live_members();
                 if in_set.contains(&me) {
-                    self.mark_caught_up_since(proof_age);
+                    self.mark_caught_up_since(proof_at.elapsed());
                 }
                 let others: Vec<u64> = self
                     .members()
@@ -1159,13 +1172,12 @@ impl Router {
                     .copied()
                     .filter(|id| *id != me)
                     .collect();
-                let sent = tokio::time::Instant::now();
                 let answers = futures::future::join_all(others.iter().map(|id| {
-                    let grant = in_set.contains(id)
-                        && last_ok
-                            .get(id)
-                            .is_some_and(|t| sent.duration_since(*t) <= GRANT_WINDOW);
-                    self.ping(*id, proof_age, grant)
+                    let grant_until = last_ok
+                        .get(id)
+                        .filter(|_| in_set.contains(id))
+                        .map(|t| *t + GRANT_WINDOW);
+                    self.ping(*id, proof_at, grant_until)
                 }))
                 .await;
                 let now = tokio::time::Instant::now();
