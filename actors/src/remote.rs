@@ -79,9 +79,10 @@ pub enum Call {
     /// can bound: no later than its own election.
     ///
     /// Only a ping with `grant` renews the lease: the leader grants to members of the
-    /// live set that answered lately (see [`GRANT_WINDOW`]). A member outside the set is
-    /// pinged to learn whether it answers again, but writes do not wait for it, so it must
-    /// not serve until it is back in the set.
+    /// live set that answered its previous ping, and drops a member from the set only
+    /// once the last lease it granted it has run out. A member outside the set is pinged
+    /// to learn whether it answers again, but writes do not wait for it, so it must not
+    /// serve until it is back in the set.
     Ping {
         version: u64,
         sent_unix_ms: u64,
@@ -1034,17 +1035,9 @@ const PING_TIMEOUT: Duration = Duration::from_millis(800);
 /// Longer than a serving lease: a member is declared not live only once the lease its
 /// last answered ping gave it has surely run out, so a revocation need not wait for it.
 const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
-/// A ping grants a lease only to a member of the live set whose last answer is at most
-/// this old when the ping is sent. A member is declared not live [`LIVE_DEADLINE`] after
-/// its last answer, so the last lease it was granted (at most this plus [`SERVE_LEASE`]
-/// after that answer) has run out by then: an answer that comes too late to count, or a
-/// ping handled after a hang, never leaves a member serving once writes stop waiting
-/// for it.
-const GRANT_WINDOW: Duration = LIVE_DEADLINE.saturating_sub(SERVE_LEASE);
 /// How much of the handover (raft's vote lease) a new leader does not count on (clock
-/// and scheduling slack). More than `handover - GRANT_WINDOW`, so that a new leader's
-/// first pings grant.
-const VOTE_LEASE_MARGIN: Duration = Duration::from_millis(400);
+/// and scheduling slack).
+const VOTE_LEASE_MARGIN: Duration = Duration::from_millis(300);
 
 /// A ping from a leader that does not say whether it grants a lease grants one.
 fn granted() -> bool {
@@ -1075,33 +1068,37 @@ impl Router {
         }
     }
 
-    /// Pings a member's router actor, granting it a lease if the ping leaves before
-    /// `grant_until`: whether it answered (caught up or not).
+    /// Pings a member's router actor, granting it a lease or not: whether it answered
+    /// (caught up or not), and, for a grant, a moment no earlier than the send time the
+    /// member counts its lease from (the lease ends [`SERVE_LEASE`] after it at the
+    /// latest).
     async fn ping(
         &self,
         id: u64,
         proof_at: tokio::time::Instant,
-        grant_until: Option<tokio::time::Instant>,
-    ) -> bool {
+        grant: bool,
+    ) -> (bool, Option<tokio::time::Instant>) {
         let version = self.ctx().replica.version();
-        // the send time first, then the grant and the proof's age: a pause in between
-        // only withholds the grant or ages the proof, so the lease the member counts from
-        // `sent - age` never starts late, nor after `grant_until`
+        // the send time first, then the grant's moment and the proof's age: a pause in
+        // between only moves the moment later or ages the proof, so the lease the member
+        // counts from `sent - age` never starts late, nor after the moment recorded
         let sent_unix_ms = unix_ms();
-        let grant = grant_until.is_some_and(|until| tokio::time::Instant::now() <= until);
+        let granted_at = grant.then(tokio::time::Instant::now);
         let proof_age_ms = proof_at.elapsed().as_micros().div_ceil(1000) as u64;
-        self.ask_member(
-            id,
-            &Call::Ping {
-                version,
-                sent_unix_ms,
-                proof_age_ms,
-                grant,
-            },
-            PING_TIMEOUT,
-        )
-        .await
-        .is_some()
+        let answered = self
+            .ask_member(
+                id,
+                &Call::Ping {
+                    version,
+                    sent_unix_ms,
+                    proof_age_ms,
+                    grant,
+                },
+                PING_TIMEOUT,
+            )
+            .await
+            .is_some();
+        (answered, granted_at)
     }
 
     /// While this node leads (`leadership()` gives how old its proof of leading is: its
@@ -1118,6 +1115,11 @@ impl Router {
         let start = tokio::time::Instant::now();
         let mut last_ok: std::collections::HashMap<u64, tokio::time::Instant> =
             self.members().iter().map(|id| (*id, start)).collect();
+        // while leading: the members that answered the last ping (all of them when this
+        // node starts to lead), and when this node last granted each a lease
+        let mut answered_last: std::collections::HashSet<u64> = Default::default();
+        let mut last_grant: std::collections::HashMap<u64, tokio::time::Instant> =
+            Default::default();
         let mut seen_epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
         let mut was_leading = false;
         let mut next_round = tokio::time::Instant::now() + PING_EVERY;
@@ -1147,6 +1149,8 @@ impl Router {
                 for t in last_ok.values_mut() {
                     *t = since;
                 }
+                answered_last = self.members().into_iter().collect();
+                last_grant.clear();
             }
             was_leading = leads;
             // the proof covers what the store had applied when it was made: the replica
@@ -1172,21 +1176,30 @@ impl Router {
                     .copied()
                     .filter(|id| *id != me)
                     .collect();
+                // a lease goes only to members of the live set (writes wait for them) that
+                // answered the last ping: a member that stopped answering gets no more, so
+                // its last one runs out and it can be dropped
                 let answers = futures::future::join_all(others.iter().map(|id| {
-                    let grant_until = last_ok
-                        .get(id)
-                        .filter(|_| in_set.contains(id))
-                        .map(|t| *t + GRANT_WINDOW);
-                    self.ping(*id, proof_at, grant_until)
+                    let grant = in_set.contains(id) && answered_last.contains(id);
+                    self.ping(*id, proof_at, grant)
                 }))
                 .await;
                 let now = tokio::time::Instant::now();
-                for (id, ok) in others.iter().zip(answers) {
+                answered_last.clear();
+                for (id, (ok, granted_at)) in others.iter().zip(answers) {
                     if ok {
                         last_ok.insert(*id, now);
+                        answered_last.insert(*id);
+                    }
+                    if let Some(at) = granted_at {
+                        let t = last_grant.entry(*id).or_insert(at);
+                        *t = (*t).max(at);
                     }
                 }
                 last_ok.insert(me, now);
+                // a member stays while it answers, and until the last lease granted to
+                // it has run out (with a ping's interval to spare for the clocks of two
+                // nodes): writes stop waiting for it only then
                 let answering: Vec<u64> = self
                     .members()
                     .iter()
@@ -1195,6 +1208,9 @@ impl Router {
                         last_ok
                             .get(id)
                             .is_some_and(|t| now.duration_since(*t) < LIVE_DEADLINE)
+                            || last_grant
+                                .get(id)
+                                .is_some_and(|t| now < *t + SERVE_LEASE + PING_EVERY)
                     })
                     .collect();
                 // draining members own nothing, unless nobody else answers
