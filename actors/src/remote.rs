@@ -134,6 +134,11 @@ impl Call {
     }
 }
 
+/// A ping from a leader that does not say whether it grants a lease grants one.
+fn granted() -> bool {
+    true
+}
+
 /// How a start ended within the wait.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StartOutcome {
@@ -1038,11 +1043,6 @@ const LIVE_DEADLINE: Duration = Duration::from_millis(2500);
 /// How much of the handover (raft's vote lease) a new leader does not count on (clock
 /// and scheduling slack).
 const VOTE_LEASE_MARGIN: Duration = Duration::from_millis(300);
-
-/// A ping from a leader that does not say whether it grants a lease grants one.
-fn granted() -> bool {
-    true
-}
 /// How often a node that does not lead checks whether it has become the leader, so
 /// that a new leader renews the members' leases at once.
 const LEADERSHIP_CHECK: Duration = Duration::from_millis(50);
@@ -1115,9 +1115,10 @@ impl Router {
         let start = tokio::time::Instant::now();
         let mut last_ok: std::collections::HashMap<u64, tokio::time::Instant> =
             self.members().iter().map(|id| (*id, start)).collect();
-        // while leading: the members that answered the last ping (all of them when this
-        // node starts to lead), and when this node last granted each a lease
-        let mut answered_last: std::collections::HashSet<u64> = Default::default();
+        // while leading: when the last round's answers were counted (a member answered
+        // it if its `last_ok` is that moment; `None` when this node starts to lead, and
+        // every member counts as answering), and when this node last granted each a lease
+        let mut last_round: Option<tokio::time::Instant> = None;
         let mut last_grant: std::collections::HashMap<u64, tokio::time::Instant> =
             Default::default();
         let mut seen_epoch = LiveSet::read(&self.ctx().replica).map(|s| s.epoch);
@@ -1149,7 +1150,7 @@ impl Router {
                 for t in last_ok.values_mut() {
                     *t = since;
                 }
-                answered_last = self.members().into_iter().collect();
+                last_round = None;
                 last_grant.clear();
             }
             was_leading = leads;
@@ -1180,20 +1181,20 @@ impl Router {
                 // answered the last ping: a member that stopped answering gets no more, so
                 // its last one runs out and it can be dropped
                 let answers = futures::future::join_all(others.iter().map(|id| {
-                    let grant = in_set.contains(id) && answered_last.contains(id);
+                    let answered_last =
+                        last_round.is_none_or(|round| last_ok.get(id) == Some(&round));
+                    let grant = in_set.contains(id) && answered_last;
                     self.ping(*id, proof_at, grant)
                 }))
                 .await;
                 let now = tokio::time::Instant::now();
-                answered_last.clear();
+                last_round = Some(now);
                 for (id, (ok, granted_at)) in others.iter().zip(answers) {
                     if ok {
                         last_ok.insert(*id, now);
-                        answered_last.insert(*id);
                     }
                     if let Some(at) = granted_at {
-                        let t = last_grant.entry(*id).or_insert(at);
-                        *t = (*t).max(at);
+                        last_grant.insert(*id, at);
                     }
                 }
                 last_ok.insert(me, now);

@@ -80,6 +80,11 @@ impl Measured {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// `cpu` (CPU time spent on this run) per successful request, in microseconds.
+    pub fn cpu_us_per_request(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.ok.max(1) as f64
+    }
+
     /// The `q` quantile (0..=1) of the latencies, in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> Option<f64> {
         if self.latencies_us.is_empty() {

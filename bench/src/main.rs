@@ -110,10 +110,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            let cpu = |pids: &[u32]| -> std::time::Duration {
-                pids.iter().map(|&p| systems::cpu_time(p)).sum()
-            };
-            let before = cpu(&pid);
+            let before = systems::cpu_time_of(&pid);
             let make: load::MakeCall = std::sync::Arc::new(move |_, _| load::Call::get(&path));
             let m = rt.block_on(load::closed_loop(
                 &[addr],
@@ -121,12 +118,12 @@ fn main() -> ExitCode {
                 concurrency.max(1),
                 std::time::Duration::from_secs(secs),
             ));
-            let spent = cpu(&pid) - before;
+            let spent = systems::cpu_time_of(&pid) - before;
             // one line: req/s first, the CPU per request (if asked for) before "µs"
             let cpu_per_request = if pid.is_empty() {
                 String::new()
             } else {
-                let us = spent.as_secs_f64() * 1e6 / m.ok.max(1) as f64;
+                let us = m.cpu_us_per_request(spent);
                 format!(", {us:.1} µs CPU per request in {pid:?}")
             };
             println!(

@@ -341,7 +341,7 @@ impl Hub {
 
     /// CPU time (user and system) the hub's processes have used so far.
     pub fn cpu_time(&self) -> Duration {
-        self.pids.iter().map(|p| cpu_time(*p)).sum()
+        cpu_time_of(&self.pids)
     }
 
     /// The signal target of `child`: JupyterHub's process group (its proxy and servers
@@ -443,6 +443,11 @@ fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
         eprintln!("  keeping {}", dir.path().display());
     }
     Ok(dir)
+}
+
+/// CPU time (user and system) `pids` have used so far, together.
+pub fn cpu_time_of(pids: &[u32]) -> Duration {
+    pids.iter().map(|p| cpu_time(*p)).sum()
 }
 
 /// CPU time (user and system) `pid` has used so far; zero once it is gone.

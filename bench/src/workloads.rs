@@ -166,7 +166,7 @@ impl Table {
 
     /// CPU time `cpu` spent on a load run's successful requests, per request.
     pub fn cpu_per_request(&mut self, workload: &str, system: &str, m: &Measured, cpu: Duration) {
-        let us = cpu.as_secs_f64() * 1e6 / m.ok.max(1) as f64;
+        let us = m.cpu_us_per_request(cpu);
         eprintln!("  {workload} on {system}: {us:.1} µs CPU per request");
         self.put(
             workload,
