@@ -14,7 +14,7 @@ use super::{blocking, decode, encode, io_error, NodeId, RaftError, TypeConfig};
 
 /// Entries by index.
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
-/// `vote`, `committed`, `purged`.
+/// `vote`, `purged` (and `committed`, which older versions kept).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
 
 type Entry = openraft::Entry<TypeConfig>;
@@ -137,13 +137,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta("vote")
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), RaftError> {
-        self.put_meta("committed", &committed, ErrorSubject::Store)
-            .await
+    /// Not kept. The commit index is volatile state in raft: a restarted node learns
+    /// it again from the leader's next message (a new leader commits its first entry,
+    /// and all before it, at once). Saving it here cost each write one more redb
+    /// transaction on every node (openraft calls this before every apply, in its core;
+    /// synced, it put a sync before the leader applied and answered, and before each
+    /// follower applied, which the writer's read-your-writes waits for). A restarted node
+    /// resumes from its applied state, and serves nothing until a leader's ping finds it
+    /// caught up to the leader's version (actors/src/remote.rs), so the entries it
+    /// re-applies later are never missed by a reader.
+    async fn save_committed(&mut self, _: Option<LogId<NodeId>>) -> Result<(), RaftError> {
+        Ok(())
     }
 
+    /// openraft starts from the larger of this and the applied state: `None`, as nothing
+    /// is kept (a value an older version stored under `committed` is at most what the
+    /// log held then, and would only be re-applied).
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, RaftError> {
-        Ok(self.meta::<Option<LogId<NodeId>>>("committed")?.flatten())
+        Ok(None)
     }
 
     async fn append<I>(

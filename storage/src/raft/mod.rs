@@ -1,8 +1,8 @@
 //! The replicated store's durable half: openraft's log and state machine kept in one redb
 //! file, every write synced before it is acknowledged.
 //!
-//! - [`LogStore`] (`RaftLogStorage`): entries by index, the vote, the committed log id and
-//!   the last purged log id.
+//! - [`LogStore`] (`RaftLogStorage`): entries by index, the vote and the last purged log
+//!   id (not the committed log id, which raft keeps in memory: see `save_committed`).
 //! - [`StateMachine`] (`RaftStateMachine`): the hub's key-value state, the last applied log
 //!   id and the membership, changed together in one redb transaction per batch of entries;
 //!   snapshots are the whole state (hub state is tens of MB at most), serialized with
