@@ -299,10 +299,16 @@ pub async fn whoami_open(table: &mut Table, subjects: &[Subject], size: Size, ra
     }
 }
 
-/// W2: `size.users` users in batches, then `size.singles` one by one. One by one's
-/// ceiling is as many `POST`s, sent the same way, to a bare hyper server that syncs one
-/// write for each before it answers ([`Ceiling::synced`]): the most any server that
-/// makes each create durable before answering could reach here.
+/// Requests in flight in W2's second one-by-one row.
+const SINGLES_IN_FLIGHT: usize = 16;
+
+/// W2: `size.users` users in batches, then `size.singles` one by one, first one at a
+/// time, then [`SINGLES_IN_FLIGHT`] at a time (spread over a cluster's nodes, as W3's
+/// loads are). One at a time, one by one's ceiling is as many `POST`s, sent the same
+/// way, to a bare hyper server that syncs one write for each before it answers
+/// ([`Ceiling::synced`]): the most any server that makes each create durable before
+/// answering could reach here. In flight together, a server may make several creates
+/// durable with one sync, and that row has no ceiling.
 pub async fn create_users(table: &mut Table, subjects: &[Subject], paths: &Paths, size: Size) {
     let batches: Vec<Call> = (0..size.users / size.batch)
         .map(|b| {
@@ -316,37 +322,55 @@ pub async fn create_users(table: &mut Table, subjects: &[Subject], paths: &Paths
             )
         })
         .collect();
-    let singles: Vec<Call> = (0..size.singles)
-        .map(|i| {
-            post(
-                format!("/hub/api/users/single{i}"),
-                serde_json::json!({}),
-                StatusCode::CREATED,
-            )
-        })
-        .collect();
+    let singles = |prefix: &str| -> Vec<Call> {
+        (0..size.singles)
+            .map(|i| {
+                post(
+                    format!("/hub/api/users/{prefix}{i}"),
+                    serde_json::json!({}),
+                    StatusCode::CREATED,
+                )
+            })
+            .collect()
+    };
     let cases = [
         (
             format!("W2 create {} users, batches of {}", size.users, size.batch),
             batches,
             size.users,
+            1,
         ),
         (
             format!("W2 create {} users one by one", size.singles),
-            singles,
+            singles("single"),
             size.singles,
+            1,
+        ),
+        (
+            format!(
+                "W2 create {} users one by one, {SINGLES_IN_FLIGHT} in flight",
+                size.singles
+            ),
+            singles("inflight"),
+            size.singles,
+            SINGLES_IN_FLIGHT,
         ),
     ];
-    for (workload, calls, users) in &cases {
+    for (workload, calls, users, in_flight) in &cases {
         for s in subjects {
-            let f = users_per_sec(s.hub.addr, calls, *users).await;
+            let addrs = if *in_flight == 1 {
+                std::slice::from_ref(&s.hub.addr)
+            } else {
+                &s.hub.addrs[..]
+            };
+            let f = users_per_sec(addrs, calls, *users, *in_flight).await;
             eprintln!("  {workload} on {}: {:?}", s.name(), f.value);
             table.put(workload, "users/s", "users/s", true, s.name(), f);
         }
     }
-    let [_, (workload, singles, users)] = &cases;
+    let [_, (workload, singles, users, _), _] = &cases;
     let f = match Ceiling::synced(paths).await {
-        Ok(c) => users_per_sec(c.addr, singles, *users).await,
+        Ok(c) => users_per_sec(&[c.addr], singles, *users, 1).await,
         Err(e) => Figure::failed(format!("the synced ceiling server: {e}")),
     };
     eprintln!("  {workload}, synced ceiling: {:?}", f.value);
@@ -356,6 +380,7 @@ pub async fn create_users(table: &mut Table, subjects: &[Subject], paths: &Paths
         let last = [
             format!("u{}", (size.users / size.batch * size.batch).max(1) - 1),
             format!("single{}", size.singles.max(1) - 1),
+            format!("inflight{}", size.singles.max(1) - 1),
         ];
         for name in last {
             let call = Call::get(format!("/hub/api/users/{name}")).token(BOOTSTRAP_TOKEN);
@@ -366,16 +391,30 @@ pub async fn create_users(table: &mut Table, subjects: &[Subject], paths: &Paths
     }
 }
 
-/// Sends `calls` to `addr` one after another, each on a new connection; `users` (what
-/// they create) per second.
-async fn users_per_sec(addr: SocketAddr, calls: &[Call], users: usize) -> Figure {
+/// Sends `calls`, `in_flight` at a time (call `i` to `addrs[i % addrs.len()]`), each on
+/// a new connection and each sent once a call before it was answered; `users` (what
+/// they create) per second. The first failure fails the figure.
+async fn users_per_sec(
+    addrs: &[SocketAddr],
+    calls: &[Call],
+    users: usize,
+    in_flight: usize,
+) -> Figure {
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let start = Instant::now();
-    for call in calls {
-        if let Err(e) = once(addr, call).await {
-            return Figure::failed(e);
+    let senders = (0..in_flight.max(1)).map(|_| async {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(call) = calls.get(i) else {
+                return Ok::<(), String>(());
+            };
+            once(addrs[i % addrs.len()], call).await?;
         }
+    });
+    match futures::future::try_join_all(senders).await {
+        Ok(_) => Figure::value(users as f64 / start.elapsed().as_secs_f64()),
+        Err(e) => Figure::failed(e),
     }
-    Figure::value(users as f64 / start.elapsed().as_secs_f64())
 }
 
 /// W3: list pages (first and deep) and single users at c16, with the users W2 made.
