@@ -368,3 +368,90 @@ async fn a_proposal_sent_again_is_applied_once() {
     let b = net.forward_write(&nodes[l].addr, &plain).await.unwrap();
     assert!(b.version > a.version);
 }
+
+/// Starts node `id` again over its file, on the address the membership holds for it
+/// (retried while the old node's file and port are still being let go).
+async fn restart(dir: &std::path::Path, id: u64, addr: &str) -> Node {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            raft::start_node(
+                id,
+                &dir.join(format!("node{id}.redb")),
+                listener,
+                SECRET,
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        };
+        match attempt.await {
+            Ok((store, server)) => {
+                return Node {
+                    store: Arc::new(store),
+                    server,
+                    addr: addr.into(),
+                }
+            }
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("node {id} not started again yet: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("node {id} did not start again: {e}"),
+        }
+    }
+}
+
+/// The commit index is not kept on disk (raft's volatile state): a whole cluster stopped
+/// and started again over its files elects a leader, which commits everything its log
+/// holds, and every node applies it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_started_again_keeps_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path()).await;
+    let mut last = 0;
+    for i in 0..30 {
+        let key = format!("k{i:02}");
+        last = put(&nodes[i % 3].store, key.as_bytes(), b"v")
+            .await
+            .unwrap();
+    }
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    for n in nodes {
+        n.store.raft().shutdown().await.unwrap();
+        n.server.abort();
+        let _ = n.server.await;
+    }
+
+    let mut nodes = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        nodes.push(restart(dir.path(), i as u64 + 1, addr).await);
+    }
+    leader(&nodes, Duration::from_secs(20)).await;
+    for (i, n) in nodes.iter().enumerate() {
+        // a write through each node: answered once that node applied it and all before
+        let barrier = loop {
+            match put(&n.store, format!("barrier{i}").as_bytes(), b"1").await {
+                Ok(v) => break v,
+                Err(StoreError::Unavailable(e)) => {
+                    eprintln!("node {} not writing yet: {e}", i + 1);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("node {}: {e}", i + 1),
+            }
+        };
+        assert!(barrier > last, "node {}: {barrier} after {last}", i + 1);
+        for k in 0..30 {
+            let key = format!("k{k:02}");
+            assert_eq!(
+                get(&n.store, key.as_bytes()).await,
+                Some(b"v".to_vec()),
+                "node {}: {key} lost",
+                i + 1
+            );
+        }
+    }
+}

@@ -137,22 +137,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.meta("vote")
     }
 
-    /// Not kept. The commit index is volatile state in raft: a restarted node learns
-    /// it again from the leader's next message (a new leader commits its first entry,
-    /// and all before it, at once). Saving it here cost each write one more redb
-    /// transaction on every node (openraft calls this before every apply, in its core;
-    /// synced, it put a sync before the leader applied and answered, and before each
-    /// follower applied, which the writer's read-your-writes waits for). A restarted node
-    /// resumes from its applied state, and serves nothing until a leader's ping finds it
-    /// caught up to the leader's version (actors/src/remote.rs), so the entries it
-    /// re-applies later are never missed by a reader.
+    /// Not kept: the commit index is raft's volatile state. A restarted node resumes
+    /// from its applied state and learns the commit from the leader's next message (a new
+    /// leader commits its first entry and all before it); it serves nothing until a
+    /// leader's ping finds it caught up to the leader's version (actors/src/remote.rs).
+    /// openraft calls this in its core before every apply: keeping it cost every
+    /// replicated write one more redb transaction on every node.
     async fn save_committed(&mut self, _: Option<LogId<NodeId>>) -> Result<(), RaftError> {
         Ok(())
     }
 
-    /// openraft starts from the larger of this and the applied state: `None`, as nothing
-    /// is kept (a value an older version stored under `committed` is at most what the
-    /// log held then, and would only be re-applied).
+    /// Nothing is kept (a value older versions stored under `committed` is ignored), so
+    /// openraft starts from the applied state.
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, RaftError> {
         Ok(None)
     }
