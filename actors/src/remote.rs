@@ -1169,7 +1169,7 @@ impl Router {
                 // does not serve either
                 let in_set = self.live_members();
                 if in_set.contains(&me) {
-                    self.mark_caught_up_since(proof_at.elapsed());
+                    self.mark_caught_up_at(proof_at.into_std());
                 }
                 let others: Vec<u64> = self
                     .members()

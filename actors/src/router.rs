@@ -68,10 +68,17 @@ impl Router {
         self.check_local(user).is_ok()
     }
 
-    /// As [`Router::mark_caught_up`], for a proof that is `age` old.
+    /// Renews this node's serving lease from a leader's proof of leading that is `age`
+    /// old (see `remote::SERVE_LEASE`).
     pub(crate) fn mark_caught_up_since(&self, age: std::time::Duration) {
+        let now = std::time::Instant::now();
+        self.mark_caught_up_at(now.checked_sub(age).unwrap_or(self.started));
+    }
+
+    /// Renews this node's serving lease from a proof of leading made at `proof`.
+    pub(crate) fn mark_caught_up_at(&self, proof: std::time::Instant) {
         if let Some(at) = &self.caught_up {
-            let proof = self.started.elapsed().saturating_sub(age).as_micros() as u64 + 1;
+            let proof = proof.saturating_duration_since(self.started).as_micros() as u64 + 1;
             // a proof that arrives late never moves the lease back
             at.fetch_max(proof, std::sync::atomic::Ordering::Relaxed);
         }

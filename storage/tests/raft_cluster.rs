@@ -27,23 +27,8 @@ async fn cluster(dir: &std::path::Path) -> Vec<Node> {
 async fn cluster_with(dir: &std::path::Path, tls: Option<&Authority>) -> Vec<Node> {
     let mut nodes = Vec::new();
     for id in 1..=3u64 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let tls = tls.map(|ca| node_tls(ca, &format!("node{id}")));
-        let (store, server) = raft::start_node(
-            id,
-            &dir.join(format!("node{id}.redb")),
-            listener,
-            SECRET,
-            tls.as_ref(),
-        )
-        .await
-        .unwrap();
-        nodes.push(Node {
-            store: Arc::new(store),
-            server,
-            addr,
-        });
+        nodes.push(start(dir, id, "127.0.0.1:0", tls.as_ref()).await.unwrap());
     }
     let members: BTreeMap<u64, BasicNode> = nodes
         .iter()
@@ -60,6 +45,36 @@ async fn cluster_with(dir: &std::path::Path, tls: Option<&Authority>) -> Vec<Nod
     nodes[0].store.raft().initialize(members).await.unwrap();
     leader(&nodes, Duration::from_secs(10)).await;
     nodes
+}
+
+/// Starts node `id` over its file in `dir`, serving raft on `addr`.
+async fn start(
+    dir: &std::path::Path,
+    id: u64,
+    addr: &str,
+    tls: Option<&NodeTls>,
+) -> Result<Node, String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .to_string();
+    let (store, server) = raft::start_node(
+        id,
+        &dir.join(format!("node{id}.redb")),
+        listener,
+        SECRET,
+        tls,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Node {
+        store: Arc::new(store),
+        server,
+        addr,
+    })
 }
 
 /// Waits until the live nodes agree on a leader; returns its index in `nodes`.
@@ -374,28 +389,8 @@ async fn a_proposal_sent_again_is_applied_once() {
 async fn restart(dir: &std::path::Path, id: u64, addr: &str) -> Node {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let attempt = async {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            raft::start_node(
-                id,
-                &dir.join(format!("node{id}.redb")),
-                listener,
-                SECRET,
-                None,
-            )
-            .await
-            .map_err(|e| e.to_string())
-        };
-        match attempt.await {
-            Ok((store, server)) => {
-                return Node {
-                    store: Arc::new(store),
-                    server,
-                    addr: addr.into(),
-                }
-            }
+        match start(dir, id, addr, None).await {
+            Ok(node) => return node,
             Err(e) if Instant::now() < deadline => {
                 eprintln!("node {id} not started again yet: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
