@@ -162,7 +162,9 @@ impl Hub {
         )
     }
 
-    /// Starts `galilean serve --config <dir>/<name>.toml` logging to `<name>.log`.
+    /// Starts `galilean serve --config <dir>/<name>.toml` logging to `<name>.log`, at
+    /// level `warn` unless `GALILEAN_BENCH_LOG` gives the nodes another `RUST_LOG` (to
+    /// look into a run with `GALILEAN_BENCH_KEEP`).
     fn galilean_process(
         paths: &Paths,
         dir: &Path,
@@ -175,7 +177,10 @@ impl Hub {
         Command::new(&paths.galilean)
             .args(["serve", "--config"])
             .arg(&config_path)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("GALILEAN_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
