@@ -429,12 +429,12 @@ pub async fn drain(config: &Config, id: u64, cancel: bool) -> anyhow::Result<()>
             value: b"1".to_vec(),
         }
     };
-    let command = Command::Commit {
+    let command = Command::Commit(galilean_storage::raft::Commit {
         read_version: 0,
         reads: vec![],
         mutations: vec![mutation],
         request: galilean_storage::raft::new_request_id(),
-    };
+    });
     let (_, leader_addr) = find_leader(&net, cluster).await?;
     net.forward_write(&leader_addr, &command)
         .await

@@ -131,7 +131,7 @@ pub(crate) trait Committer: Send + Sync + 'static {
     /// How long a transaction may run.
     fn max_age(&self) -> Duration;
     /// Validates and applies one commit; durable when it returns `Ok`.
-    fn commit(&self, request: CommitRequest) -> Result<Version, StoreError>;
+    fn commit(self: &Arc<Self>, request: CommitRequest) -> Result<Version, StoreError>;
     /// Takes `request` to commit without a thread waiting for it (the engine's commit
     /// thread, which commits it with whatever else is waiting, see
     /// [`Engine::commit_group`]; the raft store's task) and answers on the returned
@@ -395,7 +395,7 @@ impl<B: Backend> Committer for Engine<B> {
         self.max_age
     }
 
-    fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
+    fn commit(self: &Arc<Self>, request: CommitRequest) -> Result<Version, StoreError> {
         self.commit_request(request)
     }
 

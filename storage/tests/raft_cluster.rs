@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use galilean_storage::raft::tls::{Authority, NodeTls};
-use galilean_storage::raft::{self, net::HttpNetwork, Command, RaftStore};
+use galilean_storage::raft::{self, net::HttpNetwork, Command, Commit, RaftStore};
 use galilean_storage::{Store, StoreError};
 use openraft::BasicNode;
 
@@ -203,7 +203,7 @@ async fn a_wrong_cluster_secret_is_refused() {
     let nodes = cluster(dir.path()).await;
     let l = leader(&nodes, Duration::from_secs(5)).await;
     let intruder = HttpNetwork::new("not-the-secret", None);
-    let command = Command::Commit {
+    let command = Command::Commit(Commit {
         read_version: 0,
         reads: vec![],
         mutations: vec![galilean_storage::Mutation::Set {
@@ -211,7 +211,7 @@ async fn a_wrong_cluster_secret_is_refused() {
             value: b"1".to_vec(),
         }],
         request: 0,
-    };
+    });
     let err = intruder
         .forward_write(&nodes[l].addr, &command)
         .await
@@ -243,14 +243,16 @@ async fn over_tls_only_holders_of_the_clusters_certificates_get_in() {
         n.store.state_machine().wait_applied(v).await;
         assert_eq!(get(&n.store, b"k").await.as_deref(), Some(&b"v"[..]));
     }
-    let command = |key: &[u8]| Command::Commit {
-        read_version: 0,
-        reads: vec![],
-        mutations: vec![galilean_storage::Mutation::Set {
-            key: key.to_vec(),
-            value: b"1".to_vec(),
-        }],
-        request: 0,
+    let command = |key: &[u8]| {
+        Command::Commit(Commit {
+            read_version: 0,
+            reads: vec![],
+            mutations: vec![galilean_storage::Mutation::Set {
+                key: key.to_vec(),
+                value: b"1".to_vec(),
+            }],
+            request: 0,
+        })
     };
     // a client with the secret and a certificate of this CA is let in ...
     let member = HttpNetwork::new(SECRET, Some(&node_tls(&ca, "node4")));
@@ -355,22 +357,24 @@ async fn a_proposal_sent_again_is_applied_once() {
     let nodes = cluster(dir.path()).await;
     let l = leader(&nodes, Duration::from_secs(5)).await;
     let net = HttpNetwork::new(SECRET, None);
-    let set = |value: &[u8], request: u128| Command::Commit {
-        read_version: 0,
-        reads: vec![],
-        mutations: vec![galilean_storage::Mutation::Set {
-            key: b"k".to_vec(),
-            value: value.to_vec(),
-        }],
-        request,
+    let set = |value: &[u8], request: u128| {
+        Command::Commit(Commit {
+            read_version: 0,
+            reads: vec![],
+            mutations: vec![galilean_storage::Mutation::Set {
+                key: b"k".to_vec(),
+                value: value.to_vec(),
+            }],
+            request,
+        })
     };
     let first = set(b"first", raft::new_request_id());
-    let v1 = net.forward_write(&nodes[l].addr, &first).await.unwrap();
+    let v1 = net.forward_write(&nodes[l].addr, &first).await.unwrap()[0];
     assert!(!v1.conflict);
     let later = put(&nodes[l].store, b"k", b"later").await.unwrap();
     assert!(later > v1.version);
     // the same proposal again (a retry after a lost answer): the first answer, no write
-    let again = net.forward_write(&nodes[l].addr, &first).await.unwrap();
+    let again = net.forward_write(&nodes[l].addr, &first).await.unwrap()[0];
     assert_eq!(again.version, v1.version);
     let v = put(&nodes[l].store, b"other", b"1").await.unwrap();
     for n in &nodes {
@@ -379,9 +383,126 @@ async fn a_proposal_sent_again_is_applied_once() {
     }
     // without a request id, sending twice writes twice
     let plain = set(b"plain", 0);
-    let a = net.forward_write(&nodes[l].addr, &plain).await.unwrap();
-    let b = net.forward_write(&nodes[l].addr, &plain).await.unwrap();
+    let a = net.forward_write(&nodes[l].addr, &plain).await.unwrap()[0];
+    let b = net.forward_write(&nodes[l].addr, &plain).await.unwrap()[0];
     assert!(b.version > a.version);
+}
+
+/// Commits that meet a proposal under way wait and go together in one log entry (one
+/// sync of the log on each node for all of them), on the leader and on a follower that
+/// forwards them; each is decided as if alone, and each reads its own write at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_share_log_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path()).await;
+    let l = leader(&nodes, Duration::from_secs(5)).await;
+    let follower = (l + 1) % 3;
+    let entries_before = nodes[l].store.raft().metrics().borrow().last_log_index;
+    const EACH: usize = 200;
+    let mut writes = tokio::task::JoinSet::new();
+    for node in [l, follower] {
+        for i in 0..EACH {
+            let store = nodes[node].store.clone();
+            writes.spawn(async move {
+                let key = format!("n{node}-{i}");
+                let v = put(&store, key.as_bytes(), b"x").await.unwrap();
+                // read-your-writes holds for every commit of a batch
+                assert_eq!(
+                    get(&store, key.as_bytes()).await.as_deref(),
+                    Some(&b"x"[..])
+                );
+                v
+            });
+        }
+    }
+    let mut versions = Vec::new();
+    while let Some(v) = writes.join_next().await {
+        versions.push(v.unwrap());
+    }
+    let entries = nodes[l]
+        .store
+        .raft()
+        .metrics()
+        .borrow()
+        .last_log_index
+        .unwrap()
+        - entries_before.unwrap();
+    // one entry per commit before batches: 400
+    assert!(
+        (entries as usize) < EACH,
+        "{} commits took {entries} log entries",
+        2 * EACH
+    );
+    versions.sort_unstable();
+    versions.dedup();
+    assert!(versions.len() as u64 <= entries, "a version is an entry");
+    let last = *versions.last().unwrap();
+    for n in &nodes {
+        n.store.state_machine().wait_applied(last).await;
+        for node in [l, follower] {
+            for i in (0..EACH).step_by(37) {
+                let key = format!("n{node}-{i}");
+                assert_eq!(
+                    get(&n.store, key.as_bytes()).await.as_deref(),
+                    Some(&b"x"[..])
+                );
+            }
+        }
+    }
+}
+
+/// The commits of one entry are decided in order, each as it would be alone: one that
+/// read what an earlier one of the entry wrote is refused, the others apply, and all
+/// share the entry's version. A batch sent again (a lost answer) gets its first answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_s_commits_are_decided_in_order_and_share_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path()).await;
+    let l = leader(&nodes, Duration::from_secs(5)).await;
+    let before = put(&nodes[l].store, b"seen", b"1").await.unwrap();
+    let set = |key: &[u8], reads: &[&[u8]]| Commit {
+        read_version: before,
+        reads: reads
+            .iter()
+            .map(|k| (k.to_vec(), [*k, &[0]].concat()))
+            .collect(),
+        mutations: vec![galilean_storage::Mutation::Set {
+            key: key.to_vec(),
+            value: b"1".to_vec(),
+        }],
+        request: raft::new_request_id(),
+    };
+    let batch = Command::Batch(vec![
+        set(b"x", &[b"seen"]),
+        // read x before the commit above wrote it
+        set(b"y", &[b"x"]),
+        set(b"z", &[b"seen", b"y"]),
+    ]);
+    let net = HttpNetwork::new(SECRET, None);
+    let results = net.forward_write(&nodes[l].addr, &batch).await.unwrap();
+    assert_eq!(results.len(), 3);
+    let version = results[0].version;
+    assert!(version > before);
+    assert!(!results[0].conflict && results[1].conflict && !results[2].conflict);
+    assert_eq!(results[2].version, version);
+    // sent again: the first answers, nothing written twice
+    let again = net.forward_write(&nodes[l].addr, &batch).await.unwrap();
+    assert_eq!(again[0], results[0]);
+    assert_eq!(again[2], results[2]);
+    let after = put(&nodes[l].store, b"after", b"1").await.unwrap();
+    for n in &nodes {
+        n.store.state_machine().wait_applied(after).await;
+        assert_eq!(get(&n.store, b"x").await.as_deref(), Some(&b"1"[..]));
+        assert_eq!(get(&n.store, b"y").await, None);
+        assert_eq!(get(&n.store, b"z").await.as_deref(), Some(&b"1"[..]));
+    }
+    // a transaction that read z before the entry conflicts with it
+    let stale = Command::Commit(Commit {
+        read_version: version - 1,
+        ..set(b"w", &[b"z"])
+    });
+    let refused = net.forward_write(&nodes[l].addr, &stale).await.unwrap();
+    assert!(refused[0].conflict);
 }
 
 /// Starts node `id` again over its file, on the address the membership holds for it

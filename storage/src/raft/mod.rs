@@ -17,6 +17,7 @@
 // return the same type rather than boxing and unboxing it at every trait boundary.
 #![allow(clippy::result_large_err)]
 
+mod batch;
 mod log_store;
 pub mod membership;
 pub mod net;
@@ -55,23 +56,60 @@ openraft::declare_raft_types!(
 /// What a log entry asks the state machine to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// A transaction's commit: applied unless a write committed after `read_version`
-    /// touched what it read (`reads`, key ranges `[begin, end)`). Every replica decides
-    /// the same way from the same log, so the check needs no leader-local state.
-    ///
-    /// `request` (non-zero) names the proposal: a commit applied under a request id is
-    /// not applied again when the same proposal arrives again (a retry after a lost
-    /// answer), within the history window; the retry gets the first one's version.
-    Commit {
-        read_version: u64,
-        reads: Vec<(Vec<u8>, Vec<u8>)>,
-        mutations: Vec<Mutation>,
-        #[serde(default)]
-        request: u128,
-    },
+    /// One transaction's commit.
+    Commit(Commit),
+    /// Commits proposed together: one log entry, so one sync of the log on each node and
+    /// one transaction of the state machine for all of them. They are decided in order,
+    /// each as it would be alone, and each sees the writes of those before it (a later
+    /// one that read what an earlier one wrote is a conflict). They share a version, the
+    /// entry's index.
+    Batch(Vec<Commit>),
 }
 
-/// A request id for a [`Command::Commit`]: this process's random half and a counter.
+/// A transaction's commit: applied unless a write committed after `read_version`
+/// touched what it read (`reads`, key ranges `[begin, end)`). Every replica decides the
+/// same way from the same log, so the check needs no leader-local state.
+///
+/// `request` (non-zero) names the proposal: a commit applied under a request id is not
+/// applied again when the same proposal arrives again (a retry after a lost answer),
+/// within the history window; the retry gets the first one's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub read_version: u64,
+    pub reads: Vec<(Vec<u8>, Vec<u8>)>,
+    pub mutations: Vec<Mutation>,
+    #[serde(default)]
+    pub request: u128,
+}
+
+impl Commit {
+    /// The bytes of keys and values it carries, for bounding a batch.
+    pub fn bytes(&self) -> usize {
+        let reads: usize = self.reads.iter().map(|(b, e)| b.len() + e.len()).sum();
+        let writes: usize = self
+            .mutations
+            .iter()
+            .map(|m| match m {
+                Mutation::Set { key, value } => key.len() + value.len(),
+                Mutation::Clear { key } => key.len(),
+                Mutation::ClearRange { begin, end } => begin.len() + end.len(),
+            })
+            .sum();
+        reads + writes
+    }
+}
+
+impl Command {
+    /// The commits the entry carries, in order.
+    pub fn commits(&self) -> &[Commit] {
+        match self {
+            Command::Commit(commit) => std::slice::from_ref(commit),
+            Command::Batch(commits) => commits,
+        }
+    }
+}
+
+/// A request id for a [`Commit`]: this process's random half and a counter.
 pub fn new_request_id() -> u128 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,10 +129,15 @@ pub fn new_request_id() -> u128 {
     (u128::from(seed) << 64) | u128::from(COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// What applying an entry gives back to the proposer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct CommandResult {
-    /// The version the write created (its log index); 0 for entries that write nothing.
+/// What applying an entry gives back to the proposer: what each commit it carries came
+/// to, in order (nothing for entries that carry none).
+pub type CommandResult = Vec<CommitResult>;
+
+/// What one commit came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CommitResult {
+    /// The version the write created (its entry's log index; for a commit sent again, the
+    /// version its first arrival created).
     pub version: u64,
     /// The commit was refused: something it read changed after its read version.
     pub conflict: bool,
@@ -214,4 +257,52 @@ mod tests {
     }
 
     crate::store_conformance!(conformance, single_node);
+}
+
+/// Log entries are stored and sent with rmp-serde (named fields): an entry written
+/// before batches existed must still decode, and a single commit still encodes as then.
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    /// A `Command::Commit` as the first raft store wrote it (a struct variant then).
+    const COMMIT: &[u8] =
+        b"\x81\xa6Commit\x84\xacread_version\x07\xa5reads\x91\x92\x91\x61\x91\x62\
+        \xa9mutations\x92\x81\xa3Set\x82\xa3key\x91\x6b\xa5value\x91\x76\
+        \x81\xa5Clear\x81\xa3key\x91\x78\
+        \xa7request\xc4\x10\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10";
+
+    fn commit() -> Commit {
+        Commit {
+            read_version: 7,
+            reads: vec![(b"a".to_vec(), b"b".to_vec())],
+            mutations: vec![
+                Mutation::Set {
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec(),
+                },
+                Mutation::Clear { key: b"x".to_vec() },
+            ],
+            request: 0x0102030405060708090a0b0c0d0e0f10,
+        }
+    }
+
+    #[test]
+    fn a_commit_encodes_and_decodes_as_before_batches() {
+        let command = Command::Commit(commit());
+        assert_eq!(rmp_serde::to_vec_named(&command).unwrap(), COMMIT);
+        assert_eq!(rmp_serde::from_slice::<Command>(COMMIT).unwrap(), command);
+    }
+
+    #[test]
+    fn a_batch_round_trips_and_lists_its_commits_in_order() {
+        let mut second = commit();
+        second.read_version = 8;
+        let batch = Command::Batch(vec![commit(), second.clone()]);
+        let bytes = rmp_serde::to_vec_named(&batch).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Command>(&bytes).unwrap(), batch);
+        assert_eq!(batch.commits(), &[commit(), second]);
+        assert_eq!(Command::Commit(commit()).commits(), &[commit()]);
+        assert_eq!(commit().bytes(), 2 + 2 + 1);
+    }
 }

@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 
 use super::membership::{MembershipChange, MembershipError};
 use super::tls::NodeTls;
-use super::{Command, CommandResult, NodeId, TypeConfig};
+use super::{Command, CommandResult, CommitResult, NodeId, TypeConfig};
 
 /// Header carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-galilean-cluster-secret";
@@ -485,33 +485,34 @@ async fn handle(
 }
 
 /// A forwarded commit applied to a shared store: only blind writes (no reads to check),
-/// which is all `galilean cluster` sends.
+/// which is all `galilean cluster` sends; a batch's commits one after the other.
 async fn blind_write(
     store: &dyn crate::Store,
     command: Command,
 ) -> Result<CommandResult, ForwardError> {
-    let Command::Commit {
-        reads, mutations, ..
-    } = command;
-    if !reads.is_empty() {
+    if command.commits().iter().any(|c| !c.reads.is_empty()) {
         return Err(ForwardError::Raft(
             "a shared store takes only writes that read nothing".into(),
         ));
     }
     let failed = |e: crate::StoreError| ForwardError::Raft(e.to_string());
-    let mut tx = store.begin().await.map_err(failed)?;
-    for m in &mutations {
-        match m {
-            crate::Mutation::Set { key, value } => tx.set(key, value),
-            crate::Mutation::Clear { key } => tx.clear(key),
-            crate::Mutation::ClearRange { begin, end } => tx.clear_range(begin, end),
+    let mut results = Vec::new();
+    for commit in command.commits() {
+        let mut tx = store.begin().await.map_err(failed)?;
+        for m in &commit.mutations {
+            match m {
+                crate::Mutation::Set { key, value } => tx.set(key, value),
+                crate::Mutation::Clear { key } => tx.clear(key),
+                crate::Mutation::ClearRange { begin, end } => tx.clear_range(begin, end),
+            }
         }
+        let version = tx.commit().await.map_err(failed)?;
+        results.push(CommitResult {
+            version,
+            conflict: false,
+        });
     }
-    let version = tx.commit().await.map_err(failed)?;
-    Ok(CommandResult {
-        version,
-        conflict: false,
-    })
+    Ok(results)
 }
 
 #[cfg(test)]
@@ -543,18 +544,20 @@ mod tests {
         let state = net.document(&addr, Document::State).await.unwrap();
         assert_eq!(state, r#"{"version":3}"#);
 
-        let write = |mutations, reads| Command::Commit {
-            read_version: 0,
-            reads,
-            mutations,
-            request: crate::raft::new_request_id(),
+        let write = |mutations, reads| {
+            Command::Commit(crate::raft::Commit {
+                read_version: 0,
+                reads,
+                mutations,
+                request: crate::raft::new_request_id(),
+            })
         };
         let set = vec![Mutation::Set {
             key: b"k".to_vec(),
             value: b"v".to_vec(),
         }];
         let done = net.forward_write(&addr, &write(set.clone(), vec![])).await;
-        assert!(done.unwrap().version > 0);
+        assert!(done.unwrap()[0].version > 0);
         let mut tx = store.begin().await.unwrap();
         assert_eq!(tx.get(b"k").await.unwrap().as_deref(), Some(&b"v"[..]));
         // a write that read something cannot be checked here: refused, and not applied

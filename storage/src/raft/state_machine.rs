@@ -17,12 +17,16 @@ use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogId, RaftSnapshotBuilder,
     Snapshot, SnapshotMeta, StoredMembership,
 };
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, MultimapTableDefinition, ReadableMultimapTable, ReadableTable,
+    TableDefinition,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use super::{
-    blocking, decode, encode, io_error, Command, CommandResult, NodeId, RaftError, TypeConfig,
+    blocking, decode, encode, io_error, CommandResult, Commit, CommitResult, NodeId, RaftError,
+    TypeConfig,
 };
 use crate::occ::ranges::RangeSet;
 use crate::redb_store::{apply_mutations, Table};
@@ -40,8 +44,12 @@ const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sm_kv");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 /// Write ranges of recent commits, by version.
 const HISTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("sm_history");
-/// Request ids of recent commits, by version (pruned with the history).
-const REQUESTS: TableDefinition<u64, u128> = TableDefinition::new("sm_requests");
+/// Request ids of recent commits, by version (pruned with the history); a batch's
+/// commits share a version.
+const REQUESTS: MultimapTableDefinition<u64, u128> = MultimapTableDefinition::new("sm_request_ids");
+/// Where request ids were kept before batches, one per version: moved to [`REQUESTS`]
+/// when a store written then is opened.
+const OLD_REQUESTS: TableDefinition<u64, u128> = TableDefinition::new("sm_requests");
 
 type Entry = openraft::Entry<TypeConfig>;
 type Membership = StoredMembership<NodeId, openraft::BasicNode>;
@@ -74,14 +82,14 @@ struct History {
     writes: BTreeMap<u64, RangeSet>,
     /// Request id → the version its commit created, and the reverse for pruning.
     requests: std::collections::HashMap<u128, u64>,
-    request_of: BTreeMap<u64, u128>,
+    request_of: BTreeMap<u64, Vec<u128>>,
     floor: u64,
 }
 
 impl History {
     fn add_request(&mut self, version: u64, request: u128) {
         self.requests.insert(request, version);
-        self.request_of.insert(version, request);
+        self.request_of.entry(version).or_default().push(request);
     }
 
     /// Forgets everything at or below `floor`.
@@ -89,8 +97,10 @@ impl History {
         self.floor = floor;
         self.writes = self.writes.split_off(&(floor + 1));
         let kept = self.request_of.split_off(&(floor + 1));
-        for request in std::mem::replace(&mut self.request_of, kept).into_values() {
-            self.requests.remove(&request);
+        for requests in std::mem::replace(&mut self.request_of, kept).into_values() {
+            for request in requests {
+                self.requests.remove(&request);
+            }
         }
     }
 }
@@ -133,6 +143,30 @@ fn werr<E: std::error::Error + 'static>(e: E) -> RaftError {
     io_error(ErrorSubject::StateMachine, ErrorVerb::Write, e)
 }
 
+/// Moves the request ids a store written before batches kept (one per version) into
+/// [`REQUESTS`], and drops their old table.
+fn move_old_requests(tx: &redb::WriteTransaction) -> Result<(), RaftError> {
+    let old = tx
+        .list_tables()
+        .map_err(werr)?
+        .any(|t| redb::TableHandle::name(&t) == redb::TableHandle::name(&OLD_REQUESTS));
+    if !old {
+        return Ok(());
+    }
+    {
+        let table = tx.open_table(OLD_REQUESTS).map_err(werr)?;
+        let mut requests = tx.open_multimap_table(REQUESTS).map_err(werr)?;
+        for item in table.iter().map_err(werr)? {
+            let (version, request) = item.map_err(werr)?;
+            requests
+                .insert(version.value(), request.value())
+                .map_err(werr)?;
+        }
+    }
+    tx.delete_table(OLD_REQUESTS).map_err(werr)?;
+    Ok(())
+}
+
 fn store_err(e: StoreError) -> RaftError {
     io_error(ErrorSubject::StateMachine, ErrorVerb::Write, e)
 }
@@ -143,7 +177,8 @@ impl StateMachine {
         tx.open_table(KV).map_err(werr)?;
         tx.open_table(META).map_err(werr)?;
         tx.open_table(HISTORY).map_err(werr)?;
-        tx.open_table(REQUESTS).map_err(werr)?;
+        tx.open_multimap_table(REQUESTS).map_err(werr)?;
+        move_old_requests(&tx)?;
         tx.commit().map_err(werr)?;
         let feed = broadcast::channel(FEED_CAPACITY).0;
         let sm = StateMachine {
@@ -174,10 +209,12 @@ impl StateMachine {
             let ranges: Ranges = decode(v.value(), ErrorSubject::StateMachine)?;
             h.writes.insert(k.value(), RangeSet::from_unsorted(ranges));
         }
-        let table = tx.open_table(REQUESTS).map_err(rerr)?;
+        let table = tx.open_multimap_table(REQUESTS).map_err(rerr)?;
         for item in table.iter().map_err(rerr)? {
-            let (k, v) = item.map_err(rerr)?;
-            h.add_request(k.value(), v.value());
+            let (version, requests) = item.map_err(rerr)?;
+            for request in requests {
+                h.add_request(version.value(), request.map_err(rerr)?.value());
+            }
         }
         *self.history.lock().unwrap_or_else(|e| e.into_inner()) = h;
         Ok(())
@@ -279,13 +316,15 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             }
             let mut requests = Vec::new();
             for item in tx
-                .open_table(REQUESTS)
+                .open_multimap_table(REQUESTS)
                 .map_err(rerr)?
                 .iter()
                 .map_err(rerr)?
             {
-                let (k, v) = item.map_err(rerr)?;
-                requests.push((k.value(), v.value()));
+                let (version, ids) = item.map_err(rerr)?;
+                for id in ids {
+                    requests.push((version.value(), id.map_err(rerr)?.value()));
+                }
             }
             drop(tx);
             let snapshot_id = match &applied {
@@ -329,12 +368,94 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 }
 
 /// What one batch of entries did, for the history and the feed once it is durable.
+#[derive(Default)]
 struct Applied {
     results: Vec<CommandResult>,
-    commits: Vec<(u64, RangeSet, Vec<crate::Mutation>)>,
+    /// The writes of each commit applied, with its version, in log order: what later
+    /// commits of the batch are checked against.
+    commits: Vec<(u64, RangeSet)>,
+    /// By version (an entry's commits share one): the union of the writes, for the
+    /// history, and every mutation in order, for the feed.
+    versions: Vec<(u64, RangeSet, Vec<crate::Mutation>)>,
     /// Request ids of this batch's commits, with their versions.
     requests: Vec<(u128, u64)>,
     last: u64,
+}
+
+/// The tables one batch of entries changes.
+struct Tables<'t> {
+    kv: redb::Table<'t, &'static [u8], &'static [u8]>,
+    hist: redb::Table<'t, u64, &'static [u8]>,
+    reqs: redb::MultimapTable<'t, u64, u128>,
+}
+
+impl Applied {
+    /// Decides and applies one commit of the entry `id`.
+    fn commit(
+        &mut self,
+        tables: &mut Tables<'_>,
+        h: &History,
+        batch_requests: &mut std::collections::HashMap<u128, u64>,
+        id: LogId<NodeId>,
+        commit: &Commit,
+    ) -> Result<CommitResult, RaftError> {
+        let Commit {
+            read_version,
+            reads,
+            mutations,
+            request,
+        } = commit;
+        if *request != 0 {
+            // a retry of a commit already applied: its first answer again
+            if let Some(version) = h
+                .requests
+                .get(request)
+                .or_else(|| batch_requests.get(request))
+            {
+                return Ok(CommitResult {
+                    version: *version,
+                    conflict: false,
+                });
+            }
+        }
+        let reads = RangeSet::from_unsorted(reads.clone());
+        let batch_conflict = self
+            .commits
+            .iter()
+            .any(|(v, w)| *v > *read_version && w.intersects_set(&reads));
+        if batch_conflict || h.conflicts(*read_version, &reads) {
+            return Ok(CommitResult {
+                version: 0,
+                conflict: true,
+            });
+        }
+        apply_mutations(&mut tables.kv, mutations).map_err(store_err)?;
+        let writes = RangeSet::written(mutations);
+        match self.versions.last_mut() {
+            Some((v, all, changes)) if *v == id.index => {
+                *all = RangeSet::from_unsorted(
+                    std::mem::take(all)
+                        .into_ranges()
+                        .into_iter()
+                        .chain(writes.clone().into_ranges())
+                        .collect(),
+                );
+                changes.extend_from_slice(mutations);
+            }
+            _ => self
+                .versions
+                .push((id.index, writes.clone(), mutations.clone())),
+        }
+        if *request != 0 {
+            tables.reqs.insert(id.index, *request).map_err(werr)?;
+            batch_requests.insert(*request, id.index);
+        }
+        self.commits.push((id.index, writes));
+        Ok(CommitResult {
+            version: id.index,
+            conflict: false,
+        })
+    }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -368,74 +489,46 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             tx.set_durability(Durability::None);
             let mut out = Applied {
                 results: Vec::with_capacity(entries.len()),
-                commits: Vec::new(),
-                requests: Vec::new(),
-                last: 0,
+                ..Applied::default()
             };
             // the history as this batch sees it: the stored one plus this batch's commits
             let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
             let mut floor = h.floor;
             {
-                let mut kv = tx.open_table(KV).map_err(werr)?;
+                let mut tables = Tables {
+                    kv: tx.open_table(KV).map_err(werr)?,
+                    hist: tx.open_table(HISTORY).map_err(werr)?,
+                    reqs: tx.open_multimap_table(REQUESTS).map_err(werr)?,
+                };
                 let mut meta = tx.open_table(META).map_err(werr)?;
-                let mut hist = tx.open_table(HISTORY).map_err(werr)?;
-                let mut reqs = tx.open_table(REQUESTS).map_err(werr)?;
-                let mut batch_requests: std::collections::HashMap<u128, u64> =
-                    std::collections::HashMap::new();
+                let mut batch_requests = std::collections::HashMap::new();
                 let mut last = None;
                 for e in &entries {
                     let id = *e.get_log_id();
                     match &e.payload {
                         EntryPayload::Blank => out.results.push(CommandResult::default()),
-                        EntryPayload::Normal(Command::Commit { request, .. })
-                            if *request != 0
-                                && (h.requests.contains_key(request)
-                                    || batch_requests.contains_key(request)) =>
-                        {
-                            // a retry of a commit already applied: its first answer again
-                            let version = h
-                                .requests
-                                .get(request)
-                                .or_else(|| batch_requests.get(request))
-                                .copied()
-                                .unwrap_or_default();
-                            out.results.push(CommandResult {
-                                version,
-                                conflict: false,
-                            });
-                        }
-                        EntryPayload::Normal(Command::Commit {
-                            read_version,
-                            reads,
-                            mutations,
-                            request,
-                        }) => {
-                            let reads = RangeSet::from_unsorted(reads.clone());
-                            let batch_conflict = out
-                                .commits
-                                .iter()
-                                .any(|(v, w, _)| *v > *read_version && w.intersects_set(&reads));
-                            if batch_conflict || h.conflicts(*read_version, &reads) {
-                                out.results.push(CommandResult {
-                                    version: 0,
-                                    conflict: true,
-                                });
-                            } else {
-                                apply_mutations(&mut kv, mutations).map_err(store_err)?;
-                                let writes = RangeSet::written(mutations);
+                        EntryPayload::Normal(command) => {
+                            let mut results = Vec::with_capacity(command.commits().len());
+                            for commit in command.commits() {
+                                results.push(out.commit(
+                                    &mut tables,
+                                    &h,
+                                    &mut batch_requests,
+                                    id,
+                                    commit,
+                                )?);
+                            }
+                            if let Some((_, writes, _)) =
+                                out.versions.last().filter(|(v, _, _)| *v == id.index)
+                            {
                                 let stored =
                                     encode(&writes.clone().into_ranges(), ErrorSubject::Apply(id))?;
-                                hist.insert(id.index, stored.as_slice()).map_err(werr)?;
-                                if *request != 0 {
-                                    reqs.insert(id.index, *request).map_err(werr)?;
-                                    batch_requests.insert(*request, id.index);
-                                }
-                                out.commits.push((id.index, writes, mutations.clone()));
-                                out.results.push(CommandResult {
-                                    version: id.index,
-                                    conflict: false,
-                                });
+                                tables
+                                    .hist
+                                    .insert(id.index, stored.as_slice())
+                                    .map_err(werr)?;
                             }
+                            out.results.push(results);
                         }
                         EntryPayload::Membership(m) => {
                             let stored = Membership::new(Some(id), m.clone());
@@ -451,8 +544,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let new_floor = last_index.saturating_sub(HISTORY_SPAN);
                 if new_floor > floor {
                     floor = new_floor;
-                    hist.retain_in(..=floor, |_, _| false).map_err(werr)?;
-                    reqs.retain_in(..=floor, |_, _| false).map_err(werr)?;
+                    tables
+                        .hist
+                        .retain_in(..=floor, |_, _| false)
+                        .map_err(werr)?;
+                    let pruned = tables
+                        .reqs
+                        .range(..=floor)
+                        .map_err(werr)?
+                        .map(|item| item.map(|(v, _)| v.value()))
+                        .collect::<Result<Vec<u64>, _>>()
+                        .map_err(werr)?;
+                    for v in pruned {
+                        tables.reqs.remove_all(v).map_err(werr)?;
+                    }
                     meta.insert(
                         "floor",
                         encode(&floor, ErrorSubject::StateMachine)?.as_slice(),
@@ -461,7 +566,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 let bytes = encode(&last, ErrorSubject::StateMachine)?;
                 meta.insert("applied", bytes.as_slice()).map_err(werr)?;
-                if let Some((v, _, _)) = out.commits.last() {
+                if let Some((v, _, _)) = out.versions.last() {
                     let bytes = encode(v, ErrorSubject::StateMachine)?;
                     meta.insert("version", bytes.as_slice()).map_err(werr)?;
                 }
@@ -470,7 +575,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             tx.commit().map_err(werr)?;
             // committed: now the in-memory history may show it
-            for (v, w, _) in &out.commits {
+            for (v, w, _) in &out.versions {
                 h.writes.insert(*v, w.clone());
             }
             for (request, v) in &out.requests {
@@ -482,7 +587,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await?;
         {
             let feed = self.feed.lock().unwrap_or_else(|e| e.into_inner());
-            for (version, _, mutations) in applied.commits {
+            for (version, _, mutations) in applied.versions {
                 self.version.send_replace(version);
                 let _ = feed.send(Arc::new(ChangeBatch { version, mutations }));
             }
@@ -546,8 +651,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 for (v, bytes) in &history_rows {
                     hist.insert(*v, bytes.as_slice()).map_err(werr)?;
                 }
-                let mut reqs = tx.open_table(REQUESTS).map_err(werr)?;
-                reqs.retain(|_, _| false).map_err(werr)?;
+                tx.delete_multimap_table(REQUESTS).map_err(werr)?;
+                let mut reqs = tx.open_multimap_table(REQUESTS).map_err(werr)?;
                 for (v, request) in &request_rows {
                     reqs.insert(*v, *request).map_err(werr)?;
                 }

@@ -1,11 +1,12 @@
 //! [`RaftStore`]: the `Store` trait over openraft (backend name `raft`).
 //!
 //! Transactions read this node's state machine (a consistent redb snapshot at the applied
-//! log index, which is the version). A commit becomes a [`Command::Commit`] log entry,
-//! proposed through this node when it leads, else sent to the leader; the state machine
-//! of every replica decides it the same way (conflict or applied). The commit returns
-//! once the entry is committed by a quorum and applied on this node, so the caller reads
-//! its own write next.
+//! log index, which is the version). A commit goes into a log entry ([`Command`]) with
+//! the other commits that wait for a proposal (`batch.rs`), proposed through this node
+//! when it leads, else sent to the leader; the state machine of every replica decides
+//! each commit the same way (conflict or applied). The commit returns once the entry is
+//! committed by a quorum and applied on this node, so the caller reads its own write
+//! next.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,8 +15,9 @@ use async_trait::async_trait;
 use openraft::Raft;
 use tokio::sync::broadcast;
 
+use super::batch::{Batcher, Waiting};
 use super::net::{ForwardError, HttpNetwork};
-use super::{Command, CommandResult, StateMachine, TypeConfig};
+use super::{Command, CommandResult, Commit, StateMachine, TypeConfig};
 use crate::occ::{CommitRequest, Committer, OccTransaction};
 use crate::redb_store::Table;
 use crate::{ChangeBatch, Counters, Store, StoreError, Transaction, Version};
@@ -44,6 +46,7 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     proof: Arc<LeadProof>,
     prover: tokio::task::AbortHandle,
+    batcher: Batcher,
 }
 
 impl Drop for Inner {
@@ -152,6 +155,7 @@ impl RaftStore {
                 runtime: tokio::runtime::Handle::current(),
                 proof,
                 prover,
+                batcher: Batcher::default(),
             }),
         }
     }
@@ -233,7 +237,7 @@ impl Committer for Inner {
         MAX_TRANSACTION_AGE
     }
 
-    fn commit(&self, request: CommitRequest) -> Result<Version, StoreError> {
+    fn commit(self: &Arc<Self>, request: CommitRequest) -> Result<Version, StoreError> {
         // a blocking thread of the runtime (see OccTransaction::commit)
         self.runtime.block_on(self.commit_async(request))
     }
@@ -255,20 +259,68 @@ impl Committer for Inner {
 }
 
 impl Inner {
-    async fn commit_async(&self, request: CommitRequest) -> Result<Version, StoreError> {
+    /// Queues `commit` to be proposed with the others that wait, and waits for what it
+    /// came to.
+    async fn submit(self: &Arc<Self>, commit: Commit) -> Result<super::CommitResult, StoreError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        if let Some(batch) = self.batcher.add(Waiting { commit, answer }) {
+            let inner = self.clone();
+            self.runtime
+                .spawn(async move { inner.propose_batches(batch).await });
+        }
+        answered
+            .await
+            .map_err(|_| StoreError::Io("the proposal was dropped".into()))?
+    }
+
+    /// Proposes `batch`, tells each of its commits what it came to, and goes on with the
+    /// batches that waited meanwhile until none does.
+    async fn propose_batches(&self, mut batch: Vec<Waiting>) {
+        loop {
+            let (commits, answers): (Vec<Commit>, Vec<_>) =
+                batch.into_iter().map(|w| (w.commit, w.answer)).unzip();
+            let count = commits.len();
+            let command = match <[Commit; 1]>::try_from(commits) {
+                Ok([commit]) => Command::Commit(commit),
+                Err(commits) => Command::Batch(commits),
+            };
+            let results = match self.propose(command).await {
+                Ok(results) if results.len() == count => results.into_iter().map(Ok).collect(),
+                Ok(results) => {
+                    let e = StoreError::Io(format!(
+                        "an entry of {count} commits was answered for {}",
+                        results.len()
+                    ));
+                    vec![Err(e); count]
+                }
+                Err(e) => vec![Err(e); count],
+            };
+            for (answer, result) in answers.into_iter().zip(results) {
+                // a dropped receiver: its transaction stopped waiting, the commit stands
+                let _ = answer.send(result);
+            }
+            match self.batcher.next() {
+                Some(next) => batch = next,
+                None => return,
+            }
+        }
+    }
+
+    async fn commit_async(self: &Arc<Self>, request: CommitRequest) -> Result<Version, StoreError> {
         let CommitRequest {
             read_version,
             reads,
             mutations,
         } = request;
         let count = mutations.len() as u64;
-        let command = Command::Commit {
-            read_version,
-            reads: reads.into_ranges(),
-            mutations,
-            request: super::new_request_id(),
-        };
-        let result = self.propose(command).await?;
+        let result = self
+            .submit(Commit {
+                read_version,
+                reads: reads.into_ranges(),
+                mutations,
+                request: super::new_request_id(),
+            })
+            .await?;
         if result.conflict {
             self.counters
                 .conflicts
