@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -140,30 +139,26 @@ impl Spawner for LocalProcessSpawner {
             .append(true)
             .open(&req.log_path)
             .map_err(|e| SpawnError::Io(format!("opening {}: {e}", req.log_path.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|e| SpawnError::Io(format!("{}: {e}", req.log_path.display())))?;
 
-        let mut cmd = tokio::process::Command::new(&argv0);
-        cmd.args(&req.argv[1..])
-            .env_clear()
-            .envs(&req.env)
-            .env("JUPYTERHUB_SERVICE_URL", format!("{url}{}", req.prefix))
-            .current_dir(&req.home_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .kill_on_drop(false);
-        new_session(&mut cmd);
-        let mut child = super::ports::forking(|| cmd.spawn()).map_err(|e| SpawnError::Exec {
-            reason: exec_failure(&argv0, &e),
-            argv0: argv0.clone(),
-        })?;
-        // The child cannot be reaped before `child.wait()` below runs, so its
-        // /proc entry exists now (at worst as a zombie).
-        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
-            return Err(SpawnError::Io("the started process has no pid".into()));
+        let mut env = req.env.clone();
+        env.insert(
+            "JUPYTERHUB_SERVICE_URL".into(),
+            format!("{url}{}", req.prefix),
+        );
+        let launch = super::launch::Launch {
+            argv: &req.argv,
+            env: &env,
+            dir: &req.home_dir,
+            output: &log,
         };
+        let pid = super::ports::forking(|| super::launch::spawn(&launch)).map_err(|e| {
+            SpawnError::Exec {
+                reason: exec_failure(&argv0, &e),
+                argv0: argv0.clone(),
+            }
+        })?;
+        // The child cannot be reaped before `wait` below runs, so its /proc entry exists
+        // now (at worst as a zombie).
         let start_ticks = read_stat(pid).map(|s| s.start_ticks);
         {
             let mut children = self.children();
@@ -180,12 +175,11 @@ impl Spawner for LocalProcessSpawner {
         let children = self.children.clone();
         let (user, server) = (req.user.clone(), req.server.clone());
         tokio::spawn(async move {
-            let status = child.wait().await;
-            let code = status.as_ref().ok().and_then(|s| s.code());
-            match &status {
-                Ok(s) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    tracing::info!(%user, %server, pid, code, signal = s.signal(), "server process exited");
+            let ended = super::launch::wait(pid).await;
+            let code = ended.as_ref().ok().and_then(|e| e.code);
+            match &ended {
+                Ok(e) => {
+                    tracing::info!(%user, %server, pid, code, signal = e.signal, "server process exited");
                 }
                 Err(e) => {
                     tracing::warn!(%user, %server, pid, error = %e, "waiting for a server process")
@@ -283,23 +277,6 @@ impl Spawner for LocalProcessSpawner {
             "process group {pid} still present {} s after SIGKILL",
             KILL_WAIT.as_secs()
         )))
-    }
-}
-
-/// Makes the child the leader of a new session (and of a new process group) before it
-/// execs, detaching it from the hub's terminal and process group; and gives it back
-/// transparent huge pages, which the hub turns off for itself (the flag would otherwise
-/// pass through fork and exec to the server and its kernels).
-#[allow(unsafe_code)]
-fn new_session(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls setsid(2)
-    // and prctl(2), which are async-signal-safe; it allocates nothing and touches no
-    // shared state (converting an `Errno` into an `io::Error` does not allocate).
-    unsafe {
-        cmd.pre_exec(|| {
-            let _ = nix::sys::prctl::set_thp_disable(false);
-            nix::unistd::setsid().map(|_| ()).map_err(io::Error::from)
-        });
     }
 }
 
@@ -922,9 +899,9 @@ mod tests {
         cmd.args(["--exact", &format!("{test}::helper_hub_that_exits")])
             .args(["--ignored", "--nocapture", "--test-threads=1"])
             .env(HELPER_DIR, dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         // like the spawner's own forks: none while a port is probed (another test's)
         let hub = crate::spawner::ports::forking(|| cmd.spawn())
             .unwrap()

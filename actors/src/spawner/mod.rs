@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use galilean_proto::records::SpawnerState;
 
+mod launch;
 pub mod local;
 mod ports;
 pub mod readiness;

@@ -36,13 +36,13 @@ const HELD: Duration = Duration::from_secs(60);
 /// Port probes and forks of this process exclude each other (see [`forking`]).
 static FORK_GATE: RwLock<()> = RwLock::new(());
 
-/// Runs `spawn`, which forks this process and execs in the child, while no port is
-/// being probed or claimed. From fork to exec a child holds a copy of every descriptor
-/// of the hub: a probe's listening socket (a server handed that port and started
-/// meanwhile could not bind it) and a claim file with its lock (the other nodes would
-/// pass over the port). `std`'s (and tokio's) spawn returns only once the child has
-/// exec'd, so holding this across it covers the whole window. Forks run side by side;
-/// a probe or claim waits for those under way.
+/// Runs `spawn`, which starts a child of this process that execs, while no port is
+/// being probed or claimed. Until it execs a child holds a copy of every descriptor of
+/// the hub: a probe's listening socket (a server handed that port and started meanwhile
+/// could not bind it) and a claim file with its lock (the other nodes would pass over
+/// the port). posix_spawn(3) (`launch.rs`), like `std`'s spawn, returns only once the
+/// child has exec'd, so holding this across it covers the whole window. Spawns run side
+/// by side; a probe or claim waits for those under way.
 pub(crate) fn forking<T>(spawn: impl FnOnce() -> T) -> T {
     let _no_probe = FORK_GATE.read().unwrap_or_else(|e| e.into_inner());
     spawn()
