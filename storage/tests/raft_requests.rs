@@ -33,39 +33,27 @@ fn applied(version: u64) -> CommitResult {
     }
 }
 
-/// Opens the store at `path`, applies `entries`, and makes what was applied durable (a
-/// synced write to the log, as a running node's next append does).
-async fn apply(path: &std::path::Path, entries: Vec<Entry<TypeConfig>>) -> Vec<Vec<CommitResult>> {
+/// Opens the store at `path`, applies `command` as entry `index`, and makes what was
+/// applied durable (a synced write to the log, as a running node's next append does);
+/// what its commits came to.
+async fn apply(path: &std::path::Path, index: u64, command: Command) -> Vec<CommitResult> {
     let (mut log, mut sm) = raft::open(path).unwrap();
-    let results = sm.apply(entries).await.unwrap();
+    let mut results = sm.apply([entry(index, command)]).await.unwrap();
     log.save_vote(&Vote::new(1, 1)).await.unwrap();
-    results
+    assert_eq!(results.len(), 1);
+    results.remove(0)
 }
 
 #[tokio::test]
 async fn every_commit_of_a_batch_is_known_by_its_request_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("raft.redb");
-    let first = apply(
-        &path,
-        vec![entry(
-            1,
-            Command::Batch(vec![set(b"a", b"1", 11), set(b"b", b"1", 12)]),
-        )],
-    )
-    .await;
-    assert_eq!(first, vec![vec![applied(1), applied(1)]]);
+    let first = Command::Batch(vec![set(b"a", b"1", 11), set(b"b", b"1", 12)]);
+    assert_eq!(apply(&path, 1, first).await, [applied(1), applied(1)]);
     // started again: the second commit sent again keeps its first answer and is not
     // applied; a new one is
-    let again = apply(
-        &path,
-        vec![entry(
-            2,
-            Command::Batch(vec![set(b"b", b"2", 12), set(b"c", b"1", 13)]),
-        )],
-    )
-    .await;
-    assert_eq!(again, vec![vec![applied(1), applied(2)]]);
+    let again = Command::Batch(vec![set(b"b", b"2", 12), set(b"c", b"1", 13)]);
+    assert_eq!(apply(&path, 2, again).await, [applied(1), applied(2)]);
     let (_, sm) = raft::open(&path).unwrap();
     assert_eq!(sm.get(b"b").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(sm.get(b"c").unwrap().as_deref(), Some(&b"1"[..]));
@@ -83,12 +71,8 @@ async fn request_ids_kept_before_batches_are_still_known() {
         tx.open_table(OLD).unwrap().insert(5, 77).unwrap();
         tx.commit().unwrap();
     }
-    let results = apply(
-        &path,
-        vec![entry(6, Command::Commit(set(b"k", b"again", 77)))],
-    )
-    .await;
-    assert_eq!(results, vec![vec![applied(5)]]);
+    let again = Command::Commit(set(b"k", b"again", 77));
+    assert_eq!(apply(&path, 6, again).await, [applied(5)]);
     let (_, sm) = raft::open(&path).unwrap();
     assert_eq!(sm.get(b"k").unwrap(), None);
     drop(sm);

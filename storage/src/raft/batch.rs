@@ -92,6 +92,44 @@ impl Batcher {
         }
         Some(pending.take())
     }
+
+    /// Frees a slot whose proposals stopped before [`Batcher::next`] freed it (the task
+    /// panicked or was dropped): what waits goes with the next commit added.
+    pub(super) fn release(&self) {
+        let mut pending = self.pending();
+        pending.in_flight = pending.in_flight.saturating_sub(1);
+    }
+}
+
+/// Owns a proposal slot while its task runs: frees it if the task ends any other way
+/// than through [`Batcher::next`] returning `None`.
+pub(super) struct Slot<'a> {
+    batcher: &'a Batcher,
+    held: bool,
+}
+
+impl<'a> Slot<'a> {
+    pub(super) fn new(batcher: &'a Batcher) -> Slot<'a> {
+        Slot {
+            batcher,
+            held: true,
+        }
+    }
+
+    /// The next batch for this slot, or `None` once it is free.
+    pub(super) fn next(&mut self) -> Option<Vec<Waiting>> {
+        let next = self.batcher.next();
+        self.held = next.is_some();
+        next
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.batcher.release();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -138,6 +176,27 @@ mod tests {
         assert!(batcher.next().is_none());
         let (w, _r) = waiting(1);
         assert_eq!(batcher.add(w).map(|b| b.len()), Some(1));
+    }
+
+    #[test]
+    fn a_slot_dropped_under_way_is_freed() {
+        let batcher = Batcher::default();
+        let slots: Vec<Slot<'_>> = (0..IN_FLIGHT)
+            .map(|_| {
+                assert!(batcher.add(waiting(1).0).is_some());
+                Slot::new(&batcher)
+            })
+            .collect();
+        assert!(batcher.add(waiting(1).0).is_none(), "every slot is taken");
+        // their tasks end without finishing (a panic): the slots are free again, and the
+        // commit that waited goes with the next one
+        drop(slots);
+        assert_eq!(batcher.add(waiting(1).0).map(|b| b.len()), Some(2));
+        // a slot that ran out of work freed itself through `next`, and frees no other
+        let mut slot = Slot::new(&batcher);
+        assert!(slot.next().is_none());
+        drop(slot);
+        assert_eq!(batcher.pending().in_flight, 0);
     }
 
     #[test]

@@ -433,13 +433,9 @@ impl Applied {
         let writes = RangeSet::written(mutations);
         match self.versions.last_mut() {
             Some((v, all, changes)) if *v == id.index => {
-                *all = RangeSet::from_unsorted(
-                    std::mem::take(all)
-                        .into_ranges()
-                        .into_iter()
-                        .chain(writes.clone().into_ranges())
-                        .collect(),
-                );
+                for (begin, end) in writes.clone().into_ranges() {
+                    all.insert(&begin, &end);
+                }
                 changes.extend_from_slice(mutations);
             }
             _ => self

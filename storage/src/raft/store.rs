@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use openraft::Raft;
 use tokio::sync::broadcast;
 
-use super::batch::{Batcher, Waiting};
+use super::batch::{Batcher, Slot, Waiting};
 use super::net::{ForwardError, HttpNetwork};
 use super::{Command, CommandResult, Commit, StateMachine, TypeConfig};
 use crate::occ::{CommitRequest, Committer, OccTransaction};
@@ -276,6 +276,7 @@ impl Inner {
     /// Proposes `batch`, tells each of its commits what it came to, and goes on with the
     /// batches that waited meanwhile until none does.
     async fn propose_batches(&self, mut batch: Vec<Waiting>) {
+        let mut slot = Slot::new(&self.batcher);
         loop {
             let (commits, answers): (Vec<Commit>, Vec<_>) =
                 batch.into_iter().map(|w| (w.commit, w.answer)).unzip();
@@ -299,7 +300,7 @@ impl Inner {
                 // a dropped receiver: its transaction stopped waiting, the commit stands
                 let _ = answer.send(result);
             }
-            match self.batcher.next() {
+            match slot.next() {
                 Some(next) => batch = next,
                 None => return,
             }
