@@ -105,6 +105,15 @@ pub enum Mutation {
 }
 
 impl Mutation {
+    /// The bytes of keys and values it carries.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Mutation::Set { key, value } => key.len() + value.len(),
+            Mutation::Clear { key } => key.len(),
+            Mutation::ClearRange { begin, end } => begin.len() + end.len(),
+        }
+    }
+
     /// Whether this mutation can touch a key that starts with `prefix`.
     pub fn touches_prefix(&self, prefix: &[u8]) -> bool {
         match self {

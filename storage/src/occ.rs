@@ -101,14 +101,7 @@ pub(crate) struct CommitRequest {
 impl CommitRequest {
     /// The bytes of keys and values it writes.
     fn bytes(&self) -> usize {
-        self.mutations
-            .iter()
-            .map(|m| match m {
-                Mutation::Set { key, value } => key.len() + value.len(),
-                Mutation::Clear { key } => key.len(),
-                Mutation::ClearRange { begin, end } => begin.len() + end.len(),
-            })
-            .sum()
+        self.mutations.iter().map(Mutation::bytes).sum()
     }
 }
 

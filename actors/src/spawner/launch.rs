@@ -91,29 +91,25 @@ pub(crate) fn spawn(launch: &Launch<'_>) -> io::Result<i32> {
 
 /// Waits until process `pid`, a child of this process, exits, and reaps it.
 pub(crate) async fn wait(pid: i32) -> io::Result<Ended> {
-    match pidfd(pid) {
+    let tick = match pidfd(pid) {
         Some(fd) => {
             // SAFETY: `fd` is an open pidfd that the `AsyncFd` owns until it is dropped
             let fd = unsafe {
                 tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
             }
             .map_err(io::Error::from)?;
-            // readable once the process has exited; it stays so
+            // readable once the process has exited
             let _ = fd.readable().await?;
-            loop {
-                if let Some(ended) = reap(pid)? {
-                    return Ok(ended);
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            Duration::from_millis(1)
         }
         // a kernel without pidfds (before 5.3): look every 50 ms
-        None => loop {
-            if let Some(ended) = reap(pid)? {
-                return Ok(ended);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        },
+        None => Duration::from_millis(50),
+    };
+    loop {
+        if let Some(ended) = reap(pid)? {
+            return Ok(ended);
+        }
+        tokio::time::sleep(tick).await;
     }
 }
 

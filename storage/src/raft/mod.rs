@@ -86,16 +86,7 @@ impl Commit {
     /// The bytes of keys and values it carries, for bounding a batch.
     pub fn bytes(&self) -> usize {
         let reads: usize = self.reads.iter().map(|(b, e)| b.len() + e.len()).sum();
-        let writes: usize = self
-            .mutations
-            .iter()
-            .map(|m| match m {
-                Mutation::Set { key, value } => key.len() + value.len(),
-                Mutation::Clear { key } => key.len(),
-                Mutation::ClearRange { begin, end } => begin.len() + end.len(),
-            })
-            .sum();
-        reads + writes
+        reads + self.mutations.iter().map(Mutation::bytes).sum::<usize>()
     }
 }
 

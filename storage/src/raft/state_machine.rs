@@ -371,14 +371,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 #[derive(Default)]
 struct Applied {
     results: Vec<CommandResult>,
-    /// The writes of each commit applied, with its version, in log order: what later
-    /// commits of the batch are checked against.
-    commits: Vec<(u64, RangeSet)>,
-    /// By version (an entry's commits share one): the union of the writes, for the
-    /// history, and every mutation in order, for the feed.
+    /// By version, in log order (an entry's commits share one): the union of the
+    /// writes, which later commits of the batch are checked against and the history
+    /// keeps, and every mutation in order, for the feed.
     versions: Vec<(u64, RangeSet, Vec<crate::Mutation>)>,
-    /// Request ids of this batch's commits, with their versions.
-    requests: Vec<(u128, u64)>,
+    /// Request id → version of this batch's commits.
+    requests: std::collections::HashMap<u128, u64>,
     last: u64,
 }
 
@@ -395,7 +393,6 @@ impl Applied {
         &mut self,
         tables: &mut Tables<'_>,
         h: &History,
-        batch_requests: &mut std::collections::HashMap<u128, u64>,
         id: LogId<NodeId>,
         commit: &Commit,
     ) -> Result<CommitResult, RaftError> {
@@ -410,7 +407,7 @@ impl Applied {
             if let Some(version) = h
                 .requests
                 .get(request)
-                .or_else(|| batch_requests.get(request))
+                .or_else(|| self.requests.get(request))
             {
                 return Ok(CommitResult {
                     version: *version,
@@ -420,9 +417,9 @@ impl Applied {
         }
         let reads = RangeSet::from_unsorted(reads.clone());
         let batch_conflict = self
-            .commits
+            .versions
             .iter()
-            .any(|(v, w)| *v > *read_version && w.intersects_set(&reads));
+            .any(|(v, w, _)| *v > *read_version && w.intersects_set(&reads));
         if batch_conflict || h.conflicts(*read_version, &reads) {
             return Ok(CommitResult {
                 version: 0,
@@ -433,20 +430,17 @@ impl Applied {
         let writes = RangeSet::written(mutations);
         match self.versions.last_mut() {
             Some((v, all, changes)) if *v == id.index => {
-                for (begin, end) in writes.clone().into_ranges() {
+                for (begin, end) in writes.into_ranges() {
                     all.insert(&begin, &end);
                 }
                 changes.extend_from_slice(mutations);
             }
-            _ => self
-                .versions
-                .push((id.index, writes.clone(), mutations.clone())),
+            _ => self.versions.push((id.index, writes, mutations.clone())),
         }
         if *request != 0 {
             tables.reqs.insert(id.index, *request).map_err(werr)?;
-            batch_requests.insert(*request, id.index);
+            self.requests.insert(*request, id.index);
         }
-        self.commits.push((id.index, writes));
         Ok(CommitResult {
             version: id.index,
             conflict: false,
@@ -497,7 +491,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     reqs: tx.open_multimap_table(REQUESTS).map_err(werr)?,
                 };
                 let mut meta = tx.open_table(META).map_err(werr)?;
-                let mut batch_requests = std::collections::HashMap::new();
                 let mut last = None;
                 for e in &entries {
                     let id = *e.get_log_id();
@@ -506,13 +499,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         EntryPayload::Normal(command) => {
                             let mut results = Vec::with_capacity(command.commits().len());
                             for commit in command.commits() {
-                                results.push(out.commit(
-                                    &mut tables,
-                                    &h,
-                                    &mut batch_requests,
-                                    id,
-                                    commit,
-                                )?);
+                                results.push(out.commit(&mut tables, &h, id, commit)?);
                             }
                             if let Some((_, writes, _)) =
                                 out.versions.last().filter(|(v, _, _)| *v == id.index)
@@ -567,7 +554,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     meta.insert("version", bytes.as_slice()).map_err(werr)?;
                 }
                 out.last = last_index;
-                out.requests = batch_requests.into_iter().collect();
             }
             tx.commit().map_err(werr)?;
             // committed: now the in-memory history may show it
