@@ -658,8 +658,14 @@ impl Node {
         if self.app.config.hub.cleanup_servers {
             stop_all_servers(&self.app).await;
         }
-        if let Err(e) = flush_activity(&self.app).await {
-            tracing::warn!("last activity flush failed: {e}");
+        // bounded: a node whose whole cluster stops with it may have no majority left to
+        // commit to, and would otherwise wait out the store's commit deadline
+        match tokio::time::timeout(LAST_FLUSH_TIMEOUT, flush_activity(&self.app)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("last activity flush failed: {e}"),
+            Err(_) => tracing::warn!(
+                "last activity flush gave up after {LAST_FLUSH_TIMEOUT:?}: the store did not commit it"
+            ),
         }
         for t in self.tasks {
             t.abort();
@@ -782,6 +788,9 @@ async fn feed_routes(replica: Arc<Replica>, base_url: String, tx: watch::Sender<
         }
     }
 }
+
+/// How long a stopping node waits for its last flush of activity.
+const LAST_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 
 async fn flush_activity_forever(app: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(ACTIVITY_FLUSH_INTERVAL);

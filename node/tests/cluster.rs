@@ -500,6 +500,36 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     .await;
 }
 
+/// A whole cluster stopped at once: every node exits promptly, though the last to flush
+/// its activity finds no majority left to commit it (such a node waited on its leader's
+/// write forever: raft's leader waits for followers as long as it leads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_stopped_at_once_exits_promptly() {
+    let dir = TestDir::new();
+    let peers: Vec<(u64, u16)> = (1..=3).map(|id| (id, free_pair())).collect();
+    for round in 0..2 {
+        // the second time from the files the first stop left
+        let mut nodes: Vec<ClusterNode> = peers
+            .iter()
+            .map(|(id, _)| start_node(dir.path(), *id, &peers, SECRET))
+            .collect();
+        let refs: Vec<&ClusterNode> = nodes.iter().collect();
+        wait_healthy(&refs, Duration::from_secs(30)).await;
+        // activity on every node, for each to flush as it stops
+        for n in &nodes {
+            assert_eq!(whoami_status(&n.url, ADMIN_TOKEN).await, 200);
+        }
+        for n in &nodes {
+            n.signal("-TERM");
+        }
+        for n in &mut nodes {
+            let what = format!("node {} still running 8 s after SIGTERM", n.id);
+            let status = n.exit_within(Duration::from_secs(8), &what).await;
+            assert!(status.success(), "round {round}, node {}: {status}", n.id);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_another_secret_is_refused() {
     let _serial = SERIAL.lock().await;

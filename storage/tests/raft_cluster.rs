@@ -197,6 +197,36 @@ async fn a_new_leader_takes_over_and_nothing_acknowledged_is_lost() {
     }
 }
 
+/// A leader whose followers are gone cannot commit: a write through it fails as
+/// unavailable within the commit deadline instead of waiting for a majority that may
+/// never come back (a node stopping with the rest of its cluster waited forever on its
+/// last flush of activity).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_its_majority_gives_up_on_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path()).await;
+    let l = leader(&nodes, Duration::from_secs(5)).await;
+    put(&nodes[l].store, b"before", b"v").await.unwrap();
+    for (i, n) in nodes.iter().enumerate() {
+        if i != l {
+            n.store.raft().shutdown().await.unwrap();
+            n.server.abort();
+        }
+    }
+    let asked = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        put(&nodes[l].store, b"after", b"v"),
+    )
+    .await
+    .expect("a write on a leader without followers never came back");
+    assert!(
+        matches!(answer, Err(StoreError::Unavailable(_))),
+        "{answer:?}"
+    );
+    eprintln!("gave up after {:?}", asked.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_cluster_secret_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -197,7 +197,20 @@ impl Inner {
     async fn propose(&self, command: Command) -> Result<CommandResult, StoreError> {
         let deadline = Instant::now() + COMMIT_TIMEOUT;
         loop {
-            let attempt = match self.raft.client_write(command.clone()).await {
+            // openraft's leader waits for its majority as long as it leads, which a
+            // leader cut off from every follower does until one comes back
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            let written = tokio::time::timeout(left, self.raft.client_write(command.clone()))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "raft: no majority acknowledged the write within {COMMIT_TIMEOUT:?} \
+                         (it may yet commit)"
+                    ))
+                })?;
+            let attempt = match written {
                 Ok(r) => Ok(r.data),
                 Err(e) => match e.forward_to_leader() {
                     Some(f) => match &f.leader_node {
