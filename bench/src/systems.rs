@@ -94,6 +94,8 @@ pub struct Hub {
     /// JupyterHub).
     pub pids: Vec<u32>,
     children: Vec<Child>,
+    /// Each child's log (stdout and stderr), in the order of `children`.
+    logs: Vec<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -105,19 +107,36 @@ fn ephemeral_low() -> u16 {
         .unwrap_or(32768)
 }
 
-/// `n` consecutive free ports on 127.0.0.1 (a moment ago), from below the ephemeral
-/// range: a port inside it could be taken, before the hub binds it, as the local port of
-/// one of the many outgoing connections a run makes.
+/// Ports this run has handed out: none is handed out twice. A port is only checked free,
+/// not held, until its server binds it, and the servers of a system are started after
+/// all its ports are chosen: two choices falling on one port would start one server
+/// that cannot listen.
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// `n` consecutive free ports on 127.0.0.1 (a moment ago), none handed out before in
+/// this run, from below the ephemeral range: a port inside it could be taken, before the
+/// hub binds it, as the local port of one of the many outgoing connections a run makes.
 fn free_ports(n: u16) -> anyhow::Result<u16> {
     let top = ephemeral_low().max(10_000 + n + 1) - n;
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
         let p = rand::Rng::gen_range(&mut rand::thread_rng(), 10_000..top);
-        if (p..p + n).all(free) {
+        if (p..p + n).all(|p| !handed_out.contains(&p) && free(p)) {
+            handed_out.extend(p..p + n);
             return Ok(p);
         }
     }
     anyhow::bail!("no {n} free consecutive ports on 127.0.0.1 below {top}")
+}
+
+/// The last lines of the log at `path` (the run's directory goes with the hub).
+fn log_tail(path: &Path) -> String {
+    const LINES: usize = 40;
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LINES)..].join("\n")
 }
 
 /// A free port on 127.0.0.1 (a moment ago).
@@ -200,6 +219,7 @@ impl Hub {
             addrs: vec![addr],
             pids: vec![child.id()],
             children: vec![child],
+            logs: vec![dir.path().join("galilean.log")],
             dir,
         };
         hub.wait_ready().await?;
@@ -225,6 +245,7 @@ impl Hub {
             addrs: Vec::new(),
             pids: Vec::new(),
             children: Vec::new(),
+            logs: Vec::new(),
             dir,
         };
         for (i, (public, cluster)) in ports.iter().enumerate() {
@@ -240,6 +261,7 @@ impl Hub {
             hub.addrs.push(SocketAddr::from(([127, 0, 0, 1], *public)));
             hub.pids.push(child.id());
             hub.children.push(child);
+            hub.logs.push(hub.dir.path().join(format!("node{id}.log")));
         }
         hub.wait_ready().await?;
         Ok(hub)
@@ -292,6 +314,7 @@ impl Hub {
             addrs: vec![addr],
             pids: vec![pid],
             children: vec![child],
+            logs: vec![dir.path().join("jupyterhub.log")],
             dir,
         };
         hub.wait_ready().await?;
@@ -313,9 +336,14 @@ impl Hub {
                     }
                     Err(_) => {}
                 }
-                for c in &mut self.children {
+                for (c, log) in self.children.iter_mut().zip(&self.logs) {
                     if let Some(status) = c.try_wait()? {
-                        anyhow::bail!("{} exited at start ({status})", self.kind.name());
+                        anyhow::bail!(
+                            "{} exited at start ({status}); the end of {}:\n{}",
+                            self.kind.name(),
+                            log.display(),
+                            log_tail(log)
+                        );
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -693,6 +721,15 @@ pub fn repo_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_port_is_handed_out_twice() {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..500 {
+            let p = free_port_pair().unwrap();
+            assert!(seen.insert(p) && seen.insert(p + 1), "{p} again");
+        }
+    }
 
     #[test]
     fn chosen_ports_are_free_and_below_the_ephemeral_range() {
