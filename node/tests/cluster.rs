@@ -1732,8 +1732,10 @@ async fn kill_under_load(kill_the_leader: bool, tweak: impl Fn(String) -> String
         acked.len(),
         failed.load(std::sync::atomic::Ordering::Relaxed)
     );
+    // a bound, not the figure (README: about 3.5 s when the leader dies): the whole
+    // suite on two cores once took past 5 s, its debug nodes sharing them with the load
     assert!(
-        failover < Duration::from_secs(5),
+        failover < Duration::from_secs(8),
         "the victim's user was served again only after {failover:?}"
     );
     if kill_the_leader {
