@@ -93,10 +93,14 @@ pub struct Hub {
     /// The processes whose memory is the system's (every node; hub and proxy for
     /// JupyterHub).
     pub pids: Vec<u32>,
-    children: Vec<Child>,
-    /// Each child's log (stdout and stderr), in the order of `children`.
-    logs: Vec<PathBuf>,
+    children: Vec<Process>,
     dir: tempfile::TempDir,
+}
+
+/// A process the hub is made of, and the file its stdout and stderr go to.
+struct Process {
+    child: Child,
+    log: PathBuf,
 }
 
 /// The lowest port of the kernel's ephemeral range.
@@ -189,11 +193,12 @@ impl Hub {
         dir: &Path,
         name: &str,
         config: String,
-    ) -> anyhow::Result<Child> {
+    ) -> anyhow::Result<Process> {
         let config_path = dir.join(format!("{name}.toml"));
         std::fs::write(&config_path, config)?;
-        let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-        Command::new(&paths.galilean)
+        let log_path = dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(&paths.galilean)
             .args(["serve", "--config"])
             .arg(&config_path)
             .env(
@@ -204,22 +209,25 @@ impl Hub {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {}", paths.galilean.display()))
+            .with_context(|| format!("starting {}", paths.galilean.display()))?;
+        Ok(Process {
+            child,
+            log: log_path,
+        })
     }
 
     async fn galilean(paths: &Paths) -> anyhow::Result<Hub> {
         let dir = hub_dir()?;
         let port = free_port()?;
         let config = Hub::galilean_config(paths, dir.path(), port, "");
-        let child = Hub::galilean_process(paths, dir.path(), "galilean", config)?;
+        let process = Hub::galilean_process(paths, dir.path(), "galilean", config)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut hub = Hub {
             kind: Kind::Galilean,
             addr,
             addrs: vec![addr],
-            pids: vec![child.id()],
-            children: vec![child],
-            logs: vec![dir.path().join("galilean.log")],
+            pids: vec![process.child.id()],
+            children: vec![process],
             dir,
         };
         hub.wait_ready().await?;
@@ -245,7 +253,6 @@ impl Hub {
             addrs: Vec::new(),
             pids: Vec::new(),
             children: Vec::new(),
-            logs: Vec::new(),
             dir,
         };
         for (i, (public, cluster)) in ports.iter().enumerate() {
@@ -257,11 +264,11 @@ impl Hub {
                 peers = peers.join(", "),
                 secret = toml_str(CLUSTER_SECRET),
             );
-            let child = Hub::galilean_process(paths, hub.dir.path(), &format!("node{id}"), config)?;
+            let process =
+                Hub::galilean_process(paths, hub.dir.path(), &format!("node{id}"), config)?;
             hub.addrs.push(SocketAddr::from(([127, 0, 0, 1], *public)));
-            hub.pids.push(child.id());
-            hub.children.push(child);
-            hub.logs.push(hub.dir.path().join(format!("node{id}.log")));
+            hub.pids.push(process.child.id());
+            hub.children.push(process);
         }
         hub.wait_ready().await?;
         Ok(hub)
@@ -279,7 +286,8 @@ impl Hub {
             "JupyterHub or configurable-http-proxy is missing under {}: run bench/peer/install",
             paths.peer.display()
         );
-        let log = std::fs::File::create(dir.path().join("jupyterhub.log"))?;
+        let log_path = dir.path().join("jupyterhub.log");
+        let log = std::fs::File::create(&log_path)?;
         let venv_bin = paths.peer.join("venv/bin");
         let path = format!(
             "{}:{}",
@@ -313,8 +321,10 @@ impl Hub {
             addr,
             addrs: vec![addr],
             pids: vec![pid],
-            children: vec![child],
-            logs: vec![dir.path().join("jupyterhub.log")],
+            children: vec![Process {
+                child,
+                log: log_path,
+            }],
             dir,
         };
         hub.wait_ready().await?;
@@ -336,13 +346,13 @@ impl Hub {
                     }
                     Err(_) => {}
                 }
-                for (c, log) in self.children.iter_mut().zip(&self.logs) {
-                    if let Some(status) = c.try_wait()? {
+                for p in &mut self.children {
+                    if let Some(status) = p.child.try_wait()? {
                         anyhow::bail!(
                             "{} exited at start ({status}); the end of {}:\n{}",
                             self.kind.name(),
-                            log.display(),
-                            log_tail(log)
+                            p.log.display(),
+                            log_tail(&p.log)
                         );
                     }
                 }
@@ -393,23 +403,23 @@ impl Hub {
     /// launch while the hub stops). The bench must not leave processes behind: a server
     /// is any process working in the hub's directory (both hubs put homes there).
     pub async fn stop(mut self) {
-        for c in &self.children {
-            let _ = kill(self.target(c), Signal::SIGTERM);
+        for p in &self.children {
+            let _ = kill(self.target(&p.child), Signal::SIGTERM);
         }
         for _ in 0..100 {
             if self
                 .children
                 .iter_mut()
-                .all(|c| c.try_wait().ok().flatten().is_some())
+                .all(|p| p.child.try_wait().ok().flatten().is_some())
             {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let children = std::mem::take(&mut self.children);
-        for mut c in children {
-            let _ = kill(self.target(&c), Signal::SIGKILL);
-            let _ = c.wait();
+        for mut p in children {
+            let _ = kill(self.target(&p.child), Signal::SIGKILL);
+            let _ = p.child.wait();
         }
         let left = processes_under(self.dir.path());
         if !left.is_empty() {
@@ -441,7 +451,7 @@ fn processes_under(root: &Path) -> Vec<u32> {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for Process { child: c, .. } in &mut self.children {
             if c.try_wait().ok().flatten().is_none() {
                 let pid = c.id() as i32;
                 let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
