@@ -246,10 +246,16 @@ impl Replica {
         self.applied.send_replace(batch.version);
     }
 
-    fn replace(&self, state: State) {
+    fn replace(&self, mut state: State) {
         let version = state.version;
         {
             let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+            // the generation only grows: a reloaded state counts from zero, and must not
+            // land on the number a route table was last built at
+            state.servers_generation = guard
+                .servers_generation
+                .wrapping_add(state.servers_generation)
+                .wrapping_add(1);
             *guard = state;
         }
         self.applied.send_replace(version);
@@ -296,5 +302,30 @@ async fn follow(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_moves_the_servers_generation_on() {
+        let (applied, _) = watch::channel(0);
+        let replica = Replica {
+            state: RwLock::new(State {
+                servers_generation: 3,
+                ..State::default()
+            }),
+            applied,
+        };
+        // the reloaded state loaded three server records: generation 3, as before
+        replica.replace(State {
+            servers_generation: 3,
+            version: 9,
+            ..State::default()
+        });
+        assert!(replica.read(|s| s.servers_generation) > 3);
+        assert_eq!(replica.version(), 9);
     }
 }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
@@ -16,17 +17,48 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::app::AppState;
-use crate::proxy::{ActivityRecorder, Proxy, ProxyBody, ProxyError, RouteTable};
+use crate::proxy::{ActivityRecorder, Proxy, ProxyBody, ProxyError, Route, RouteTable};
+use galilean_storage::Version;
 
 pub type FrontBody = Either<ProxyBody, Body>;
 
 /// The largest request body the hub's own handlers accept (the proxy streams any size).
 pub const MAX_HUB_BODY: usize = 1024 * 1024;
 
+/// The longest a request under `P/user/` that finds no route waits for the route table
+/// to catch up with the replica (normally microseconds: the feed is a local task).
+const ROUTES_CATCH_UP: Duration = Duration::from_secs(2);
+
+/// The route table and the replica version it reflects, both published by the node's
+/// route feed (the table first).
+pub struct RouteFeed {
+    pub table: watch::Receiver<Arc<RouteTable>>,
+    pub as_of: watch::Receiver<Version>,
+}
+
+impl RouteFeed {
+    /// Looks `path` up in a table that reflects at least replica `version`, waiting for
+    /// the feed at most `wait` (then looking up in the newest table there is).
+    pub async fn lookup_as_of(
+        &self,
+        path: &str,
+        version: Version,
+        wait: Duration,
+    ) -> Option<Arc<Route>> {
+        let mut as_of = self.as_of.clone();
+        let _ = tokio::time::timeout(wait, as_of.wait_for(|v| *v >= version)).await;
+        // the borrow is released before any await
+        let route = self.table.borrow().lookup(path);
+        route
+    }
+}
+
 /// What every connection shares.
 pub struct Front {
     app: Arc<AppState>,
-    routes: watch::Receiver<Arc<RouteTable>>,
+    routes: RouteFeed,
+    /// `P + "user/"`: where servers' routes live.
+    user_prefix: String,
     proxy: Proxy,
     hub: axum::Router,
     version: HeaderValue,
@@ -37,11 +69,7 @@ pub struct Front {
 }
 
 impl Front {
-    pub fn new(
-        app: Arc<AppState>,
-        routes: watch::Receiver<Arc<RouteTable>>,
-        activity: ActivityRecorder,
-    ) -> Front {
+    pub fn new(app: Arc<AppState>, routes: RouteFeed, activity: ActivityRecorder) -> Front {
         let hub = crate::pages::router(app.clone());
         // clients parse this as a version number: Galilean's own goes beside it
         let version = HeaderValue::from_static(galilean_proto::JUPYTERHUB_VERSION);
@@ -54,6 +82,7 @@ impl Front {
         Front {
             secure_cookies,
             api_prefix: format!("{}api", app.hub_prefix),
+            user_prefix: format!("{}user/", app.base_url),
             app,
             routes,
             proxy: Proxy::new(activity),
@@ -79,7 +108,17 @@ impl Front {
             ));
         }
         // the borrow is released before any await
-        let route = self.routes.borrow().lookup(req.uri().path());
+        let mut route = self.routes.table.borrow().lookup(req.uri().path());
+        if route.is_none() && req.uri().path().starts_with(&self.user_prefix) {
+            // The route feed is a task of its own, just behind the replica: a client told
+            // by this node that a server is ready must reach it, not the hub's redirect.
+            // Only missed server paths wait, and only while the table is behind.
+            let version = self.app.replica.read(|s| s.version);
+            route = self
+                .routes
+                .lookup_as_of(req.uri().path(), version, ROUTES_CATCH_UP)
+                .await;
+        }
         if let Some(route) = route {
             let response = self
                 .proxy
@@ -246,4 +285,60 @@ fn unavailable(message: &str) -> Response<FrontBody> {
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r.map(Either::Right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::RouteKey;
+
+    fn alice() -> RouteTable {
+        RouteTable::from_routes([Route::new(
+            "/user/alice/",
+            "http://127.0.0.1:9",
+            RouteKey::new("alice", ""),
+        )])
+    }
+
+    #[tokio::test]
+    async fn a_miss_waits_for_a_table_behind_the_replica() {
+        let (table_tx, table) = watch::channel(Arc::new(RouteTable::empty()));
+        let (as_of_tx, as_of) = watch::channel(6);
+        let feed = RouteFeed { table, as_of };
+        // the replica is at version 7, where alice's server runs; the feed publishes it late
+        let publish = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            table_tx.send_replace(Arc::new(alice()));
+            as_of_tx.send_replace(7);
+            (table_tx, as_of_tx)
+        });
+        let route = feed
+            .lookup_as_of("/user/alice/lab", 7, Duration::from_secs(5))
+            .await;
+        assert_eq!(
+            route.map(|r| r.target.clone()).as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        let _ = publish.await;
+    }
+
+    #[tokio::test]
+    async fn a_miss_in_a_caught_up_table_answers_at_once() {
+        let (_table_tx, table) = watch::channel(Arc::new(alice()));
+        let (_as_of_tx, as_of) = watch::channel(7);
+        let feed = RouteFeed { table, as_of };
+        let started = std::time::Instant::now();
+        assert!(feed
+            .lookup_as_of("/user/bob/lab", 7, Duration::from_secs(5))
+            .await
+            .is_none());
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // a feed that stopped is waited for no longer than asked
+        let started = std::time::Instant::now();
+        assert!(feed
+            .lookup_as_of("/user/bob/lab", 8, Duration::from_millis(100))
+            .await
+            .is_none());
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
 }

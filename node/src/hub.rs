@@ -14,14 +14,14 @@ use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
 use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, ServerPhase};
 use galilean_storage::raft::net::Document;
-use galilean_storage::{RedbStore, Store};
+use galilean_storage::{RedbStore, Store, Version};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppState, ServiceInfo};
 use crate::config::Config;
-use crate::front::Front;
+use crate::front::{Front, RouteFeed};
 use crate::pages::templates::Templates;
 use crate::proxy::{ActivityRecorder, Route, RouteKey, RouteTable};
 
@@ -611,6 +611,7 @@ async fn build_at(
     }
     let activity = ActivityRecorder::new();
     let (routes_tx, routes_rx) = watch::channel(Arc::new(RouteTable::empty()));
+    let (as_of_tx, as_of_rx) = watch::channel(0);
     let app = Arc::new(AppState {
         cookie_max_age_secs: config.hub.cookie_max_age.as_secs().max(1) as i64,
         config,
@@ -633,7 +634,12 @@ async fn build_at(
 
     let mut tasks = vec![
         serving,
-        tokio::spawn(feed_routes(replica.clone(), base_url.clone(), routes_tx)),
+        tokio::spawn(feed_routes(
+            replica.clone(),
+            base_url.clone(),
+            routes_tx,
+            as_of_tx,
+        )),
         tokio::spawn(flush_activity_forever(app.clone(), shutdown_rx.clone())),
     ];
     tasks.extend(cluster_tasks);
@@ -641,7 +647,11 @@ async fn build_at(
     // servers a previous run left running: re-adopted if their process runs, else stopped
     app.router.adopt_servers().await;
 
-    let front = Arc::new(Front::new(app.clone(), routes_rx, activity));
+    let routes = RouteFeed {
+        table: routes_rx,
+        as_of: as_of_rx,
+    };
+    let front = Arc::new(Front::new(app.clone(), routes, activity));
     front_tx.send_replace(Some(front));
     Ok(Node {
         addr,
@@ -758,14 +768,20 @@ async fn reconcile_admins(
     Ok(())
 }
 
-/// Keeps the proxy's route table equal to the running servers in the replica.
-async fn feed_routes(replica: Arc<Replica>, base_url: String, tx: watch::Sender<Arc<RouteTable>>) {
+/// Keeps the proxy's route table equal to the running servers in the replica, and says
+/// which replica version the published table reflects (after publishing it).
+async fn feed_routes(
+    replica: Arc<Replica>,
+    base_url: String,
+    tx: watch::Sender<Arc<RouteTable>>,
+    as_of: watch::Sender<Version>,
+) {
     let mut changes = replica.watch();
     let mut generation = u64::MAX;
     loop {
-        let next = replica.read(|s| {
+        let (version, next) = replica.read(|s| {
             if s.servers_generation == generation {
-                return None;
+                return (s.version, None);
             }
             let routes: Vec<Route> = s
                 .servers
@@ -777,12 +793,16 @@ async fn feed_routes(replica: Arc<Replica>, base_url: String, tx: watch::Sender<
                     Some(Route::new(key.prefix(&base_url), target.clone(), key))
                 })
                 .collect();
-            Some((s.servers_generation, RouteTable::from_routes(routes)))
+            (
+                s.version,
+                Some((s.servers_generation, RouteTable::from_routes(routes))),
+            )
         });
         if let Some((g, table)) = next {
             generation = g;
             tx.send_replace(Arc::new(table));
         }
+        as_of.send_replace(version);
         if changes.changed().await.is_err() {
             return;
         }
