@@ -28,7 +28,8 @@ pub struct State {
     pub token_ids: HashMap<u64, String>,
     pub clients: HashMap<String, Arc<OAuthClientRecord>>,
     pub meta: HashMap<String, Vec<u8>>,
-    /// Increases whenever a server record changes (the route table rebuilds on it).
+    /// Increases whenever a server record changes, and never decreases (the route table
+    /// rebuilds on it, and is stamped with it).
     pub servers_generation: u64,
     pub version: Version,
 }
@@ -250,8 +251,8 @@ impl Replica {
         let version = state.version;
         {
             let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
-            // the generation only grows: a reloaded state counts from zero, and must not
-            // land on the number a route table was last built at
+            // the generation only grows (the route feed and the proxy compare it): a
+            // reloaded state counts from zero
             state.servers_generation = guard
                 .servers_generation
                 .wrapping_add(state.servers_generation)

@@ -18,7 +18,6 @@ use tower::ServiceExt;
 
 use crate::app::AppState;
 use crate::proxy::{ActivityRecorder, Proxy, ProxyBody, ProxyError, Route, RouteTable};
-use galilean_storage::Version;
 
 pub type FrontBody = Either<ProxyBody, Body>;
 
@@ -29,34 +28,35 @@ pub const MAX_HUB_BODY: usize = 1024 * 1024;
 /// to catch up with the replica (normally microseconds: the feed is a local task).
 const ROUTES_CATCH_UP: Duration = Duration::from_secs(2);
 
-/// The route table and the replica version it reflects, both published by the node's
-/// route feed (the table first).
-pub struct RouteFeed {
-    pub table: watch::Receiver<Arc<RouteTable>>,
-    pub as_of: watch::Receiver<Version>,
+/// The route table the node's route feed publishes, with the replica's servers
+/// generation it was built at.
+#[derive(Debug, Default, Clone)]
+pub struct PublishedRoutes {
+    pub table: Arc<RouteTable>,
+    pub servers_generation: u64,
 }
 
-impl RouteFeed {
-    /// Looks `path` up in a table that reflects at least replica `version`, waiting for
-    /// the feed at most `wait` (then looking up in the newest table there is).
-    pub async fn lookup_as_of(
-        &self,
-        path: &str,
-        version: Version,
-        wait: Duration,
-    ) -> Option<Arc<Route>> {
-        let mut as_of = self.as_of.clone();
-        let _ = tokio::time::timeout(wait, as_of.wait_for(|v| *v >= version)).await;
-        // the borrow is released before any await
-        let route = self.table.borrow().lookup(path);
-        route
-    }
+/// Looks `path` up in a published table built at least at `servers_generation` (the
+/// replica's, which only grows), waiting for the feed at most `wait` (then looking up in
+/// the newest table there is).
+async fn lookup_caught_up(
+    routes: &watch::Receiver<PublishedRoutes>,
+    path: &str,
+    servers_generation: u64,
+    wait: Duration,
+) -> Option<Arc<Route>> {
+    let mut rx = routes.clone();
+    let caught_up = |p: &PublishedRoutes| p.servers_generation >= servers_generation;
+    let _ = tokio::time::timeout(wait, rx.wait_for(caught_up)).await;
+    // the borrow is released before any await
+    let route = rx.borrow().table.lookup(path);
+    route
 }
 
 /// What every connection shares.
 pub struct Front {
     app: Arc<AppState>,
-    routes: RouteFeed,
+    routes: watch::Receiver<PublishedRoutes>,
     /// `P + "user/"`: where servers' routes live.
     user_prefix: String,
     proxy: Proxy,
@@ -69,7 +69,11 @@ pub struct Front {
 }
 
 impl Front {
-    pub fn new(app: Arc<AppState>, routes: RouteFeed, activity: ActivityRecorder) -> Front {
+    pub fn new(
+        app: Arc<AppState>,
+        routes: watch::Receiver<PublishedRoutes>,
+        activity: ActivityRecorder,
+    ) -> Front {
         let hub = crate::pages::router(app.clone());
         // clients parse this as a version number: Galilean's own goes beside it
         let version = HeaderValue::from_static(galilean_proto::JUPYTERHUB_VERSION);
@@ -108,16 +112,14 @@ impl Front {
             ));
         }
         // the borrow is released before any await
-        let mut route = self.routes.table.borrow().lookup(req.uri().path());
+        let mut route = self.routes.borrow().table.lookup(req.uri().path());
         if route.is_none() && req.uri().path().starts_with(&self.user_prefix) {
             // The route feed is a task of its own, just behind the replica: a client told
             // by this node that a server is ready must reach it, not the hub's redirect.
             // Only missed server paths wait, and only while the table is behind.
-            let version = self.app.replica.read(|s| s.version);
-            route = self
-                .routes
-                .lookup_as_of(req.uri().path(), version, ROUTES_CATCH_UP)
-                .await;
+            let generation = self.app.replica.read(|s| s.servers_generation);
+            route =
+                lookup_caught_up(&self.routes, req.uri().path(), generation, ROUTES_CATCH_UP).await;
         }
         if let Some(route) = route {
             let response = self
@@ -300,21 +302,23 @@ mod tests {
         )])
     }
 
+    fn published(table: RouteTable, servers_generation: u64) -> PublishedRoutes {
+        PublishedRoutes {
+            table: Arc::new(table),
+            servers_generation,
+        }
+    }
+
     #[tokio::test]
     async fn a_miss_waits_for_a_table_behind_the_replica() {
-        let (table_tx, table) = watch::channel(Arc::new(RouteTable::empty()));
-        let (as_of_tx, as_of) = watch::channel(6);
-        let feed = RouteFeed { table, as_of };
-        // the replica is at version 7, where alice's server runs; the feed publishes it late
+        let (tx, routes) = watch::channel(published(RouteTable::empty(), 6));
+        // the replica is at generation 7, where alice's server runs; the feed publishes it late
         let publish = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            table_tx.send_replace(Arc::new(alice()));
-            as_of_tx.send_replace(7);
-            (table_tx, as_of_tx)
+            tx.send_replace(published(alice(), 7));
+            tx
         });
-        let route = feed
-            .lookup_as_of("/user/alice/lab", 7, Duration::from_secs(5))
-            .await;
+        let route = lookup_caught_up(&routes, "/user/alice/lab", 7, Duration::from_secs(5)).await;
         assert_eq!(
             route.map(|r| r.target.clone()).as_deref(),
             Some("http://127.0.0.1:9")
@@ -324,15 +328,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_miss_in_a_caught_up_table_answers_at_once() {
-        let (_table_tx, table) = watch::channel(Arc::new(alice()));
-        let (_as_of_tx, as_of) = watch::channel(7);
-        let feed = RouteFeed { table, as_of };
+        let (_tx, routes) = watch::channel(published(alice(), 7));
         // bob has no route: how long the miss takes to be answered
-        let miss = |version: Version, wait: Duration| {
-            let feed = &feed;
+        let miss = |generation: u64, wait: Duration| {
+            let routes = &routes;
             async move {
                 let started = std::time::Instant::now();
-                let route = feed.lookup_as_of("/user/bob/lab", version, wait).await;
+                let route = lookup_caught_up(routes, "/user/bob/lab", generation, wait).await;
                 assert!(route.is_none());
                 started.elapsed()
             }

@@ -14,14 +14,14 @@ use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
 use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, ServerPhase};
 use galilean_storage::raft::net::Document;
-use galilean_storage::{RedbStore, Store, Version};
+use galilean_storage::{RedbStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppState, ServiceInfo};
 use crate::config::Config;
-use crate::front::{Front, RouteFeed};
+use crate::front::{Front, PublishedRoutes};
 use crate::pages::templates::Templates;
 use crate::proxy::{ActivityRecorder, Route, RouteKey, RouteTable};
 
@@ -610,8 +610,7 @@ async fn build_at(
         own_origins.push(public_host);
     }
     let activity = ActivityRecorder::new();
-    let (routes_tx, routes_rx) = watch::channel(Arc::new(RouteTable::empty()));
-    let (as_of_tx, as_of_rx) = watch::channel(0);
+    let (routes_tx, routes_rx) = watch::channel(PublishedRoutes::default());
     let app = Arc::new(AppState {
         cookie_max_age_secs: config.hub.cookie_max_age.as_secs().max(1) as i64,
         config,
@@ -634,12 +633,7 @@ async fn build_at(
 
     let mut tasks = vec![
         serving,
-        tokio::spawn(feed_routes(
-            replica.clone(),
-            base_url.clone(),
-            routes_tx,
-            as_of_tx,
-        )),
+        tokio::spawn(feed_routes(replica.clone(), base_url.clone(), routes_tx)),
         tokio::spawn(flush_activity_forever(app.clone(), shutdown_rx.clone())),
     ];
     tasks.extend(cluster_tasks);
@@ -647,11 +641,7 @@ async fn build_at(
     // servers a previous run left running: re-adopted if their process runs, else stopped
     app.router.adopt_servers().await;
 
-    let routes = RouteFeed {
-        table: routes_rx,
-        as_of: as_of_rx,
-    };
-    let front = Arc::new(Front::new(app.clone(), routes, activity));
+    let front = Arc::new(Front::new(app.clone(), routes_rx, activity));
     front_tx.send_replace(Some(front));
     Ok(Node {
         addr,
@@ -768,20 +758,15 @@ async fn reconcile_admins(
     Ok(())
 }
 
-/// Keeps the proxy's route table equal to the running servers in the replica, and says
-/// which replica version the published table reflects (after publishing it).
-async fn feed_routes(
-    replica: Arc<Replica>,
-    base_url: String,
-    tx: watch::Sender<Arc<RouteTable>>,
-    as_of: watch::Sender<Version>,
-) {
+/// Keeps the proxy's route table equal to the running servers in the replica, stamped
+/// with the servers generation it was built at.
+async fn feed_routes(replica: Arc<Replica>, base_url: String, tx: watch::Sender<PublishedRoutes>) {
     let mut changes = replica.watch();
     let mut generation = u64::MAX;
     loop {
-        let (version, next) = replica.read(|s| {
+        let next = replica.read(|s| {
             if s.servers_generation == generation {
-                return (s.version, None);
+                return None;
             }
             let routes: Vec<Route> = s
                 .servers
@@ -793,16 +778,15 @@ async fn feed_routes(
                     Some(Route::new(key.prefix(&base_url), target.clone(), key))
                 })
                 .collect();
-            (
-                s.version,
-                Some((s.servers_generation, RouteTable::from_routes(routes))),
-            )
+            Some(PublishedRoutes {
+                table: Arc::new(RouteTable::from_routes(routes)),
+                servers_generation: s.servers_generation,
+            })
         });
-        if let Some((g, table)) = next {
-            generation = g;
-            tx.send_replace(Arc::new(table));
+        if let Some(published) = next {
+            generation = published.servers_generation;
+            tx.send_replace(published);
         }
-        as_of.send_replace(version);
         if changes.changed().await.is_err() {
             return;
         }
