@@ -106,6 +106,9 @@ pub struct ServerState {
     /// find it.
     launched: Arc<Mutex<Option<SpawnerState>>>,
     last_failure: Option<String>,
+    /// The store shows a server this actor did not start (an earlier actor's, on this
+    /// node or another): it is judged (`adopt`) before the next message is handled.
+    inherited: bool,
 }
 
 impl Actor for ServerActor {
@@ -151,6 +154,7 @@ impl Actor for ServerActor {
             spawn_task: None,
             launched: Arc::new(Mutex::new(None)),
             last_failure: failure,
+            inherited: phase != ServerPhase::Stopped,
         })
     }
 
@@ -160,6 +164,17 @@ impl Actor for ServerActor {
         msg: ServerMsg,
         st: &mut ServerState,
     ) -> Result<(), ActorProcessingErr> {
+        // whatever is asked of a server this actor did not start, the answer comes from
+        // a judged one: a start otherwise waits on a spawn nobody runs any more (the
+        // live-set change's adoption skips servers that have an actor by then)
+        if st.inherited {
+            st.inherited = false;
+            let adopted = st.adopt().await;
+            if let ServerMsg::Adopt { reply } = msg {
+                let _ = reply.send(adopted);
+                return Ok(());
+            }
+        }
         match msg {
             ServerMsg::Start {
                 user_options,
@@ -293,9 +308,10 @@ impl ServerState {
             let old = get::<ServerRecord>(tx.as_mut(), &key).await?;
             // this actor thought the server stopped, but the store says otherwise: an
             // earlier owner started it, and this node's replica had not shown it when the
-            // actor loaded. Starting again would make a second process; the live-set
-            // change that moved the user here re-adopts (or stops) the first.
+            // actor loaded. Starting again would make a second process: the start is
+            // refused, and the next message to this actor judges the first.
             if let Some(o) = old.as_ref().filter(|o| o.phase != ServerPhase::Stopped) {
+                self.inherited = true;
                 return Err(OpError::BadRequest(match o.phase {
                     ServerPhase::Running => format!("{user} is already running"),
                     ServerPhase::Stopping => format!("{user}:{server_name} is pending stop"),
