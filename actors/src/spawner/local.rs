@@ -580,6 +580,20 @@ mod tests {
         }
     }
 
+    /// `/proc/<pid>/environ` of a process just spawned. posix_spawn returns once the
+    /// child's exec has replaced its memory, a moment before the kernel records where the
+    /// new environment lies: until then the file reads empty.
+    async fn environ_of(pid: i32) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+            if !environ.is_empty() || Instant::now() >= deadline {
+                return environ;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Fields 4 to 6 of `/proc/<pid>/stat`: ppid, pgrp, session.
     fn family(pid: i32) -> (i32, i32, i32) {
         let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -646,7 +660,7 @@ mod tests {
         );
         assert_eq!(state.start_ticks, Some(read_stat(pid).unwrap().start_ticks));
 
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ = environ_of(pid).await;
         let mut got: Vec<&[u8]> = environ
             .split(|&b| b == 0)
             .filter(|v| !v.is_empty())
@@ -715,9 +729,7 @@ mod tests {
             "{}",
             started.url
         );
-        let environ =
-            String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
-                .into_owned();
+        let environ = String::from_utf8_lossy(&environ_of(pid).await).into_owned();
         assert!(environ.contains(&format!("JUPYTERHUB_SERVICE_URL={}/", started.url)));
         spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
     }
