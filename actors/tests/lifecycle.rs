@@ -510,14 +510,32 @@ async fn a_start_over_a_server_another_owner_started_is_refused() {
     );
 }
 
-/// Waits until `progress` reports its spawn finished, and says whether it ended ready.
-async fn ends_ready(mut progress: watch::Receiver<Arc<Progress>>) -> bool {
+/// The other owner's process (`foreign`) was ended, and the start whose `progress` this
+/// is ran a spawn of its own (instance 2) that became ready.
+async fn started_afresh(
+    router: &Arc<Router>,
+    user: &str,
+    mut progress: watch::Receiver<Arc<Progress>>,
+    mut foreign: Foreign,
+) {
     let p = tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.finished()))
         .await
         .expect("the start never finished: it waited on a spawn nobody runs")
         .unwrap()
         .clone();
-    p.events.last().and_then(|e| e.ready) == Some(true)
+    assert_eq!(
+        p.events.last().and_then(|e| e.ready),
+        Some(true),
+        "{:?}",
+        p.events
+    );
+    foreign.reap();
+    assert!(
+        !group_alive(foreign.pid()),
+        "the other owner's process survived"
+    );
+    let rec = wait_record(router, user, |r| r.phase == ServerPhase::Running).await;
+    assert_eq!(rec.instance, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,19 +544,14 @@ async fn a_start_at_a_new_owner_first_judges_the_spawn_it_inherited() {
     // moves here, and the start the move redirected reaches this node before its
     // adoption of moved servers does
     let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
-    let mut foreign = foreign_server().leads_its_group().await;
-    let pid = foreign.pid();
+    let foreign = foreign_server().leads_its_group().await;
     ops::ensure_user(router.ctx().store.as_ref(), "kim", None)
         .await
         .unwrap();
-    another_owners_start(&router, "kim", 1, Some(pid)).await;
+    another_owners_start(&router, "kim", 1, Some(foreign.pid())).await;
     let actor = server_actor(&router, "kim").await;
     // the earlier process is ended, and this owner's own spawn becomes ready
-    assert!(ends_ready(request_start(&actor).await).await);
-    foreign.reap();
-    assert!(!group_alive(pid), "the earlier owner's process survived");
-    let rec = wait_record(&router, "kim", |r| r.phase == ServerPhase::Running).await;
-    assert_eq!(rec.instance, 2);
+    started_afresh(&router, "kim", request_start(&actor).await, foreign).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -546,20 +559,15 @@ async fn after_refusing_a_start_over_another_owners_the_actor_judges_it() {
     let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
     // the actor loads while the record says stopped, then another owner's start lands
     let actor = server_actor(&router, "lou").await;
-    let mut foreign = foreign_server().leads_its_group().await;
-    let pid = foreign.pid();
-    another_owners_start(&router, "lou", 1, Some(pid)).await;
+    let foreign = foreign_server().leads_its_group().await;
+    another_owners_start(&router, "lou", 1, Some(foreign.pid())).await;
     let refused = ask_start(&actor).await;
     assert!(refused.is_err());
     // the next start finds that spawn judged (its process ended) and starts afresh
     let again = ask_start(&actor)
         .await
         .expect("the second start was refused too");
-    assert!(ends_ready(again).await);
-    foreign.reap();
-    assert!(!group_alive(pid), "the other owner's process survived");
-    let rec = wait_record(&router, "lou", |r| r.phase == ServerPhase::Running).await;
-    assert_eq!(rec.instance, 2);
+    started_afresh(&router, "lou", again, foreign).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
