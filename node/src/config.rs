@@ -234,8 +234,9 @@ pub struct ClusterConfig {
     /// public listener.
     pub bind: String,
     /// `cluster.peers` (required): every member, this node included, as
-    /// `"<id>@<host>:<port>"`, e.g. `["1@127.0.0.1:7101", "2@127.0.0.1:7102"]`. Nodes
-    /// started with the same list form the cluster by themselves.
+    /// `"<id>@<host>:<port>"`, e.g. `["1@10.0.0.1:7100", "2@10.0.0.2:7100"]`. Each node
+    /// takes its port and the next one, so nodes sharing a host need ports two apart.
+    /// Nodes started with the same list form the cluster by themselves.
     pub peers: Vec<Peer>,
     /// `cluster.secret` (required, at least 16 characters): shared by every member; a
     /// node with another secret is refused. A secret: prefer `GALILEAN_CLUSTER_SECRET`.
@@ -838,6 +839,9 @@ fn read_cluster(
                 r.error("peers", format!("must include this node (node_id = {id})"));
             }
         }
+        for message in overlapping_peers(peers) {
+            r.error("peers", message);
+        }
     }
     if let Some(bind) = &bind {
         let host = bind
@@ -1004,6 +1008,46 @@ fn parse_peer(text: &str) -> Result<Peer, String> {
         id,
         addr: parse_host_port(addr)?,
     })
+}
+
+/// The `cluster.peers` entries whose ports collide: each node takes its port (raft) and
+/// the next one (actor messages), so two entries on one host must be two ports apart.
+/// Hosts are compared as written; names that resolve alike are caught when a node
+/// answers raft requests meant for another.
+fn overlapping_peers(peers: &[Peer]) -> Vec<String> {
+    let split = |p: &Peer| -> Option<(String, u16)> {
+        let (host, port) = p.addr.rsplit_once(':')?;
+        Some((
+            host.trim_matches(['[', ']']).to_ascii_lowercase(),
+            port.parse().ok()?,
+        ))
+    };
+    let mut messages = Vec::new();
+    for (i, a) in peers.iter().enumerate() {
+        let Some((host_a, port_a)) = split(a) else {
+            continue;
+        };
+        if port_a == u16::MAX {
+            messages.push(format!(
+                "node {} uses port {port_a}: the next port carries actor messages, so the \
+                 highest is 65534",
+                a.id
+            ));
+        }
+        for b in &peers[i + 1..] {
+            let Some((host_b, port_b)) = split(b) else {
+                continue;
+            };
+            if host_a == host_b && port_a.abs_diff(port_b) <= 1 {
+                messages.push(format!(
+                    "nodes {} ({}) and {} ({}) overlap: each node uses its port and the next \
+                     one, so nodes on one host need ports at least two apart",
+                    a.id, a.addr, b.id, b.addr
+                ));
+            }
+        }
+    }
+    messages
 }
 
 fn parse_cluster_secret(text: &str) -> Result<Secret, String> {
@@ -2104,8 +2148,8 @@ mod tests {
     const CLUSTER: &str = r#"
 [cluster]
 node_id = 2
-bind = "127.0.0.1:7102"
-peers = ["1@127.0.0.1:7101", "2@127.0.0.1:7102", "3@127.0.0.1:7103"]
+bind = "127.0.0.1:7103"
+peers = ["1@127.0.0.1:7101", "2@127.0.0.1:7103", "3@127.0.0.1:7105"]
 secret = "a-cluster-secret-of-some-length"
 "#;
 
@@ -2114,13 +2158,13 @@ secret = "a-cluster-secret-of-some-length"
         let c = parse(CLUSTER).unwrap();
         let cluster = c.cluster.unwrap();
         assert_eq!(cluster.node_id, 2);
-        assert_eq!(cluster.bind, "127.0.0.1:7102");
+        assert_eq!(cluster.bind, "127.0.0.1:7103");
         assert_eq!(cluster.peers.len(), 3);
         assert_eq!(
             cluster.peers[2],
             Peer {
                 id: 3,
-                addr: "127.0.0.1:7103".into()
+                addr: "127.0.0.1:7105".into()
             }
         );
         assert_eq!(c.storage.backend, StorageBackendKind::Raft);
@@ -2157,6 +2201,30 @@ backend = "redb"
         }
         let errs = errors(&CLUSTER.replace("node_id = 2", "node_id = 9"));
         assert!(error_for(&errs, "cluster.peers").contains("node_id = 9"));
+        // two nodes on one port, or on adjacent ones (each takes its port and the next)
+        for (two, three) in [
+            ("127.0.0.1:7102", "127.0.0.1:7102"),
+            ("127.0.0.1:7102", "127.0.0.1:7103"),
+        ] {
+            let text = CLUSTER.replace(
+                r#"peers = ["1@127.0.0.1:7101", "2@127.0.0.1:7103", "3@127.0.0.1:7105"]"#,
+                &format!(r#"peers = ["1@127.0.0.1:7110", "2@{two}", "3@{three}"]"#),
+            );
+            let errs = errors(&text);
+            let message = error_for(&errs, "cluster.peers");
+            assert!(
+                message.contains("nodes 2") && message.contains("and 3"),
+                "{message}"
+            );
+        }
+        let errs = errors(&CLUSTER.replace("3@127.0.0.1:7105", "3@127.0.0.1:65535"));
+        assert!(error_for(&errs, "cluster.peers").contains("65534"));
+        // the same port on other hosts is how clusters are usually laid out
+        let spread = CLUSTER.replace(
+            r#"peers = ["1@127.0.0.1:7101", "2@127.0.0.1:7103", "3@127.0.0.1:7105"]"#,
+            r#"peers = ["1@10.0.0.1:7103", "2@127.0.0.1:7103", "3@10.0.0.3:7103"]"#,
+        );
+        assert!(parse(&spread).is_ok());
         let errs = errors("[storage]\nbackend = \"raft\"\n");
         assert!(error_for(&errs, "storage.backend").contains("[cluster]"));
     }
@@ -2208,7 +2276,7 @@ backend = "redb"
 
     #[test]
     fn a_cluster_off_loopback_needs_tls_or_insecure() {
-        let lan = CLUSTER.replace("bind = \"127.0.0.1:7102\"", "bind = \"10.0.0.2:7102\"");
+        let lan = CLUSTER.replace("bind = \"127.0.0.1:7103\"", "bind = \"10.0.0.2:7103\"");
         let errs = errors(&lan);
         let message = error_for(&errs, "cluster.bind");
         assert!(message.contains("cluster.insecure") && message.contains("[cluster.tls]"));

@@ -149,8 +149,8 @@ mod tests {
 
     #[test]
     fn peers_must_agree_only_where_they_are_the_membership() {
-        let a = config(r#""1@127.0.0.1:7101", "2@127.0.0.1:7102""#);
-        let b = config(r#""2@127.0.0.1:7102", "1@127.0.0.1:7101", "3@127.0.0.1:7103""#);
+        let a = config(r#""1@127.0.0.1:7101", "2@127.0.0.1:7103""#);
+        let b = config(r#""2@127.0.0.1:7103", "1@127.0.0.1:7101", "3@127.0.0.1:7105""#);
         // raft keeps the membership: a node added later may list more peers
         assert!(!agreed(&a).contains_key("cluster.peers"));
         assert_eq!(agreed(&a), agreed(&b));
@@ -159,7 +159,7 @@ mod tests {
             c.storage.backend = StorageBackendKind::Fdb;
             agreed(&c)
         };
-        let reordered = config(r#""2@127.0.0.1:7102", "1@127.0.0.1:7101""#);
+        let reordered = config(r#""2@127.0.0.1:7103", "1@127.0.0.1:7101""#);
         assert_eq!(on_fdb(a.clone()), on_fdb(reordered));
         assert_ne!(on_fdb(a)["cluster.peers"], on_fdb(b)["cluster.peers"]);
     }

@@ -45,8 +45,12 @@ impl Drop for TestDir {
 /// taken, between this probe and the node's bind, as the local port of an outgoing
 /// connection (a node's or this test's), and the node would fail to start with "Address
 /// already in use"; the port after one handed out by a bind to port 0 is exactly the
-/// parity Linux gives outgoing connections.
+/// parity Linux gives outgoing connections. No port is handed out twice in a run: a
+/// port is only probed, not held, until its node binds it, and two nodes of a cluster
+/// drawn onto one port (once seen in CI) would make one cluster of two.
 fn free_pair() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let range =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
     let low: u16 = range
@@ -55,9 +59,14 @@ fn free_pair() -> u16 {
         .and_then(|l| l.parse().ok())
         .unwrap_or(32768);
     let free = |p: u16| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok();
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     loop {
         let p = rand::Rng::gen_range(&mut rand::thread_rng(), 10_000..low.max(10_002) - 1);
-        if free(p) && free(p + 1) {
+        if [p, p + 1]
+            .iter()
+            .all(|p| !handed_out.contains(p) && free(*p))
+        {
+            handed_out.extend([p, p + 1]);
             return p;
         }
     }

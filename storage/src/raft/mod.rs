@@ -248,6 +248,52 @@ mod tests {
     }
 
     crate::store_conformance!(conformance, single_node);
+
+    /// A raft request meant for another node is refused (421), not applied. Two
+    /// `cluster.peers` entries leading to one node had a leader sent its own appends as
+    /// another's, and its raft panicked.
+    #[tokio::test]
+    async fn a_node_refuses_raft_requests_meant_for_another() {
+        use crate::Store;
+        use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+        use openraft::raft::AppendEntriesRequest;
+
+        let (store, _keep) = single_node().await;
+        let raft = store.raft();
+        let (vote, addr) = {
+            let m = raft.metrics().borrow().clone();
+            let addr = m.membership_config.nodes().next().unwrap().1.addr.clone();
+            (m.vote, addr)
+        };
+        let mut net = net::HttpNetwork::new("s3cret", None);
+        let option = || RPCOption::new(std::time::Duration::from_secs(2));
+        let own_append = || AppendEntriesRequest::<TypeConfig> {
+            vote,
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        };
+        let mut as_node_2 = net
+            .new_client(2, &openraft::BasicNode { addr: addr.clone() })
+            .await;
+        let e = as_node_2
+            .append_entries(own_append(), option())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, openraft::error::RPCError::Unreachable(_)) && e.to_string().contains("421"),
+            "{e}"
+        );
+        // still leading, and writing
+        let mut tx = store.begin().await.unwrap();
+        tx.set(b"k", b"v");
+        tx.commit().await.unwrap();
+        assert_eq!(raft.metrics().borrow().current_leader, Some(1));
+        // meant for it, the same kind of request is answered
+        let mut as_node_1 = net.new_client(1, &openraft::BasicNode { addr }).await;
+        let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(0, 2), None);
+        as_node_1.vote(vote, option()).await.unwrap();
+    }
 }
 
 /// Log entries are stored and sent with rmp-serde (named fields): an entry written

@@ -33,6 +33,10 @@ use super::{Command, CommandResult, CommitResult, NodeId, TypeConfig};
 
 /// Header carrying the cluster secret.
 pub const SECRET_HEADER: &str = "x-galilean-cluster-secret";
+/// Header naming the node a raft RPC is meant for. Two `cluster.peers` entries that lead
+/// to one node (the same port written two ways) would otherwise have it answer for a
+/// node it is not: a leader sent its own appends breaks openraft's invariants.
+pub const TARGET_HEADER: &str = "x-galilean-raft-target";
 /// How long a follower waits for the leader to answer a forwarded write. A leader that
 /// hangs this long is being replaced; the write's outcome is then unknown (503).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
@@ -115,19 +119,26 @@ impl HttpNetwork {
         }
     }
 
+    /// Posts `body` to `path` at `addr`; `target`, when given, is the node the request is
+    /// meant for, which refuses it if it is another.
     async fn post<Q: Serialize, A: DeserializeOwned>(
         &self,
         addr: &str,
         path: &str,
         body: &Q,
         timeout: Duration,
+        target: Option<NodeId>,
     ) -> Result<A, PostError> {
         let failed = |e: &dyn std::error::Error| PostError::Failed(chain(e));
         let bytes = rmp_serde::to_vec_named(body).map_err(|e| failed(&e))?;
-        let r = self
+        let mut request = self
             .client
             .post(format!("{}://{addr}{path}", self.scheme))
-            .header(SECRET_HEADER, &*self.secret)
+            .header(SECRET_HEADER, &*self.secret);
+        if let Some(target) = target {
+            request = request.header(TARGET_HEADER, target.to_string());
+        }
+        let r = request
             .timeout(timeout)
             .body(bytes)
             .send()
@@ -161,6 +172,7 @@ impl HttpNetwork {
             "/raft/members",
             change,
             Duration::from_secs(120),
+            None,
         )
         .await
         .map_err(|e| MembershipError::Refused(format!("cannot ask {addr}: {e}")))?
@@ -202,6 +214,7 @@ impl HttpNetwork {
             "/raft/write",
             command,
             FORWARD_TIMEOUT,
+            None,
         )
         .await
         .map_err(|e| match e {
@@ -243,7 +256,7 @@ impl PeerClient {
     ) -> Result<A, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
         let answer: Result<A, RaftError<NodeId, E>> = self
             .net
-            .post(&self.addr, path, req, option.hard_ttl())
+            .post(&self.addr, path, req, option.hard_ttl(), Some(self.target))
             .await
             .map_err(|e| match e {
                 // down or refusing us: openraft backs off (500 ms) before trying again
@@ -253,6 +266,13 @@ impl PeerClient {
                             peer = self.target,
                             addr = %self.addr,
                             "the peer refused us: our cluster.secret differs from the cluster's"
+                        );
+                    } else if m.contains("421") {
+                        tracing::error!(
+                            peer = self.target,
+                            addr = %self.addr,
+                            "another node answers at this peer's address: two cluster.peers \
+                             entries lead to the same node"
                         );
                     }
                     RPCError::Unreachable(Unreachable::new(&Transport(m)))
@@ -403,6 +423,13 @@ async fn handle(
         return status(StatusCode::FORBIDDEN, "wrong cluster secret");
     }
     let path = req.uri().path().to_owned();
+    let target = match req.headers().get(TARGET_HEADER) {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|v| v.parse::<NodeId>().ok()) {
+            Some(id) => Some(id),
+            None => return status(StatusCode::BAD_REQUEST, "the raft target is not a node id"),
+        },
+    };
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return status(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
@@ -446,6 +473,24 @@ async fn handle(
             };
         }
     };
+    if matches!(
+        path.as_str(),
+        "/raft/append" | "/raft/vote" | "/raft/snapshot"
+    ) {
+        let me = raft.metrics().borrow().id;
+        if let Some(target) = target.filter(|t| *t != me) {
+            tracing::warn!(
+                me,
+                target,
+                "refused a raft request meant for another node: two cluster.peers entries \
+                 lead to this node"
+            );
+            return status(
+                StatusCode::MISDIRECTED_REQUEST,
+                &format!("this is node {me}, not node {target}"),
+            );
+        }
+    }
     match path.as_str() {
         "/raft/append" => reply(
             &raft
