@@ -22,7 +22,7 @@ use crate::error::OpError;
 use crate::lifecycle::{transition, Effect, Event, Refusal};
 use crate::ops::{self, get, put, NewToken};
 use crate::spawner::readiness::{wait_until_ready, NotReady};
-use crate::spawner::{local::tail_log, PollStatus, SpawnRequest, Started};
+use crate::spawner::{local::tail_log, LaunchCheck, PollStatus, SpawnRequest, Started};
 use crate::{in_txn, keys};
 
 /// Progress of the current (or last) spawn.
@@ -391,6 +391,17 @@ impl ServerState {
                     self.server.escaped()
                 )),
                 node: ctx.settings.node_id,
+                may_launch: {
+                    let (router, ctx) = (self.router.clone(), Arc::downgrade(&ctx));
+                    let (user, server) = (user.clone(), self.server.as_str().to_owned());
+                    let instance = rec.instance;
+                    LaunchCheck::new(move || {
+                        let ctx = ctx
+                            .upgrade()
+                            .ok_or_else(|| "the hub is shutting down".to_owned())?;
+                        may_launch(&router, &ctx, &user, &server, owned, instance)
+                    })
+                },
             },
             progress: self.progress.clone(),
             launched: self.launched.clone(),
@@ -805,27 +816,14 @@ impl SpawnTask {
     /// owner's lease ran out (`remote::LIVE_DEADLINE`): so the replica shows any move
     /// that could make this launch a second process.
     fn may_launch(&self) -> Result<(), String> {
-        let router = self
-            .router
-            .upgrade()
-            .ok_or_else(|| "the hub is shutting down".to_owned())?;
-        if !router.lease_valid() {
-            return Err("this node is out of touch with its cluster".into());
-        }
-        let user = self.req.user.as_str();
-        if let Some(set) = crate::remote::LiveSet::read(&self.ctx.replica) {
-            set.check_owner(user, self.owned)
-                .map_err(|_| format!("{user} is no longer this node's to start"))?;
-        }
-        let ours = self.ctx.replica.read(|s| {
-            s.servers
-                .get(&(user.to_owned(), self.req.server.as_str().to_owned()))
-                .is_some_and(|r| r.instance == self.instance && r.phase == ServerPhase::Starting)
-        });
-        if !ours {
-            return Err("the server's record changed during the spawn".into());
-        }
-        Ok(())
+        may_launch(
+            &self.router,
+            &self.ctx,
+            &self.req.user,
+            &self.req.server,
+            self.owned,
+            self.instance,
+        )
     }
 
     async fn run(self) {
@@ -936,6 +934,38 @@ impl SpawnTask {
             }
         }
     }
+}
+
+/// [`SpawnTask::may_launch`] for `instance` of `user`'s `server`, which this node owns
+/// as `owned`. Reads only this node's memory: the spawner asks it at the moment of the
+/// launch.
+fn may_launch(
+    router: &std::sync::Weak<crate::Router>,
+    ctx: &HubCtx,
+    user: &str,
+    server: &str,
+    owned: crate::remote::Owned,
+    instance: u64,
+) -> Result<(), String> {
+    let router = router
+        .upgrade()
+        .ok_or_else(|| "the hub is shutting down".to_owned())?;
+    if !router.lease_valid() {
+        return Err("this node is out of touch with its cluster".into());
+    }
+    if let Some(set) = crate::remote::LiveSet::read(&ctx.replica) {
+        set.check_owner(user, owned)
+            .map_err(|_| format!("{user} is no longer this node's to start"))?;
+    }
+    let ours = ctx.replica.read(|s| {
+        s.servers
+            .get(&(user.to_owned(), server.to_owned()))
+            .is_some_and(|r| r.instance == instance && r.phase == ServerPhase::Starting)
+    });
+    if !ours {
+        return Err("the server's record changed during the spawn".into());
+    }
+    Ok(())
 }
 
 struct SlotGuard(Arc<HubCtx>);

@@ -9,7 +9,10 @@ use std::time::Duration;
 use galilean_actors::remote::LiveSet;
 use galilean_actors::router::ask;
 use galilean_actors::server::{Progress, ServerMsg};
-use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
+use galilean_actors::spawner::{
+    readiness::probe_client, LocalProcessSpawner, PollStatus, SpawnError, SpawnRequest, Spawner,
+    Started,
+};
 use galilean_actors::user::UserMsg;
 use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
 use galilean_proto::names::{ServerName, UserName};
@@ -21,9 +24,19 @@ use tokio::sync::watch;
 const HTTP_SERVER: &str = r#"p=${JUPYTERHUB_SERVICE_URL#http://127.0.0.1:}; p=${p%%/*}; exec python3 -m http.server --bind 127.0.0.1 "$p""#;
 
 async fn hub(cmd: &[&str], limit: usize) -> (Arc<Router>, tempfile::TempDir) {
+    hub_with(cmd, limit, |_, _| Arc::new(LocalProcessSpawner::new())).await
+}
+
+/// As [`hub`], with the spawner `spawner` makes from the hub's store and replica.
+async fn hub_with(
+    cmd: &[&str],
+    limit: usize,
+    spawner: impl FnOnce(Arc<dyn galilean_storage::Store>, Arc<Replica>) -> Arc<dyn Spawner>,
+) -> (Arc<Router>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn galilean_storage::Store> = Arc::new(MemoryStore::new());
     let replica = Replica::start(store.clone()).await.unwrap();
+    let spawner = spawner(store.clone(), replica.clone());
     let mut hub_env = BTreeMap::new();
     hub_env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_default());
     let settings = SpawnSettings {
@@ -49,7 +62,7 @@ async fn hub(cmd: &[&str], limit: usize) -> (Arc<Router>, tempfile::TempDir) {
     let ctx = Arc::new(HubCtx {
         store,
         replica,
-        spawner: Arc::new(LocalProcessSpawner::new()),
+        spawner,
         settings,
         spawn_slots: Arc::new(tokio::sync::Semaphore::new(limit)),
         spawning_now: Default::default(),
@@ -856,5 +869,86 @@ async fn a_spawn_that_waited_launches_nothing_once_its_start_was_superseded() {
     assert!(
         !logs.iter().any(|l| l.starts_with("ivy")),
         "the superseded spawn launched a process: {logs:?}"
+    );
+}
+
+/// A spawner whose node loses the server right as the launch begins (what a node
+/// stopped after the actor's last check finds when it resumes: another owner started
+/// the server meanwhile); it records what its local spawner answered.
+struct LosesItAtLaunch {
+    local: LocalProcessSpawner,
+    store: Arc<dyn galilean_storage::Store>,
+    replica: Arc<Replica>,
+    answers: std::sync::Mutex<Vec<Result<(), String>>>,
+}
+
+#[async_trait::async_trait]
+impl Spawner for LosesItAtLaunch {
+    async fn start(&self, req: SpawnRequest) -> Result<Started, SpawnError> {
+        let key = galilean_actors::keys::server(&req.user, &req.server);
+        let mut tx = self.store.begin().await.unwrap();
+        let mut rec: galilean_proto::records::ServerRecord =
+            galilean_proto::codec::decode(&tx.get(&key).await.unwrap().unwrap()).unwrap();
+        rec.instance += 1;
+        rec.spawner = Default::default();
+        tx.set(&key, &galilean_proto::codec::encode(&rec).unwrap());
+        let v = tx.commit().await.unwrap();
+        self.replica.wait_for(v).await;
+        let answer = self.local.start(req).await;
+        let mut answers = self.answers.lock().unwrap();
+        answers.push(answer.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        answer
+    }
+
+    async fn poll(&self, state: &galilean_proto::records::SpawnerState) -> PollStatus {
+        self.local.poll(state).await
+    }
+
+    async fn stop(
+        &self,
+        state: &galilean_proto::records::SpawnerState,
+        grace: Duration,
+    ) -> Result<(), SpawnError> {
+        self.local.stop(state, grace).await
+    }
+}
+
+/// The spawner asks the actor's question again at the moment of the launch: a node
+/// stopped between the actor's check and the launch must not launch a second process
+/// when it resumes (a chaos run saw one, started 4.8 s late, while the new owner's ran).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawn_whose_server_moved_on_at_the_launch_launches_nothing() {
+    let spawner = std::sync::Mutex::new(None::<Arc<LosesItAtLaunch>>);
+    let (router, _dir) = hub_with(&["sleep", "600"], 5, |store, replica| {
+        let s = Arc::new(LosesItAtLaunch {
+            local: LocalProcessSpawner::new(),
+            store,
+            replica,
+            answers: Default::default(),
+        });
+        *spawner.lock().unwrap() = Some(s.clone());
+        s
+    })
+    .await;
+    let spawner = spawner.lock().unwrap().clone().unwrap();
+    let actor = server_actor(&router, "jo").await;
+    let mut progress = request_start(&actor).await;
+    let done = tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.finished()))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+    assert_ne!(
+        done.events.last().unwrap().ready,
+        Some(true),
+        "{:?}",
+        done.events
+    );
+    let answers = spawner.answers.lock().unwrap().clone();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let refusal = answers[0].as_ref().unwrap_err();
+    assert!(
+        refusal.contains("not launched") && refusal.contains("record changed"),
+        "{refusal}"
     );
 }

@@ -151,11 +151,13 @@ impl Spawner for LocalProcessSpawner {
             dir: &req.home_dir,
             output: &log,
         };
-        let pid = super::ports::forking(|| super::launch::spawn(&launch)).map_err(|e| {
-            SpawnError::Exec {
+        // the check runs here, with nothing between it and the launch that waits
+        let pid = super::ports::forking(|| {
+            req.may_launch.check().map_err(SpawnError::NotLaunched)?;
+            super::launch::spawn(&launch).map_err(|e| SpawnError::Exec {
                 reason: exec_failure(&argv0, &e),
                 argv0: argv0.clone(),
-            }
+            })
         })?;
         // The child cannot be reaped before `wait` below runs, so its /proc entry exists
         // now (at worst as a zombie).
@@ -197,16 +199,22 @@ impl Spawner for LocalProcessSpawner {
             );
         });
         tracing::info!(user = %req.user, server = %req.server, pid, %url, "started server process");
-        Ok(Started {
-            url,
-            state: SpawnerState {
-                pid: Some(pid),
-                host: host_name(),
-                log_path: Some(req.log_path.to_string_lossy().into_owned()),
-                node: req.node,
-                start_ticks,
-            },
-        })
+        let state = SpawnerState {
+            pid: Some(pid),
+            host: host_name(),
+            log_path: Some(req.log_path.to_string_lossy().into_owned()),
+            node: req.node,
+            start_ticks,
+        };
+        // this node may have been stopped between the check and the launch
+        if let Err(why) = req.may_launch.check() {
+            tracing::warn!(user = %req.user, server = %req.server, pid, "stopping a server launched just as this node lost it: {why}");
+            if let Err(e) = self.stop(&state, Duration::ZERO).await {
+                tracing::error!(pid, "stopping a server launched too late: {e}");
+            }
+            return Err(SpawnError::NotLaunched(why));
+        }
+        Ok(Started { url, state })
     }
 
     async fn poll(&self, state: &SpawnerState) -> PollStatus {
@@ -569,6 +577,7 @@ mod tests {
             home_dir: dir.join("home/alice"),
             log_path: dir.join("logs/alice/server.log"),
             node: 7,
+            may_launch: Default::default(),
         }
     }
 
@@ -641,6 +650,46 @@ mod tests {
         assert!(!may_signal_group(1));
         assert!(!may_signal_group(-5));
         assert!(!may_signal_group(nix::unistd::getpgrp().as_raw()));
+    }
+
+    /// The request's check is asked just before the launch and just after: refused
+    /// before, nothing runs; refused after (the node was stopped during the launch), the
+    /// process is stopped before `start` returns.
+    #[tokio::test]
+    async fn a_launch_the_check_refuses_leaves_nothing_running() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        for refused_at in [1, 2] {
+            let spawner = LocalProcessSpawner::new();
+            let token = format!("launch-check-{}-{refused_at}", std::process::id());
+            let asked = Arc::new(AtomicUsize::new(0));
+            let mut req = request(dir.path(), &["sleep", "600"]);
+            req.env
+                .insert(galilean_proto::env::API_TOKEN.to_owned(), token.clone());
+            req.may_launch = crate::spawner::LaunchCheck::new({
+                let asked = asked.clone();
+                move || {
+                    if asked.fetch_add(1, Ordering::SeqCst) + 1 >= refused_at {
+                        Err("lost the server".into())
+                    } else {
+                        Ok(())
+                    }
+                }
+            });
+            match spawner.start(req).await {
+                Err(SpawnError::NotLaunched(why)) => assert_eq!(why, "lost the server"),
+                other => panic!("refused at check {refused_at}: {other:?}"),
+            }
+            assert_eq!(asked.load(Ordering::SeqCst), refused_at);
+            // refused before the launch: no process was ever started
+            assert_eq!(spawner.children().is_empty(), refused_at == 1);
+            let hash = crate::ops::sha256_hex(&token);
+            assert_eq!(
+                find_launched(&hash),
+                None,
+                "refused at check {refused_at}: a process runs"
+            );
+        }
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +38,39 @@ pub struct SpawnRequest {
     pub log_path: PathBuf,
     /// This node's id, recorded in the state.
     pub node: u64,
+    /// Whether this node may still launch the process, asked at the last moment.
+    pub may_launch: LaunchCheck,
+}
+
+/// A check a spawner makes immediately before it launches a process, with nothing that
+/// waits in between, and again right after. The node asked for the spawn a moment ago,
+/// but a node that was stopped (SIGSTOP, a paused VM) between its own check and the
+/// launch wakes up without its serving lease, and maybe without the user, whose new
+/// owner has started the server meanwhile. The check after the launch covers a stop
+/// that landed during it: the process is stopped at once. Clones share one check.
+#[derive(Clone, Default)]
+pub struct LaunchCheck(Option<Arc<dyn Fn() -> Result<(), String> + Send + Sync>>);
+
+impl LaunchCheck {
+    pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> LaunchCheck {
+        LaunchCheck(Some(Arc::new(check)))
+    }
+
+    /// `Err` with the reason when the launch may not go ahead; always `Ok` without a
+    /// check.
+    pub fn check(&self) -> Result<(), String> {
+        self.0.as_ref().map_or(Ok(()), |check| check())
+    }
+}
+
+impl std::fmt::Debug for LaunchCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "LaunchCheck(..)"
+        } else {
+            "LaunchCheck(none)"
+        })
+    }
 }
 
 /// A started process.
@@ -63,11 +97,16 @@ pub enum SpawnError {
     Io(String),
     #[error("no command configured (spawner.cmd is empty)")]
     NoCommand,
+    /// The request's [`LaunchCheck`] failed: nothing runs.
+    #[error("not launched: {0}")]
+    NotLaunched(String),
 }
 
 #[async_trait]
 pub trait Spawner: Send + Sync + 'static {
-    /// Starts the process and returns as soon as it runs (not when it is ready).
+    /// Starts the process and returns as soon as it runs (not when it is ready). Asks
+    /// `req.may_launch` right before the launch and right after it; when it fails, returns
+    /// [`SpawnError::NotLaunched`] with nothing left running.
     async fn start(&self, req: SpawnRequest) -> Result<Started, SpawnError>;
     /// Whether the process described by `state` still runs.
     async fn poll(&self, state: &SpawnerState) -> PollStatus;
