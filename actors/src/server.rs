@@ -368,7 +368,6 @@ impl ServerState {
         let task = SpawnTask {
             ctx: ctx.clone(),
             owned,
-            router: self.router.clone(),
             myself: myself.clone(),
             instance: rec.instance,
             req: SpawnRequest {
@@ -391,17 +390,13 @@ impl ServerState {
                     self.server.escaped()
                 )),
                 node: ctx.settings.node_id,
-                may_launch: {
-                    let (router, ctx) = (self.router.clone(), Arc::downgrade(&ctx));
-                    let (user, server) = (user.clone(), self.server.as_str().to_owned());
-                    let instance = rec.instance;
-                    LaunchCheck::new(move || {
-                        let ctx = ctx
-                            .upgrade()
-                            .ok_or_else(|| "the hub is shutting down".to_owned())?;
-                        may_launch(&router, &ctx, &user, &server, owned, instance)
-                    })
-                },
+                may_launch: launch_check(
+                    self.router.clone(),
+                    ctx.clone(),
+                    (user.clone(), self.server.as_str().to_owned()),
+                    owned,
+                    rec.instance,
+                ),
             },
             progress: self.progress.clone(),
             launched: self.launched.clone(),
@@ -771,7 +766,6 @@ const ADOPT_ROUNDS: usize = 5;
 struct SpawnTask {
     ctx: Arc<HubCtx>,
     owned: crate::remote::Owned,
-    router: std::sync::Weak<crate::Router>,
     myself: ActorRef<ServerMsg>,
     instance: u64,
     req: SpawnRequest,
@@ -806,24 +800,6 @@ impl SpawnTask {
         })?;
         self.ctx.replica.wait_for(v).await;
         Ok(())
-    }
-
-    /// Whether this node may launch the process now, by what it knows first-hand: the
-    /// confirmation above may be an old one (a commit sent again after a partition gets
-    /// its first answer back, from before the partition), and ownership may have moved
-    /// since. While the serving lease runs, the replica has everything committed before
-    /// the node's last proof of being caught up, and a user moves away only after its
-    /// owner's lease ran out (`remote::LIVE_DEADLINE`): so the replica shows any move
-    /// that could make this launch a second process.
-    fn may_launch(&self) -> Result<(), String> {
-        may_launch(
-            &self.router,
-            &self.ctx,
-            &self.req.user,
-            &self.req.server,
-            self.owned,
-            self.instance,
-        )
     }
 
     async fn run(self) {
@@ -862,7 +838,11 @@ impl SpawnTask {
         self.record_launch(None)
             .await
             .map_err(|e| format!("Spawn failed: {e}"))?;
-        self.may_launch()
+        // asked here before any of the launch's work (a port, the home directory), and
+        // by the spawner again at the launch itself
+        self.req
+            .may_launch
+            .check()
             .map_err(|e| format!("Spawn failed: {e}"))?;
         self.push(ProgressEvent::step(50, "Spawning server..."));
         let log_path = self.req.log_path.clone();
@@ -936,36 +916,44 @@ impl SpawnTask {
     }
 }
 
-/// [`SpawnTask::may_launch`] for `instance` of `user`'s `server`, which this node owns
-/// as `owned`. Reads only this node's memory: the spawner asks it at the moment of the
-/// launch.
-fn may_launch(
-    router: &std::sync::Weak<crate::Router>,
-    ctx: &HubCtx,
-    user: &str,
-    server: &str,
+/// Whether this node may launch the process of `instance` of `user`'s server (the key,
+/// with the server's name), which it owns as `owned`, by what it knows first-hand: a
+/// spawn's confirmation in the store may be an old one (a commit sent again after a
+/// partition gets its first answer back, from before the partition), and ownership may
+/// have moved since. While the serving lease runs, the replica has everything committed
+/// before the node's last proof of being caught up, and a user moves away only after
+/// its owner's lease ran out (`remote::LIVE_DEADLINE`): so the replica shows any move
+/// that could make this launch a second process. Reads only this node's memory, so
+/// that the spawner can ask it at the moment of the launch.
+fn launch_check(
+    router: std::sync::Weak<crate::Router>,
+    ctx: Arc<HubCtx>,
+    key: (String, String),
     owned: crate::remote::Owned,
     instance: u64,
-) -> Result<(), String> {
-    let router = router
-        .upgrade()
-        .ok_or_else(|| "the hub is shutting down".to_owned())?;
-    if !router.lease_valid() {
-        return Err("this node is out of touch with its cluster".into());
-    }
-    if let Some(set) = crate::remote::LiveSet::read(&ctx.replica) {
-        set.check_owner(user, owned)
-            .map_err(|_| format!("{user} is no longer this node's to start"))?;
-    }
-    let ours = ctx.replica.read(|s| {
-        s.servers
-            .get(&(user.to_owned(), server.to_owned()))
-            .is_some_and(|r| r.instance == instance && r.phase == ServerPhase::Starting)
-    });
-    if !ours {
-        return Err("the server's record changed during the spawn".into());
-    }
-    Ok(())
+) -> LaunchCheck {
+    LaunchCheck::new(move || {
+        let router = router
+            .upgrade()
+            .ok_or_else(|| "the hub is shutting down".to_owned())?;
+        if !router.lease_valid() {
+            return Err("this node is out of touch with its cluster".into());
+        }
+        let user = key.0.as_str();
+        if let Some(set) = crate::remote::LiveSet::read(&ctx.replica) {
+            set.check_owner(user, owned)
+                .map_err(|_| format!("{user} is no longer this node's to start"))?;
+        }
+        let ours = ctx.replica.read(|s| {
+            s.servers
+                .get(&key)
+                .is_some_and(|r| r.instance == instance && r.phase == ServerPhase::Starting)
+        });
+        if !ours {
+            return Err("the server's record changed during the spawn".into());
+        }
+        Ok(())
+    })
 }
 
 struct SlotGuard(Arc<HubCtx>);

@@ -879,7 +879,7 @@ struct LosesItAtLaunch {
     local: LocalProcessSpawner,
     store: Arc<dyn galilean_storage::Store>,
     replica: Arc<Replica>,
-    answers: std::sync::Mutex<Vec<Result<(), String>>>,
+    answers: Arc<std::sync::Mutex<Vec<Result<(), String>>>>,
 }
 
 #[async_trait::async_trait]
@@ -918,19 +918,16 @@ impl Spawner for LosesItAtLaunch {
 /// when it resumes (a chaos run saw one, started 4.8 s late, while the new owner's ran).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawn_whose_server_moved_on_at_the_launch_launches_nothing() {
-    let spawner = std::sync::Mutex::new(None::<Arc<LosesItAtLaunch>>);
+    let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (router, _dir) = hub_with(&["sleep", "600"], 5, |store, replica| {
-        let s = Arc::new(LosesItAtLaunch {
+        Arc::new(LosesItAtLaunch {
             local: LocalProcessSpawner::new(),
             store,
             replica,
-            answers: Default::default(),
-        });
-        *spawner.lock().unwrap() = Some(s.clone());
-        s
+            answers: answers.clone(),
+        })
     })
     .await;
-    let spawner = spawner.lock().unwrap().clone().unwrap();
     let actor = server_actor(&router, "jo").await;
     let mut progress = request_start(&actor).await;
     let done = tokio::time::timeout(Duration::from_secs(30), progress.wait_for(|p| p.finished()))
@@ -944,7 +941,7 @@ async fn a_spawn_whose_server_moved_on_at_the_launch_launches_nothing() {
         "{:?}",
         done.events
     );
-    let answers = spawner.answers.lock().unwrap().clone();
+    let answers = answers.lock().unwrap().clone();
     assert_eq!(answers.len(), 1, "{answers:?}");
     let refusal = answers[0].as_ref().unwrap_err();
     assert!(

@@ -66,7 +66,7 @@ enum PostError {
     /// No connection was made: the request was not delivered.
     NotSent(String),
     /// The peer answered with another status than 200 (a wrong secret: 403).
-    Refused(String),
+    Refused(StatusCode, String),
     /// Sent, and no usable answer came in time: timed out, connection lost, bad body.
     Failed(String),
 }
@@ -74,7 +74,9 @@ enum PostError {
 impl std::fmt::Display for PostError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PostError::NotSent(m) | PostError::Refused(m) | PostError::Failed(m) => f.write_str(m),
+            PostError::NotSent(m) | PostError::Refused(_, m) | PostError::Failed(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -151,10 +153,10 @@ impl HttpNetwork {
                 }
             })?;
         if r.status() != StatusCode::OK {
-            return Err(PostError::Refused(format!(
-                "{addr}{path} answered {}",
-                r.status()
-            )));
+            return Err(PostError::Refused(
+                r.status(),
+                format!("{addr}{path} answered {}", r.status()),
+            ));
         }
         let body = r.bytes().await.map_err(|e| failed(&e))?;
         rmp_serde::from_slice(&body).map_err(|e| failed(&e))
@@ -219,7 +221,7 @@ impl HttpNetwork {
         .await
         .map_err(|e| match e {
             PostError::NotSent(m) => ForwardError::NotSent(m),
-            PostError::Refused(m) | PostError::Failed(m) => ForwardError::Unreachable(m),
+            PostError::Refused(_, m) | PostError::Failed(m) => ForwardError::Unreachable(m),
         })?
     }
 }
@@ -260,20 +262,20 @@ impl PeerClient {
             .await
             .map_err(|e| match e {
                 // down or refusing us: openraft backs off (500 ms) before trying again
-                PostError::NotSent(m) | PostError::Refused(m) => {
-                    if m.contains("403") {
-                        tracing::error!(
-                            peer = self.target,
-                            addr = %self.addr,
-                            "the peer refused us: our cluster.secret differs from the cluster's"
-                        );
-                    } else if m.contains("421") {
-                        tracing::error!(
-                            peer = self.target,
-                            addr = %self.addr,
+                PostError::NotSent(m) => RPCError::Unreachable(Unreachable::new(&Transport(m))),
+                PostError::Refused(code, m) => {
+                    let why = match code {
+                        StatusCode::FORBIDDEN => Some(
+                            "the peer refused us: our cluster.secret differs from the cluster's",
+                        ),
+                        StatusCode::MISDIRECTED_REQUEST => Some(
                             "another node answers at this peer's address: two cluster.peers \
-                             entries lead to the same node"
-                        );
+                             entries lead to the same node",
+                        ),
+                        _ => None,
+                    };
+                    if let Some(why) = why {
+                        tracing::error!(peer = self.target, addr = %self.addr, "{why}");
                     }
                     RPCError::Unreachable(Unreachable::new(&Transport(m)))
                 }
@@ -473,12 +475,10 @@ async fn handle(
             };
         }
     };
-    if matches!(
-        path.as_str(),
-        "/raft/append" | "/raft/vote" | "/raft/snapshot"
-    ) {
+    // only raft's RPCs name a target
+    if let Some(target) = target {
         let me = raft.metrics().borrow().id;
-        if let Some(target) = target.filter(|t| *t != me) {
+        if target != me {
             tracing::warn!(
                 me,
                 target,
