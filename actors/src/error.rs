@@ -1,5 +1,7 @@
-//! Errors of actor operations. The node maps each variant to an HTTP status in one place.
+//! Errors of actor operations, and how they cross the wire between nodes. The node maps
+//! each variant to an HTTP status in one place.
 
+use galilean_proto::wire::WireError;
 use galilean_storage::StoreError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -29,4 +31,44 @@ pub enum OpError {
     /// and the call can go to the new owner (503 if it cannot).
     #[error("moved: {0}")]
     Moved(String),
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Store(e)
+    }
+}
+
+impl From<OpError> for WireError {
+    fn from(e: OpError) -> WireError {
+        match e {
+            OpError::NotFound(m) => WireError::NotFound(m),
+            OpError::Exists(m) => WireError::Exists(m),
+            OpError::BadRequest(m) => WireError::BadRequest(m),
+            OpError::Forbidden(m) => WireError::Forbidden(m),
+            OpError::Unavailable(m) => WireError::Unavailable(m),
+            OpError::Moved(m) => WireError::Moved(m),
+            OpError::Store(StoreError::TooLarge(what)) => {
+                WireError::BadRequest(format!("{what} too large"))
+            }
+            OpError::Store(StoreError::Unavailable(m)) => WireError::Unavailable(m),
+            // the owner's store stayed overloaded through every retry
+            OpError::Store(e) if e.is_retryable() => WireError::Unavailable(e.to_string()),
+            other => WireError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<WireError> for OpError {
+    fn from(e: WireError) -> OpError {
+        match e {
+            WireError::NotFound(m) => OpError::NotFound(m),
+            WireError::Exists(m) => OpError::Exists(m),
+            WireError::BadRequest(m) => OpError::BadRequest(m),
+            WireError::Forbidden(m) => OpError::Forbidden(m),
+            WireError::Unavailable(m) => OpError::Unavailable(m),
+            WireError::Moved(m) => OpError::Moved(m),
+            WireError::Internal(m) => OpError::Corrupt(m),
+        }
+    }
 }

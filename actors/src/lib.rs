@@ -1,27 +1,29 @@
-//! Galilean's actors: one per user and per server, the shard router that finds the owner
-//! of a key, and the spawners that run single-user servers. Decisions (scope expansion,
-//! placement, the server state machine) are plain functions in modules that do not
-//! import ractor.
+//! Galilean's actors: one per user and per server, the router that finds the owner of a
+//! user and reaches it on any node, membership (who is live, who may serve), the store
+//! operations actors make, and the spawners that run single-user servers. Decisions
+//! (placement, the server state machine, scopes, naming rules) are plain functions in
+//! `policy`, which does not import ractor.
 //!
-//! This crate does not speak HTTP: the node turns requests into actor messages.
+//! This crate does not speak HTTP: the node turns requests into calls.
 
 #![deny(unsafe_code)]
 
 pub mod context;
 pub mod error;
-pub mod keys;
-pub mod lifecycle;
-pub mod ops;
-pub mod placement;
-pub mod remote;
+pub mod membership;
+pub mod policy;
 pub mod replica;
 pub mod router;
-pub mod scopes;
+pub mod secrets;
 pub mod server;
+pub mod settings;
 pub mod spawner;
+pub mod store;
 pub mod user;
 
-pub use context::{HubCtx, SpawnSettings};
+pub use context::HubCtx;
 pub use error::OpError;
 pub use replica::Replica;
 pub use router::Router;
+pub use settings::SpawnSettings;
+pub use store::keys;

@@ -11,7 +11,7 @@ use galilean_proto::records::{OAuthClientRecord, ServerRecord, TokenRecord, User
 use galilean_storage::{ChangeBatch, Mutation, Store, StoreError, Version};
 use tokio::sync::{broadcast, watch};
 
-use crate::keys::{self, KeyKind};
+use crate::store::keys::{self, KeyKind};
 
 /// Everything the replica holds. Cheap to read under a short read lock; never held
 /// across an await.

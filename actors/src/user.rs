@@ -1,21 +1,22 @@
-//! The UserActor: owns one user, serializes the writes to the user's record and tokens,
-//! and coordinates the user's server actors when the user is deleted.
+//! The UserActor: owns one user and serializes the writes to the user's record and
+//! tokens, each fenced by the node's ownership of the user. Started by the router on the
+//! user's owner; the router's dispatch sends it the calls about the user (and, to delete
+//! a user, first stops the user's servers through their actors).
 //!
 //! Persists: `("u", name)` and the user's tokens `("t", hash)`.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use galilean_proto::names::{ServerName, UserName};
+use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, TokenRecord, UserRecord};
+use galilean_proto::wire::NewToken;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::context::HubCtx;
 use crate::error::OpError;
-use crate::ops::{self, get, put, NewToken};
-use crate::remote::Owned;
-use crate::router::{ask, Router};
-use crate::server::ServerMsg;
-use crate::{in_txn, keys};
+use crate::policy::placement::Owned;
+use crate::store::fence::Fence;
+use crate::store::{tokens, users};
 
 #[derive(ractor_cluster::RactorMessage)]
 pub enum UserMsg {
@@ -29,7 +30,8 @@ pub enum UserMsg {
         admin: bool,
         reply: RpcReplyPort<Result<UserRecord, OpError>>,
     },
-    /// Stop every server, then delete the user, its servers, tokens and OAuth clients.
+    /// Delete the user, its servers' records and its tokens (its servers are stopped
+    /// first, by whoever asks).
     Delete {
         reply: RpcReplyPort<Result<(), OpError>>,
     },
@@ -54,7 +56,6 @@ pub struct UserActor;
 
 pub struct UserArgs {
     pub ctx: Arc<HubCtx>,
-    pub router: Weak<Router>,
     pub name: UserName,
     /// What this actor's writes are fenced by.
     pub owned: Owned,
@@ -62,7 +63,6 @@ pub struct UserArgs {
 
 pub struct UserState {
     ctx: Arc<HubCtx>,
-    router: Weak<Router>,
     name: UserName,
     owned: Owned,
 }
@@ -79,7 +79,6 @@ impl Actor for UserActor {
     ) -> Result<UserState, ActorProcessingErr> {
         Ok(UserState {
             ctx: args.ctx,
-            router: args.router,
             name: args.name,
             owned: args.owned,
         })
@@ -102,7 +101,7 @@ impl Actor for UserActor {
                 let _ = reply.send(st.delete().await);
             }
             UserMsg::CreateToken { spec, reply } => {
-                let r = match ops::create_token(st.ctx.store.as_ref(), spec, st.fence()).await {
+                let r = match tokens::create_token(st.ctx.store.as_ref(), spec, st.fence()).await {
                     Ok((out, v)) => {
                         st.ctx.replica.wait_for(v).await;
                         Ok(out)
@@ -124,7 +123,7 @@ impl Actor for UserActor {
 
 impl UserState {
     /// This actor's writes are fenced by its ownership of the user.
-    fn fence(&self) -> ops::Fence<'_> {
+    fn fence(&self) -> Fence<'_> {
         Some((self.name.as_str(), self.owned))
     }
 
@@ -134,7 +133,7 @@ impl UserState {
 
     async fn create(&self, admin: bool) -> Result<UserRecord, OpError> {
         let name = self.name.as_str().to_owned();
-        let (created, v) = ops::create_users(
+        let (created, v) = users::create_users(
             self.ctx.store.as_ref(),
             std::slice::from_ref(&name),
             admin,
@@ -149,48 +148,21 @@ impl UserState {
     }
 
     async fn set_admin(&self, admin: bool) -> Result<UserRecord, OpError> {
-        let key = keys::user(self.name.as_str());
-        let (rec, v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), self.name.as_str(), self.owned).await?;
-            let Some(mut rec) = get::<UserRecord>(tx.as_mut(), &key).await? else {
-                return Err(OpError::NotFound(format!("No such user: {}", self.name)));
-            };
-            if rec.admin != admin {
-                rec.admin = admin;
-                put(tx.as_mut(), &key, &rec)?;
-            }
-            rec
-        })?;
+        let (rec, v) = users::set_admin(
+            self.ctx.store.as_ref(),
+            self.name.as_str(),
+            admin,
+            self.owned,
+        )
+        .await?;
         self.ctx.replica.wait_for(v).await;
         Ok(rec)
     }
 
     async fn delete(&self) -> Result<(), OpError> {
-        let name = self.name.as_str().to_owned();
-        if !self.ctx.replica.read(|s| s.users.contains_key(&name)) {
+        let name = self.name.as_str();
+        if !self.ctx.replica.read(|s| s.users.contains_key(name)) {
             return Err(OpError::NotFound(format!("No such user: {name}")));
-        }
-        let router = self
-            .router
-            .upgrade()
-            .ok_or_else(|| OpError::Unavailable("shutting down".into()))?;
-        let server_names: Vec<String> = self
-            .ctx
-            .replica
-            .read(|s| s.servers_of(&name).map(|r| r.name.clone()).collect());
-        for sname in server_names {
-            let Ok(server) =
-                ServerName::parse(&sname).or_else(|_| Ok::<_, ()>(ServerName::default()))
-            else {
-                continue;
-            };
-            let actor = router.server(&self.name, &server).await?;
-            let mut done = ask(&actor, |reply| ServerMsg::Stop {
-                remove: true,
-                reply,
-            })
-            .await??;
-            let _ = done.wait_for(|d| *d).await;
         }
         let owner = self.owner();
         let tokens: Vec<String> = self.ctx.replica.read(|s| {
@@ -200,15 +172,7 @@ impl UserState {
                 .map(|(h, _)| h.clone())
                 .collect()
         });
-        let (begin, end) = keys::servers_of(&name);
-        let ((), v) = in_txn!(self.ctx.store.as_ref(), |tx| {
-            crate::remote::fence(tx.as_mut(), &name, self.owned).await?;
-            tx.clear(&keys::user(&name));
-            tx.clear_range(&begin, &end);
-            for h in &tokens {
-                tx.clear(&keys::token(h));
-            }
-        })?;
+        let v = users::delete_user(self.ctx.store.as_ref(), name, &tokens, self.owned).await?;
         self.ctx.replica.wait_for(v).await;
         Ok(())
     }
@@ -240,7 +204,7 @@ impl UserState {
                 self.name
             )));
         }
-        let v = ops::delete_tokens(self.ctx.store.as_ref(), &doomed, self.fence()).await?;
+        let v = tokens::delete_tokens(self.ctx.store.as_ref(), &doomed, self.fence()).await?;
         self.ctx.replica.wait_for(v).await;
         Ok(())
     }
@@ -257,7 +221,7 @@ impl UserState {
         if doomed.is_empty() {
             return Ok(());
         }
-        let v = ops::delete_tokens(self.ctx.store.as_ref(), &doomed, self.fence()).await?;
+        let v = tokens::delete_tokens(self.ctx.store.as_ref(), &doomed, self.fence()).await?;
         self.ctx.replica.wait_for(v).await;
         Ok(())
     }

@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use galilean_actors::ops;
+use galilean_actors::store::{tokens, users};
 use galilean_proto::records::Owner;
+use galilean_proto::wire::NewToken;
 use galilean_storage::{MemoryStore, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -15,10 +16,10 @@ async fn simultaneous_logins_and_tokens_neither_conflict_nor_share_ids() {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let (rec, _) = ops::ensure_user(store.as_ref(), &format!("user{i}"), None)
+                let (rec, _) = users::ensure_user(store.as_ref(), &format!("user{i}"), None)
                     .await
                     .unwrap();
-                let spec = ops::NewToken {
+                let spec = NewToken {
                     owner: Owner::User(rec.name.clone()),
                     scopes: vec![],
                     note: "test".into(),
@@ -26,7 +27,9 @@ async fn simultaneous_logins_and_tokens_neither_conflict_nor_share_ids() {
                     session_id: None,
                     client_id: "jupyterhub".into(),
                 };
-                let ((token, _), _) = ops::create_token(store.as_ref(), spec, None).await.unwrap();
+                let ((token, _), _) = tokens::create_token(store.as_ref(), spec, None)
+                    .await
+                    .unwrap();
                 (rec.id, token.id)
             })
         })

@@ -6,17 +6,22 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use galilean_actors::remote::LiveSet;
+use galilean_actors::policy::placement::{node_ids, LiveSetRules};
 use galilean_actors::router::ask;
+use galilean_actors::secrets;
 use galilean_actors::server::{Progress, ServerMsg};
+use galilean_actors::spawner::local::LocalProcessSpawner;
 use galilean_actors::spawner::{
-    readiness::probe_client, LocalProcessSpawner, PollStatus, SpawnError, SpawnRequest, Spawner,
-    Started,
+    readiness::probe_client, PollStatus, SpawnError, SpawnRequest, Spawner, Started,
 };
+use galilean_actors::store::{tokens, users};
 use galilean_actors::user::UserMsg;
-use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
+use galilean_actors::{HubCtx, Replica, Router, SpawnSettings};
+use galilean_proto::live::LiveSet;
 use galilean_proto::names::{ServerName, UserName};
+use galilean_proto::node::NodeId;
 use galilean_proto::records::ServerPhase;
+use galilean_proto::wire::NewToken;
 use galilean_storage::MemoryStore;
 use tokio::sync::watch;
 
@@ -74,7 +79,7 @@ async fn hub_with(
 
 /// `user` (created if missing) and its default server's actor.
 async fn server_actor(router: &Arc<Router>, user: &str) -> ractor::ActorRef<ServerMsg> {
-    ops::ensure_user(router.ctx().store.as_ref(), user, None)
+    users::ensure_user(router.ctx().store.as_ref(), user, None)
         .await
         .unwrap();
     router
@@ -103,7 +108,7 @@ async fn request_start(actor: &ractor::ActorRef<ServerMsg>) -> watch::Receiver<A
 
 async fn start(router: &Arc<Router>, user: &str, server: &str) -> Arc<Progress> {
     let u = UserName::parse(user).unwrap();
-    ops::ensure_user(router.ctx().store.as_ref(), user, None)
+    users::ensure_user(router.ctx().store.as_ref(), user, None)
         .await
         .unwrap();
     let actor = router
@@ -135,7 +140,7 @@ async fn stop(router: &Arc<Router>, user: &str) {
 }
 
 fn group_alive(pgid: i32) -> bool {
-    galilean_actors::spawner::local::live_member_of(pgid)
+    galilean_actors::spawner::procfs::live_member_of(pgid)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,14 +260,14 @@ async fn a_spawn_storm_queues_within_the_limit() {
 async fn a_stale_owner_cannot_write() {
     let (router, dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
     let ctx = router.ctx().clone();
-    ops::ensure_user(ctx.store.as_ref(), "alice", None)
+    users::ensure_user(ctx.store.as_ref(), "alice", None)
         .await
         .unwrap();
     // this node (1) holds alice's actor ...
     let alice = UserName::parse("alice").unwrap();
     let actor = router.server(&alice, &ServerName::default()).await.unwrap();
     let user = router.user(&alice).await.unwrap();
-    let spec = || ops::NewToken {
+    let spec = || NewToken {
         owner: galilean_proto::records::Owner::User("alice".into()),
         scopes: vec!["inherit".into()],
         note: "t".into(),
@@ -278,7 +283,7 @@ async fn a_stale_owner_cannot_write() {
     .unwrap()
     .unwrap();
     // ... when the live set moves her to node 2
-    record_live(&ctx, LiveSet::next(None, vec![2])).await;
+    record_live(&ctx, LiveSet::next(None, node_ids(&[2]))).await;
     // the old owner's start is refused inside its transaction: nothing written, nothing run
     let r = ask_start(&actor).await;
     let Err(err) = r else {
@@ -342,7 +347,7 @@ fn refused_as_stale<T>(r: &Result<T, galilean_actors::OpError>) -> bool {
 
 /// Records `set` as the live set (as the cluster's leader does) and waits for the replica.
 async fn record_live(ctx: &HubCtx, set: LiveSet) -> LiveSet {
-    let key = galilean_actors::keys::meta(galilean_actors::remote::LIVE_KEY);
+    let key = galilean_actors::keys::meta(galilean_actors::keys::LIVE_KEY);
     let bytes = rmp_serde::to_vec_named(&set).unwrap();
     let mut tx = ctx.store.begin().await.unwrap();
     tx.set(&key, &bytes);
@@ -361,19 +366,19 @@ async fn an_actor_from_before_its_user_left_and_came_back_cannot_write() {
     let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
     let ctx = router.ctx().clone();
     let alice = UserName::parse("alice").unwrap();
-    let live = record_live(&ctx, LiveSet::next(None, vec![1])).await;
+    let live = record_live(&ctx, LiveSet::next(None, node_ids(&[1]))).await;
     // node 1 owns alice, and its actors for her are started
     let old_user = router.user(&alice).await.unwrap();
     let old_server = router.server(&alice, &ServerName::default()).await.unwrap();
     // node 1 drops out of the live set, and comes back
-    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![2])).await;
-    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), node_ids(&[2]))).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), node_ids(&[1]))).await;
     assert_eq!(router.owner_of("alice").unwrap(), 1);
     // the old actors' writes are refused: nothing is created, nothing started
     let r = ask_create(&old_user).await;
     assert!(refused_as_stale(&r), "{r:?}");
     assert!(!ctx.replica.read(|s| s.users.contains_key("alice")));
-    ops::ensure_user(ctx.store.as_ref(), "alice", None)
+    users::ensure_user(ctx.store.as_ref(), "alice", None)
         .await
         .unwrap();
     let r = ask_start(&old_server).await;
@@ -410,21 +415,24 @@ async fn an_actor_from_before_a_member_came_and_went_cannot_write() {
     // a user that node 2 outranks node 1 for
     let name = (0..)
         .map(|i| format!("u{i}"))
-        .find(|n| galilean_actors::placement::owner(n.as_bytes(), &[1, 2]) == Some(2))
+        .find(|n| {
+            galilean_actors::policy::placement::owner(n.as_bytes(), &node_ids(&[1, 2]))
+                == Some(NodeId(2))
+        })
         .unwrap();
     let user = UserName::parse(&name).unwrap();
-    let live = record_live(&ctx, LiveSet::next(None, vec![1])).await;
+    let live = record_live(&ctx, LiveSet::next(None, node_ids(&[1]))).await;
     let old = router.user(&user).await.unwrap();
-    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1, 2])).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), node_ids(&[1, 2]))).await;
     assert_eq!(router.owner_of(&name).unwrap(), 2);
-    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), node_ids(&[1]))).await;
     assert_eq!(live.left_since, 2);
     let r = ask_create(&old).await;
     assert!(refused_as_stale(&r), "{r:?}");
     assert!(!ctx.replica.read(|s| s.users.contains_key(&name)));
     // through the router, the call reaches a fresh actor
     let created = router
-        .call(galilean_actors::remote::Call::CreateUser {
+        .call(galilean_proto::wire::Call::CreateUser {
             name: name.clone(),
             admin: false,
         })
@@ -439,20 +447,21 @@ async fn an_actor_from_before_a_member_came_and_went_cannot_write() {
 /// since the caller routed it, even with a fresh actor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_routed_before_its_user_left_and_came_back_is_refused() {
-    use galilean_actors::remote::{Call, NodeRouterActor, Routed, RouterMsg};
+    use galilean_actors::router::{NodeRouterActor, RouterMsg};
+    use galilean_proto::wire::{Call, Routed};
     let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
     let ctx = router.ctx().clone();
     let (node, _) = ractor::Actor::spawn(None, NodeRouterActor, Arc::downgrade(&router))
         .await
         .unwrap();
-    let live = record_live(&ctx, LiveSet::next(None, vec![1])).await;
+    let live = record_live(&ctx, LiveSet::next(None, node_ids(&[1]))).await;
     let create = Call::CreateUser {
         name: "alice".into(),
         admin: false,
     };
     let late = Routed::encode(&create, live.epoch).unwrap();
-    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![2])).await;
-    let live = record_live(&ctx, LiveSet::next(Some(&live), vec![1])).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), node_ids(&[2]))).await;
+    let live = record_live(&ctx, LiveSet::next(Some(&live), node_ids(&[1]))).await;
     let answer = |bytes: Vec<u8>| {
         let node = node.clone();
         async move {
@@ -464,10 +473,8 @@ async fn a_call_routed_before_its_user_left_and_came_back_is_refused() {
                 .await
                 .unwrap()
                 .unwrap();
-            let (r, _): (
-                Result<galilean_actors::remote::Reply, serde_json::Value>,
-                u64,
-            ) = rmp_serde::from_slice(&reply).unwrap();
+            let (r, _): (Result<galilean_proto::wire::Reply, serde_json::Value>, u64) =
+                rmp_serde::from_slice(&reply).unwrap();
             r
         }
     };
@@ -492,7 +499,7 @@ async fn a_call_routed_before_its_user_left_and_came_back_is_refused() {
 async fn a_start_over_a_server_another_owner_started_is_refused() {
     let (router, dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
     let ctx = router.ctx().clone();
-    ops::ensure_user(ctx.store.as_ref(), "alice", None)
+    users::ensure_user(ctx.store.as_ref(), "alice", None)
         .await
         .unwrap();
     let alice = UserName::parse("alice").unwrap();
@@ -558,7 +565,7 @@ async fn a_start_at_a_new_owner_first_judges_the_spawn_it_inherited() {
     // adoption of moved servers does
     let (router, _dir) = hub(&["sh", "-c", HTTP_SERVER], 5).await;
     let foreign = foreign_server().leads_its_group().await;
-    ops::ensure_user(router.ctx().store.as_ref(), "kim", None)
+    users::ensure_user(router.ctx().store.as_ref(), "kim", None)
         .await
         .unwrap();
     another_owners_start(&router, "kim", 1, Some(foreign.pid())).await;
@@ -614,7 +621,7 @@ async fn a_server_actor_stopped_mid_spawn_stops_the_process_it_launched() {
     });
     let found = ctx.spawner.find_unrecorded(&hash).await;
     assert_eq!(found.and_then(|s| s.pid), Some(pid));
-    let other = galilean_actors::ops::sha256_hex("another token");
+    let other = secrets::sha256_hex("another token");
     assert!(ctx.spawner.find_unrecorded(&other).await.is_none());
     // the actor goes (as when its user moves to another node) while still waiting
     actor
@@ -778,7 +785,7 @@ async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
     // instance 3 starting with its server token and no process, and the process runs
     let (router, _dir) = hub(&["sleep", "600"], 5).await;
     let ctx = router.ctx().clone();
-    ops::ensure_user(ctx.store.as_ref(), "gus", None)
+    users::ensure_user(ctx.store.as_ref(), "gus", None)
         .await
         .unwrap();
     let launched = |token: &str| {
@@ -790,18 +797,20 @@ async fn adoption_stops_a_process_whose_launch_was_never_recorded() {
                 .unwrap(),
         )
     };
-    let secret = ops::new_token_secret();
+    let secret = secrets::new_token_secret();
     let mut orphan = launched(&secret).leads_its_group().await;
     // another start's process (or another hub's) is not this record's to stop
-    let mut other = launched(&ops::new_token_secret()).leads_its_group().await;
+    let mut other = launched(&secrets::new_token_secret())
+        .leads_its_group()
+        .await;
     another_owners_start(&router, "gus", 3, None).await;
     let key = galilean_actors::keys::server("gus", "");
     let mut tx = ctx.store.begin().await.unwrap();
-    let token = ops::insert_token(
+    let token = tokens::insert_token(
         ctx.store.as_ref(),
         tx.as_mut(),
         &secret,
-        &ops::NewToken {
+        &NewToken {
             owner: galilean_proto::records::Owner::User("gus".into()),
             scopes: vec!["access:servers!server".into()],
             note: "Server at /user/gus/".into(),

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use galilean_actors::placement;
-use galilean_actors::remote::LiveSet;
+use galilean_actors::membership::read_live_set;
+use galilean_actors::policy::placement;
+use galilean_proto::node::NodeId;
 use galilean_storage::raft::net::HttpNetwork;
 use galilean_storage::raft::tls::{NodeTls, TlsInput};
 use galilean_storage::raft::RaftStore;
@@ -138,7 +139,7 @@ pub fn shared_status_json(app: &AppState, lease: &galilean_storage::lease::Store
     let holder = lease.holder();
     let state = match (holder, lease.leadership()) {
         (_, Some(_)) => "Leader",
-        (Some(h), None) if h == me => "Lapsed",
+        (Some(h), None) if me == h => "Lapsed",
         _ => "Follower",
     };
     let mut doc = hub_status(app);
@@ -204,10 +205,10 @@ pub fn state_json(app: &AppState) -> String {
 /// What every node reports whatever its store: the live set, drains, its serving lease,
 /// and who owns how many users and actors.
 fn hub_status(app: &AppState) -> serde_json::Map<String, Value> {
-    let live = LiveSet::read(&app.replica);
+    let live = read_live_set(&app.replica);
     let live_ids = app.router.live_members();
     // who owns how many users, by the live set this node has applied
-    let owned: BTreeMap<u64, usize> = app.replica.read(|s| {
+    let owned: BTreeMap<NodeId, usize> = app.replica.read(|s| {
         let mut owned = BTreeMap::new();
         for name in s.users.keys() {
             if let Some(owner) = placement::owner(name.as_bytes(), &live_ids) {
@@ -224,7 +225,7 @@ fn hub_status(app: &AppState) -> serde_json::Map<String, Value> {
         ),
         (
             "draining".into(),
-            json!(galilean_actors::remote::draining(&app.replica)),
+            json!(galilean_actors::membership::draining(&app.replica)),
         ),
         ("serving".into(), json!(app.router.lease_valid())),
         ("owned_users".into(), json!(owned)),
@@ -420,7 +421,7 @@ pub async fn drain(config: &Config, id: u64, cancel: bool) -> anyhow::Result<()>
     if !known {
         anyhow::bail!("node {id} is not a member of the cluster");
     }
-    let key = galilean_actors::keys::meta(&galilean_actors::remote::draining_key(id));
+    let key = galilean_actors::keys::meta(&galilean_actors::keys::draining_key(id));
     let mutation = if cancel {
         Mutation::Clear { key }
     } else {

@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use galilean_actors::spawner::{readiness::probe_client, LocalProcessSpawner};
-use galilean_actors::{ops, HubCtx, Replica, Router, SpawnSettings};
+use galilean_actors::membership::run_liveness;
+use galilean_actors::spawner::backends::{self, Backend};
+use galilean_actors::spawner::readiness::probe_client;
+use galilean_actors::store::{activity, meta, tokens, users};
+use galilean_actors::{HubCtx, Replica, Router, SpawnSettings};
 use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, ServerPhase};
 use galilean_storage::raft::net::Document;
@@ -243,8 +246,8 @@ pub async fn start_with_options(
         return Ok(node);
     };
     // a drain ends when the node starts again
-    let mark = galilean_actors::keys::meta(&galilean_actors::remote::draining_key(
-        node.app.router.node_id(),
+    let mark = galilean_actors::keys::meta(&galilean_actors::keys::draining_key(
+        node.app.router.node_id().get(),
     ));
     let ((), v) = galilean_actors::in_txn!(store.as_ref(), |tx| {
         if tx.get(&mark).await?.is_some() {
@@ -325,7 +328,7 @@ pub(crate) fn actor_addr(addr: &str) -> anyhow::Result<String> {
 fn actor_link(
     c: &crate::config::ClusterConfig,
     tls: Option<galilean_storage::raft::tls::NodeTls>,
-) -> anyhow::Result<galilean_actors::remote::ClusterLink> {
+) -> anyhow::Result<galilean_actors::router::ClusterLink> {
     let (host, port) = split_actor_port(&c.bind)?;
     let listen: std::net::IpAddr = host.parse().with_context(|| {
         format!(
@@ -333,7 +336,7 @@ fn actor_link(
             c.bind
         )
     })?;
-    Ok(galilean_actors::remote::ClusterLink {
+    Ok(galilean_actors::router::ClusterLink {
         node_id: c.node_id,
         listen,
         port,
@@ -561,7 +564,9 @@ async fn build_at(
     let ctx = Arc::new(HubCtx {
         store: store.clone(),
         replica: replica.clone(),
-        spawner: Arc::new(LocalProcessSpawner::listening_on(config.spawner.ip)),
+        spawner: backends::build(Backend::LocalProcess {
+            ip: config.spawner.ip,
+        }),
         settings,
         spawn_slots: Arc::new(tokio::sync::Semaphore::new(
             config.spawner.concurrent_spawn_limit,
@@ -588,14 +593,12 @@ async fn build_at(
         cluster_tasks.push(tokio::spawn(
             // a leader counts only while its proof is fresh: one that resumes from a
             // pause must not renew its own serving lease
-            router
-                .clone()
-                .run_liveness(leadership.proof, leadership.handover),
+            run_liveness(router.clone(), leadership.proof, leadership.handover),
         ));
     }
 
-    let cookie_secret = ops::secret(store.as_ref(), "cookie_secret", 64).await?;
-    let xsrf_secret = ops::secret(store.as_ref(), "xsrf_secret", 32).await?;
+    let cookie_secret = meta::secret(store.as_ref(), "cookie_secret", 64).await?;
+    let xsrf_secret = meta::secret(store.as_ref(), "xsrf_secret", 32).await?;
     let cookie_key = cookie::Key::try_from(cookie_secret.as_slice())
         .map_err(|e| anyhow::anyhow!("bad cookie secret in the store: {e}"))?;
 
@@ -707,7 +710,7 @@ async fn reconcile_services(
         });
         match &svc.api_token {
             Some(secret) => {
-                let v = ops::upsert_config_token(
+                let v = tokens::upsert_config_token(
                     store,
                     secret.expose(),
                     Owner::Service(svc.name.clone()),
@@ -717,7 +720,7 @@ async fn reconcile_services(
                 replica.wait_for(v).await;
             }
             None if !existing.is_empty() => {
-                let v = ops::delete_tokens(store, &existing, None).await?;
+                let v = tokens::delete_tokens(store, &existing, None).await?;
                 replica.wait_for(v).await;
             }
             None => {}
@@ -735,7 +738,7 @@ async fn reconcile_services(
             count = orphans.len(),
             "removing tokens of services no longer in the config"
         );
-        let v = ops::delete_tokens(store, &orphans, None).await?;
+        let v = tokens::delete_tokens(store, &orphans, None).await?;
         replica.wait_for(v).await;
     }
     Ok(services)
@@ -752,7 +755,7 @@ async fn reconcile_admins(
             tracing::warn!("authenticator.admin_users: {name:?} is not a valid user name; skipped");
             continue;
         };
-        let (_, v) = ops::ensure_user(store, user.as_str(), Some(true)).await?;
+        let (_, v) = users::ensure_user(store, user.as_str(), Some(true)).await?;
         replica.wait_for(v).await;
     }
     Ok(())
@@ -832,7 +835,7 @@ pub async fn flush_activity(app: &AppState) -> anyhow::Result<()> {
         return Ok(());
     }
     let users: Vec<(String, i64)> = users.into_iter().collect();
-    ops::record_activity(app.store.as_ref(), &users, &servers, &tokens).await?;
+    activity::record_activity(app.store.as_ref(), &users, &servers, &tokens).await?;
     Ok(())
 }
 

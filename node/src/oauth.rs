@@ -10,11 +10,13 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use galilean_actors::ops::{self, sha256_hex, NewToken};
-use galilean_actors::scopes::{Access, Target};
+use galilean_actors::policy::scopes::{Access, Target};
+use galilean_actors::secrets::{random_alnum, sha256_hex};
+use galilean_actors::store::oauth;
 use galilean_proto::names::UserName;
 use galilean_proto::records::{OAuthClientRecord, OAuthCodeRecord, Owner, FORMAT};
 use galilean_proto::time::now_micros;
+use galilean_proto::wire::NewToken;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -233,7 +235,7 @@ async fn issue_code(
     scopes: Vec<String>,
 ) -> Response {
     let (session_id, new_cookie) = auth::browser_session(app, headers);
-    let code = ops::random_alnum(CODE_LEN);
+    let code = random_alnum(CODE_LEN);
     let rec = OAuthCodeRecord {
         v: FORMAT,
         client_id: req.client.client_id.clone(),
@@ -245,7 +247,7 @@ async fn issue_code(
         code_challenge_method: req.code_challenge_method.clone(),
         expires_at: now_micros() + CODE_LIFETIME_SECS * 1_000_000,
     };
-    if let Err(e) = ops::insert_code(app.store.as_ref(), &code, &rec).await {
+    if let Err(e) = oauth::insert_code(app.store.as_ref(), &code, &rec).await {
         let e = crate::error::HttpError::from(e);
         return page_error(app, e.status, e.message.as_deref().unwrap_or("error"));
     }
@@ -442,7 +444,7 @@ pub async fn token(State(app): App, headers: HeaderMap, body: Bytes) -> Response
         );
     };
     // taking the code makes it single-use, even when two requests race
-    let rec = match ops::take_code(app.store.as_ref(), code).await {
+    let rec = match oauth::take_code(app.store.as_ref(), code).await {
         Ok(r) => r,
         Err(e) => return crate::error::HttpError::from(e).into_response(),
     };

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use galilean_actors::ops::sha256_hex;
+use galilean_actors::secrets::sha256_hex;
 use galilean_actors::{keys, OpError};
 use galilean_storage::Store;
 

@@ -377,7 +377,10 @@ async fn nodes_on_several_addresses_with_the_same_ports_form_a_cluster() {
     for owner in 1..=3u64 {
         let user = (0..)
             .map(|i| format!("p{i}"))
-            .find(|u| galilean_actors::placement::owner(u.as_bytes(), &[1, 2, 3]) == Some(owner))
+            .find(|u| {
+                galilean_actors::policy::placement::owner_of_ids(u.as_bytes(), &[1, 2, 3])
+                    == Some(owner)
+            })
             .unwrap();
         let via = &nodes[(owner % 3) as usize];
         let (s, body) = call(&via.url, reqwest::Method::POST, &format!("/users/{user}")).await;
@@ -405,7 +408,7 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
 
     // any node answers for alice: a node that does not own her creates her through
     // her owner, and every node reads her from its own replica at once
-    let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
+    let owner_id = galilean_actors::policy::placement::owner_of_ids(b"alice", &[1, 2, 3]).unwrap();
     let owner = &nodes[(owner_id - 1) as usize];
     let others: Vec<&ClusterNode> = nodes.iter().filter(|n| n.id != owner_id).collect();
     let (s, body) = call(&others[0].url, reqwest::Method::POST, "/users/alice").await;
@@ -608,7 +611,7 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     let _serial = SERIAL.lock().await;
     let dir = TestDir::new();
     let mut nodes = three_nodes(dir.path()).await;
-    let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
+    let owner_id = galilean_actors::policy::placement::owner_of_ids(b"alice", &[1, 2, 3]).unwrap();
     let survivor = nodes.iter().find(|n| n.id != owner_id).unwrap().url.clone();
     let (s, _) = call(&survivor, reqwest::Method::POST, "/users/alice").await;
     assert_eq!(s, 201);
@@ -671,7 +674,7 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     let _serial = SERIAL.lock().await;
     let dir = TestDir::new();
     let nodes = three_nodes(dir.path()).await;
-    let owner_id = galilean_actors::placement::owner(b"bob", &[1, 2, 3]).unwrap();
+    let owner_id = galilean_actors::policy::placement::owner_of_ids(b"bob", &[1, 2, 3]).unwrap();
     let hung = nodes.iter().find(|n| n.id == owner_id).unwrap();
     let survivor = nodes.iter().find(|n| n.id != owner_id).unwrap().url.clone();
     let (s, _) = call(&survivor, reqwest::Method::POST, "/users/bob").await;
@@ -681,7 +684,10 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     // carol is owned by a node that keeps running; her token exists before the hang
     let carol = (0..100)
         .map(|i| format!("carol{i}"))
-        .find(|n| galilean_actors::placement::owner(n.as_bytes(), &[1, 2, 3]) != Some(owner_id))
+        .find(|n| {
+            galilean_actors::policy::placement::owner_of_ids(n.as_bytes(), &[1, 2, 3])
+                != Some(owner_id)
+        })
         .unwrap();
     call(&survivor, reqwest::Method::POST, &format!("/users/{carol}")).await;
     let (s, ctok) = call(
@@ -830,7 +836,7 @@ async fn a_call_that_meets_a_move_late_follows_its_user_to_the_new_owner() {
     let (user, owner) = (0..100)
         .map(|i| format!("late{i}"))
         .find_map(|n| {
-            let owner = galilean_actors::placement::owner(n.as_bytes(), &[1, 2, 3])?;
+            let owner = galilean_actors::policy::placement::owner_of_ids(n.as_bytes(), &[1, 2, 3])?;
             (owner != leader).then_some((n, owner))
         })
         .unwrap();
@@ -1045,7 +1051,7 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
     let n3 = start(3, &certs);
     let nodes = [n1, n2, n3];
     wait_healthy(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(30)).await;
-    let owner_id = galilean_actors::placement::owner(b"alice", &[1, 2, 3]).unwrap();
+    let owner_id = galilean_actors::policy::placement::owner_of_ids(b"alice", &[1, 2, 3]).unwrap();
     let other = nodes.iter().find(|n| n.id != owner_id).unwrap();
     let (s, body) = call(&other.url, reqwest::Method::POST, "/users/alice").await;
     assert_eq!(s, 201, "{body}");
@@ -1171,7 +1177,9 @@ async fn a_node_added_at_runtime_catches_up_and_takes_users_and_a_removed_one_le
     assert!(out.contains("members: 4, reachable: 4"), "{out}");
     let mine: Vec<&String> = names
         .iter()
-        .filter(|n| galilean_actors::placement::owner(n.as_bytes(), &[1, 2, 3, 4]) == Some(4))
+        .filter(|n| {
+            galilean_actors::policy::placement::owner_of_ids(n.as_bytes(), &[1, 2, 3, 4]) == Some(4)
+        })
         .collect();
     assert!(!mine.is_empty());
     let user = mine[0].clone();
@@ -1625,7 +1633,10 @@ async fn kill_under_load(kill_the_leader: bool, tweak: impl Fn(String) -> String
     // a user the victim owns, with a running server
     let user = (0..)
         .map(|i| format!("k{i}"))
-        .find(|u| galilean_actors::placement::owner(u.as_bytes(), &[1, 2, 3]) == Some(victim_id))
+        .find(|u| {
+            galilean_actors::policy::placement::owner_of_ids(u.as_bytes(), &[1, 2, 3])
+                == Some(victim_id)
+        })
         .unwrap();
     let survivors: Vec<String> = nodes
         .iter()
@@ -1839,7 +1850,9 @@ async fn a_write_is_answered_only_when_every_serving_node_shows_it() {
     // a user node 3 does not own: the write itself needs no answer from it
     let carol = (0..)
         .map(|i| format!("carol{i}"))
-        .find(|u| galilean_actors::placement::owner(u.as_bytes(), &[1, 2, 3]) != Some(3))
+        .find(|u| {
+            galilean_actors::policy::placement::owner_of_ids(u.as_bytes(), &[1, 2, 3]) != Some(3)
+        })
         .unwrap();
     let asked = Instant::now();
     let (s, _) = call(
@@ -1892,7 +1905,9 @@ async fn cleanup_servers_stops_a_node_s_servers_even_after_its_majority_left() {
     let last = 3;
     let dave = (0..)
         .map(|i| format!("dave{i}"))
-        .find(|u| galilean_actors::placement::owner(u.as_bytes(), &[1, 2, 3]) == Some(last))
+        .find(|u| {
+            galilean_actors::policy::placement::owner_of_ids(u.as_bytes(), &[1, 2, 3]) == Some(last)
+        })
         .unwrap();
     let url = nodes[0].url.clone();
     let (s, _) = call(&url, reqwest::Method::POST, &format!("/users/{dave}")).await;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use base64::Engine;
 use common::Browser;
-use galilean_actors::ops::{self, sha256_hex};
+use galilean_actors::secrets::sha256_hex;
+use galilean_actors::store::{oauth, tokens, users};
 use galilean_node::config::Config;
 use galilean_proto::records::{OAuthClientRecord, OAuthCodeRecord, FORMAT};
+use galilean_proto::wire::NewToken;
 use galilean_storage::{MemoryStore, Store};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -36,10 +38,12 @@ async fn setup() -> Setup {
     let node = galilean_node::hub::start_with_store(config, listener, store.clone())
         .await
         .unwrap();
-    ops::ensure_user(store.as_ref(), "alice", None)
+    users::ensure_user(store.as_ref(), "alice", None)
         .await
         .unwrap();
-    ops::ensure_user(store.as_ref(), "bob", None).await.unwrap();
+    users::ensure_user(store.as_ref(), "bob", None)
+        .await
+        .unwrap();
     let client = OAuthClientRecord {
         v: FORMAT,
         client_id: CLIENT.into(),
@@ -50,7 +54,7 @@ async fn setup() -> Setup {
         server: Some(("alice".into(), String::new())),
         service: None,
     };
-    let v = ops::put_client(store.as_ref(), &client).await.unwrap();
+    let v = oauth::put_client(store.as_ref(), &client).await.unwrap();
     node.app.replica.wait_for(v).await;
     let url = format!("http://{}", node.addr);
     Setup {
@@ -227,7 +231,7 @@ async fn the_token_endpoint_refuses_what_jupyterhub_refuses() {
         code_challenge_method: None,
         expires_at: galilean_proto::time::now_micros() - 1_000_000,
     };
-    ops::insert_code(s.store.as_ref(), expired, &rec)
+    oauth::insert_code(s.store.as_ref(), expired, &rec)
         .await
         .unwrap();
     let (st, body) = token(&s.url, &form(expired, &[])).await;
@@ -281,9 +285,9 @@ async fn logout_revokes_the_sessions_oauth_tokens() {
     };
     assert_eq!(whoami().await.unwrap().status(), 200);
     // an API token of alice's from elsewhere survives her logout
-    let (other, v) = ops::create_token(
+    let (other, v) = tokens::create_token(
         s.store.as_ref(),
-        ops::NewToken {
+        NewToken {
             owner: galilean_proto::records::Owner::User("alice".into()),
             scopes: vec!["inherit".into()],
             note: "api".into(),

@@ -17,20 +17,19 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use galilean_proto::records::SpawnerState;
-use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
-use super::{PollStatus, SpawnError, SpawnRequest, Spawner, Started};
+use crate::spawner::groups::{group_alive, may_signal_group, signal_group, wait_gone};
+use crate::spawner::launch::{self, Launch};
+use crate::spawner::ports::{self, Ports};
+use crate::spawner::procfs::{find_launched, host_name, leader, read_stat, Leader};
+use crate::spawner::{PollStatus, SpawnError, SpawnRequest, Spawner, Started};
 
-/// How often `stop` looks whether the process group is gone.
-const STOP_TICK: Duration = Duration::from_millis(50);
 /// How long `stop` waits for the group to vanish after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// How long the exit status of a reaped child is remembered for `poll`; after that
@@ -48,7 +47,7 @@ pub struct LocalProcessSpawner {
     /// The address servers listen on and are reached at.
     ip: std::net::IpAddr,
     /// Where their ports come from.
-    ports: Arc<super::ports::Ports>,
+    ports: Arc<Ports>,
 }
 
 impl Default for LocalProcessSpawner {
@@ -80,7 +79,7 @@ impl LocalProcessSpawner {
         LocalProcessSpawner {
             children: Arc::default(),
             ip,
-            ports: Arc::new(super::ports::Ports::new()),
+            ports: Arc::new(Ports::new()),
         }
     }
 
@@ -145,16 +144,16 @@ impl Spawner for LocalProcessSpawner {
             "JUPYTERHUB_SERVICE_URL".into(),
             format!("{url}{}", req.prefix),
         );
-        let launch = super::launch::Launch {
+        let launch = Launch {
             argv: &req.argv,
             env: &env,
             dir: &req.home_dir,
             output: &log,
         };
         // the check runs here, with nothing between it and the launch that waits
-        let pid = super::ports::forking(|| {
+        let pid = ports::forking(|| {
             req.may_launch.check().map_err(SpawnError::NotLaunched)?;
-            super::launch::spawn(&launch).map_err(|e| SpawnError::Exec {
+            launch::spawn(&launch).map_err(|e| SpawnError::Exec {
                 reason: exec_failure(&argv0, &e),
                 argv0: argv0.clone(),
             })
@@ -177,7 +176,7 @@ impl Spawner for LocalProcessSpawner {
         let children = self.children.clone();
         let (user, server) = (req.user.clone(), req.server.clone());
         tokio::spawn(async move {
-            let ended = super::launch::wait(pid).await;
+            let ended = launch::wait(pid).await;
             let code = ended.as_ref().ok().and_then(|e| e.code);
             match &ended {
                 Ok(e) => {
@@ -299,265 +298,14 @@ fn exec_failure(argv0: &str, e: &io::Error) -> String {
     }
 }
 
-fn host_name() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|h| h.trim().to_owned())
-        .find(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// The fields of `/proc/<pid>/stat` this module uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProcStat {
-    /// Field 3: `R`, `S`, `D`, `Z` (zombie), `X` (dead), ...
-    state: char,
-    /// Field 5.
-    pgrp: i32,
-    /// Field 22: start time in clock ticks after boot.
-    start_ticks: u64,
-}
-
-impl ProcStat {
-    fn is_dead(&self) -> bool {
-        matches!(self.state, 'Z' | 'X' | 'x')
-    }
-}
-
-/// Parses `pid (comm) state ppid pgrp session ...`. `comm` may contain spaces and
-/// parentheses, so the fields are counted from after the last `)`.
-fn parse_stat(text: &str) -> Option<ProcStat> {
-    let rest = text.get(text.rfind(')')? + 1..)?;
-    let mut fields = rest.split_ascii_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    // fields 6 to 21 come next; field 22 is the 17th from here
-    let start_ticks = fields.nth(16)?.parse().ok()?;
-    Some(ProcStat {
-        state,
-        pgrp,
-        start_ticks,
-    })
-}
-
-/// The leader of a process group whose server token (`JUPYTERHUB_API_TOKEN`, unique to
-/// one start, so never another hub's or another start's process) hashes to `hash`.
-fn find_launched(hash: &str) -> Option<SpawnerState> {
-    let prefix = format!("{}=", galilean_proto::env::API_TOKEN);
-    let me = std::process::id() as i32;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Some(stat) = read_stat(pid).filter(|s| s.pgrp == pid && !s.is_dead()) else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        let token = environ
-            .split(|b| *b == 0)
-            .find_map(|var| var.strip_prefix(prefix.as_bytes()));
-        let matches = token
-            .and_then(|t| std::str::from_utf8(t).ok())
-            .is_some_and(|t| crate::ops::sha256_hex(t) == hash);
-        if matches {
-            return Some(SpawnerState {
-                pid: Some(pid),
-                host: host_name(),
-                log_path: None,
-                node: 0,
-                start_ticks: Some(stat.start_ticks),
-            });
-        }
-    }
-    None
-}
-
-fn read_stat(pid: i32) -> Option<ProcStat> {
-    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-/// What became of the process that leads a server's group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Leader {
-    /// Alive, and the same process (or no start time was recorded to tell).
-    Running,
-    /// Exited (gone, or a zombie not reaped yet).
-    Gone,
-    /// The pid belongs to another process now.
-    Recycled,
-}
-
-fn leader(pid: i32, start_ticks: Option<u64>) -> Leader {
-    match read_stat(pid) {
-        None => Leader::Gone,
-        Some(s) if start_ticks.is_some_and(|t| t != s.start_ticks) => Leader::Recycled,
-        Some(s) if s.is_dead() => Leader::Gone,
-        Some(_) => Leader::Running,
-    }
-}
-
-/// Guards against pids whose process group is never a server's: 0 and 1 (`kill(0)` and
-/// `kill(-1)` mean "my group" and "everyone"), and the hub's own group.
-fn may_signal_group(pid: i32) -> bool {
-    pid > 1 && Pid::from_raw(pid) != nix::unistd::getpgrp()
-}
-
-fn signal_group(pid: i32, signal: Signal) {
-    match kill(Pid::from_raw(-pid), signal) {
-        Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => tracing::warn!(pid, %signal, error = %e, "signalling a server's process group"),
-    }
-}
-
-/// Whether any process of the group led by `pid` still runs (zombies do not count).
-///
-/// A pid is not reused while a process group of that id exists, so when the leader has
-/// exited, the remaining members of group `pid` are the server's own descendants.
-async fn group_alive(pid: i32, start_ticks: Option<u64>) -> bool {
-    let asked = Instant::now();
-    match leader(pid, start_ticks) {
-        Leader::Running => return true,
-        Leader::Recycled => return false,
-        Leader::Gone => {}
-    }
-    match kill(Pid::from_raw(-pid), None) {
-        // something is left, maybe only zombies no one has reaped yet
-        Ok(()) => live_groups(asked).await.contains(&pid),
-        Err(Errno::ESRCH) => false,
-        Err(e) => {
-            tracing::warn!(pid, error = %e, "probing a server's process group");
-            false
-        }
-    }
-}
-
-/// Scans `/proc` for a live (non-zombie) process in process group `pgrp`. A zombie (an
-/// exited process not yet reaped) does not count, where `kill(-pgrp, 0)` would find it.
-pub fn live_member_of(pgrp: i32) -> bool {
-    scan_live_groups().contains(&pgrp)
-}
-
-/// How many times `/proc` was scanned (for a test).
-static SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The process groups that have a live (non-zombie) member, from one scan of `/proc`:
-/// a read of every process's `stat`, thousands of files with a storm's servers running.
-fn scan_live_groups() -> std::collections::HashSet<i32> {
-    SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Default::default();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(read_stat)
-        .filter(|s| !s.is_dead())
-        .map(|s| s.pgrp)
-        .collect()
-}
-
-/// [`scan_live_groups`] begun at `asked` or later, on a blocking thread, and shared by
-/// every stop waiting meanwhile. A storm's stops each wait for their group this way
-/// every [`STOP_TICK`]: a scan for each of them, on the runtime's workers, took those
-/// workers for seconds (with 1,000 servers stopping on three nodes on two cores, long
-/// enough for a node to miss its pings and be declared gone). A scan begun after
-/// `asked` is as good as one of the caller's own: a group with no live member then
-/// never gains one (only its members could start one).
-async fn live_groups(asked: Instant) -> Arc<std::collections::HashSet<i32>> {
-    type Scan = Option<(Instant, Arc<std::collections::HashSet<i32>>)>;
-    static LAST: tokio::sync::Mutex<Scan> = tokio::sync::Mutex::const_new(None);
-    let mut last = LAST.lock().await;
-    if let Some((at, groups)) = last.as_ref() {
-        if *at >= asked {
-            return groups.clone();
-        }
-    }
-    let at = Instant::now();
-    let groups = match tokio::task::spawn_blocking(scan_live_groups).await {
-        Ok(groups) => Arc::new(groups),
-        // the blocking scan did not finish (it panicked, or the runtime is shutting
-        // down): scan here rather than report a group gone
-        Err(_) => Arc::new(scan_live_groups()),
-    };
-    *last = Some((at, groups.clone()));
-    groups
-}
-
-async fn wait_gone(pid: i32, start_ticks: Option<u64>, within: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if !group_alive(pid, start_ticks).await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(STOP_TICK).await;
-    }
-}
-
-/// The last `max_lines` lines of a log file written from byte `from` on (what the
-/// latest start of a server wrote, not what earlier ones left), reading at most its last
-/// `max_bytes` (a line cut by that limit is dropped). Empty if the file cannot be read.
-/// For failure messages.
-pub fn tail_log(path: &Path, from: u64, max_lines: usize, max_bytes: usize) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    // a file now shorter than `from` was cut since: all of it is new
-    let from = if from > len { 0 } else { from };
-    let start = len.saturating_sub(max_bytes as u64).max(from);
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return String::new();
-    }
-    let mut buf = Vec::with_capacity(max_bytes.min(len as usize));
-    if f.take(max_bytes as u64).read_to_end(&mut buf).is_err() {
-        return String::new();
-    }
-    let mut text = &buf[..];
-    if start > from {
-        // drop the partial first line, unless it is all there is
-        if let Some(i) = text.iter().position(|&b| b == b'\n') {
-            text = &text[i + 1..];
-        }
-    }
-    let text = String::from_utf8_lossy(text);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(max_lines)..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
     use std::future::Future;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn stops_waiting_together_share_a_scan_of_proc() {
-        // a group with a live member: this process's own
-        let own = nix::unistd::getpgrp().as_raw();
-        let before = SCANS.load(std::sync::atomic::Ordering::Relaxed);
-        let asked = Instant::now();
-        let answers = futures::future::join_all((0..64).map(|_| live_groups(asked))).await;
-        let scans = SCANS.load(std::sync::atomic::Ordering::Relaxed) - before;
-        assert!(answers.iter().all(|groups| groups.contains(&own)));
-        // one scan serves them all (other tests of this binary may add a few of theirs)
-        assert!(scans < 8, "{scans} scans for 64 stops waiting at once");
-        // a scan begun before a question does not answer it
-        let later = Instant::now();
-        live_groups(later).await;
-        assert!(SCANS.load(std::sync::atomic::Ordering::Relaxed) > before + scans);
-    }
+    use crate::spawner::logs::tail_log;
 
     fn request(dir: &Path, argv: &[&str]) -> SpawnRequest {
         let env: BTreeMap<String, String> = [
@@ -629,29 +377,6 @@ mod tests {
         (started.state.pid.unwrap(), started.state.clone())
     }
 
-    #[test]
-    fn stat_fields_are_counted_after_the_last_parenthesis() {
-        let rest = (7..=21)
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(" ");
-        let line = format!("4242 (a) b (c)) S 1 4242 4242 {rest} 987654 23 0\n");
-        let s = parse_stat(&line).unwrap();
-        assert_eq!((s.state, s.pgrp, s.start_ticks), ('S', 4242, 987654));
-        assert_eq!(parse_stat("12 (x) S 1 2"), None);
-        assert_eq!(parse_stat("garbage"), None);
-        let me = read_stat(std::process::id() as i32).unwrap();
-        assert!(me.start_ticks > 0 && !me.is_dead());
-    }
-
-    #[test]
-    fn never_signals_everyone_or_the_hub() {
-        assert!(!may_signal_group(0));
-        assert!(!may_signal_group(1));
-        assert!(!may_signal_group(-5));
-        assert!(!may_signal_group(nix::unistd::getpgrp().as_raw()));
-    }
-
     /// The request's check is asked just before the launch and just after: refused
     /// before, nothing runs; refused after (the node was stopped during the launch), the
     /// process is stopped before `start` returns.
@@ -683,7 +408,7 @@ mod tests {
             assert_eq!(asked.load(Ordering::SeqCst), refused_at);
             // refused before the launch: no process was ever started
             assert_eq!(spawner.children().is_empty(), refused_at == 1);
-            let hash = crate::ops::sha256_hex(&token);
+            let hash = crate::secrets::sha256_hex(&token);
             assert_eq!(
                 find_launched(&hash),
                 None,
@@ -988,36 +713,5 @@ mod tests {
         spawner.stop(&state, Duration::from_secs(5)).await.unwrap();
         assert_eq!(spawner.poll(&state).await, PollStatus::Exited(None));
         assert!(members(pid).is_empty());
-    }
-
-    #[test]
-    fn tail_log_reads_only_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log");
-        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect();
-        std::fs::write(&path, &text).unwrap();
-        assert_eq!(tail_log(&path, 0, 3, 4096), "line 997\nline 998\nline 999");
-        // 20 bytes hold "e 997\nline 998\nline 999\n" partly: the cut line is dropped
-        assert_eq!(tail_log(&path, 0, 10, 20), "line 998\nline 999");
-        assert_eq!(tail_log(&path, 0, 0, 4096), "");
-        // only what was written from `from` on: a whole line starts there
-        let from = text.find("line 998").unwrap() as u64;
-        assert_eq!(tail_log(&path, from, 10, 4096), "line 998\nline 999");
-        assert_eq!(tail_log(&path, from + 2, 10, 4096), "ne 998\nline 999");
-        assert_eq!(tail_log(&path, text.len() as u64, 10, 4096), "");
-        assert_eq!(
-            tail_log(&path, u64::MAX, 2, 4096),
-            "line 998\nline 999",
-            "a file cut since is all new"
-        );
-        std::fs::write(&path, "short\nlog").unwrap();
-        assert_eq!(tail_log(&path, 0, 5, 4096), "short\nlog");
-        std::fs::write(&path, "x".repeat(100)).unwrap();
-        assert_eq!(
-            tail_log(&path, 0, 5, 10),
-            "x".repeat(10),
-            "one long line is kept"
-        );
-        assert_eq!(tail_log(&dir.path().join("missing"), 0, 5, 100), "");
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use galilean_actors::scopes::Target;
+use galilean_actors::policy::scopes::Target;
 use galilean_proto::records::ServerPhase;
 use galilean_proto::time::iso;
 use serde_json::{json, Map, Value};
@@ -66,7 +66,7 @@ pub async fn proxy(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
 pub async fn health(State(app): App) -> Response {
     let members = app.router.members().len();
     let majority = members / 2 + 1;
-    if galilean_actors::remote::draining(&app.replica).contains(&app.router.node_id()) {
+    if galilean_actors::membership::draining(&app.replica).contains(&app.router.node_id()) {
         // still answers what it is sent, but a load balancer should send it nothing new
         crate::error::HttpError::new(
             StatusCode::SERVICE_UNAVAILABLE,

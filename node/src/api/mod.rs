@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
-use galilean_actors::scopes::{Access, Target};
+use galilean_actors::policy::scopes::{Access, Target};
 use galilean_proto::time::now_micros;
 
 use crate::app::AppState;

@@ -1,8 +1,8 @@
 //! Building JupyterHub's JSON models from records, filtered by the requester's scopes
 //! (§2.13, "vertical filtering").
 
+use galilean_actors::policy::scopes::{Access, ScopeSet, Target};
 use galilean_actors::replica::State;
-use galilean_actors::scopes::{Access, ScopeSet, Target};
 use galilean_proto::models::{ServerModel, TokenModel};
 use galilean_proto::names::quote;
 use galilean_proto::records::{Owner, ServerPhase, ServerRecord, TokenRecord, UserRecord};

@@ -10,10 +10,10 @@ use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use galilean_actors::remote::{ServerSummary, StartOutcome};
-use galilean_actors::scopes::Target;
+use galilean_actors::policy::scopes::Target;
 use galilean_proto::names::{ServerName, UserName};
 use galilean_proto::records::ServerPhase;
+use galilean_proto::wire::{ServerSummary, StartOutcome};
 use serde_json::Value;
 
 use super::users::{clip, path_user};

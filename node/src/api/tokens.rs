@@ -7,10 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use galilean_actors::ops::NewToken;
-use galilean_actors::scopes::{self, Filter, ScopeOwner, ScopeSet, Target};
+use galilean_actors::policy::scopes::{self, Filter, ScopeOwner, ScopeSet, Target};
 use galilean_proto::records::{Owner, TokenRecord};
 use galilean_proto::time::now_micros;
+use galilean_proto::wire::NewToken;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use galilean_actors::ops;
-use galilean_actors::scopes::Target;
+use galilean_actors::policy::scopes::Target;
+use galilean_actors::store::{activity, users};
 use galilean_proto::names::UserName;
 use galilean_proto::records::{Owner, ServerPhase};
 use galilean_proto::time::{self, now_micros};
@@ -46,9 +46,9 @@ pub async fn whoami(State(app): App, caller: Option<Caller>) -> ApiResult<Respon
             // this request may always read its own identity fields
             let mut scopes = (*id.scopes).clone();
             scopes.union(
-                &galilean_actors::scopes::ScopeSet::expand(
+                &galilean_actors::policy::scopes::ScopeSet::expand(
                     &["read:users:name!user", "read:users:groups!user"],
-                    &galilean_actors::scopes::ScopeOwner::User(name.clone()),
+                    &galilean_actors::policy::scopes::ScopeOwner::User(name.clone()),
                     None,
                 )
                 .unwrap_or_default(),
@@ -173,7 +173,7 @@ pub async fn list(
             .values()
             .filter(|u| {
                 id.scopes.check("list:users", Target::User(&u.name))
-                    == galilean_actors::scopes::Access::Allowed
+                    == galilean_actors::policy::scopes::Access::Allowed
             })
             .filter(|u| {
                 name_filter
@@ -269,7 +269,7 @@ pub async fn create_many(State(app): App, Caller(id): Caller, body: Bytes) -> Ap
     }
     names.sort();
     names.dedup();
-    let (created, v) = ops::create_users(app.store.as_ref(), &names, admin, None).await?;
+    let (created, v) = users::create_users(app.store.as_ref(), &names, admin, None).await?;
     app.replica.wait_for(v).await;
     if created.is_empty() {
         return Err(HttpError::new(
@@ -498,7 +498,10 @@ pub async fn activity(
         .map(|t| (user.as_str().to_owned(), t))
         .into_iter()
         .collect();
-    ops::record_activity(app.store.as_ref(), &users, &servers, &[]).await?;
+    let v = activity::record_activity(app.store.as_ref(), &users, &servers, &[]).await?;
+    // read-your-writes: the answer comes once this node shows the activity (and, through
+    // the write middleware, once every live node does)
+    app.replica.wait_for(v).await;
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

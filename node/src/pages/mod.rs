@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use cookie::{Cookie, SameSite};
-use galilean_actors::remote::StartOutcome;
-use galilean_actors::scopes::{Access, Target};
+use galilean_actors::policy::scopes::{Access, Target};
 use galilean_proto::names::{ServerName, UserName};
 use galilean_proto::records::ServerPhase;
 use galilean_proto::time::iso;
+use galilean_proto::wire::StartOutcome;
 use serde_json::{json, Value};
 
 use crate::api::users::clip;
@@ -108,7 +108,7 @@ async fn applied_everywhere(
     let before = app.replica.version();
     let response = next.run(req).await;
     if may_write && app.replica.version() > before {
-        app.router.await_everywhere().await;
+        galilean_actors::membership::await_everywhere(&app.router).await;
     }
     response
 }
@@ -468,7 +468,7 @@ async fn login_post(
             Some("Invalid username or password"),
         );
     };
-    let rec = match galilean_actors::ops::ensure_user(
+    let rec = match galilean_actors::store::users::ensure_user(
         app.store.as_ref(),
         name.as_str(),
         admin.then_some(true),
@@ -647,7 +647,7 @@ fn page_target(
             })?
         }
     };
-    let scopes = galilean_actors::scopes::user_scopes(&me.0, me.1);
+    let scopes = galilean_actors::policy::scopes::user_scopes(&me.0, me.1);
     let target = Target::Server {
         user: user.as_str(),
         server: server.as_str(),
@@ -987,7 +987,7 @@ fn not_running_page(
     status: StatusCode,
     message: Option<&str>,
 ) -> Response {
-    let scopes = galilean_actors::scopes::user_scopes(&me.0, me.1);
+    let scopes = galilean_actors::policy::scopes::user_scopes(&me.0, me.1);
     let may_spawn = scopes.check(
         "servers",
         Target::Server {

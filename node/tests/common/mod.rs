@@ -279,7 +279,7 @@ pub fn alive(pid: i32) -> bool {
 
 /// Whether any process of group `pgid` is alive.
 pub fn group_alive(pgid: i32) -> bool {
-    galilean_actors::spawner::local::live_member_of(pgid)
+    galilean_actors::spawner::procfs::live_member_of(pgid)
 }
 
 impl Drop for Hub {

@@ -7,7 +7,7 @@
 //! | `("t", sha256 hex of the secret)` | [`TokenRecord`](galilean_proto::records::TokenRecord) |
 //! | `("c", client id)` | [`OAuthClientRecord`](galilean_proto::records::OAuthClientRecord) |
 //! | `("code", sha256 hex of the code)` | [`OAuthCodeRecord`](galilean_proto::records::OAuthCodeRecord) |
-//! | `("m", name)` | hub metadata: the cookie secret, id sequences |
+//! | `("m", name)` | hub metadata: the cookie secret, id sequences, the live set, draining marks |
 //! | `("lease",)` | the leader lease of nodes that share a store (FoundationDB); not in the replica |
 
 use galilean_storage::tuple::{self, Element};
@@ -52,6 +52,24 @@ pub fn code(hash_hex: &str) -> Vec<u8> {
 pub fn meta(name: &str) -> Vec<u8> {
     pack(&[META, name])
 }
+
+/// The counter of an id sequence (`users`, `tokens`).
+pub fn sequence(seq: &str) -> Vec<u8> {
+    meta(&format!("seq.{seq}"))
+}
+
+/// The meta name of the live set ([`LiveSet`](galilean_proto::live::LiveSet)).
+pub const LIVE_KEY: &str = "live";
+
+/// The meta name that marks member `id` as draining (`galilean cluster drain`): the
+/// leader leaves it out of the live set, so its users move to the other members. It is
+/// cleared when the node starts again.
+pub fn draining_key(id: u64) -> String {
+    format!("{DRAINING_PREFIX}{id}")
+}
+
+/// What every draining mark's meta name starts with.
+pub const DRAINING_PREFIX: &str = "draining/";
 
 /// The leader lease's key (`galilean_storage::lease`): renewed several times a second,
 /// so kept out of the replica's state.

@@ -1,18 +1,24 @@
-//! The shard router: finds the owner of a user or server key and returns the actor to
-//! talk to. On one node every key is local; actors are started lazily on first use.
+//! The `Router`: this node's registry of local actors, one per user and per server of
+//! the users it owns, started on first use and stopped when their user moves away; and
+//! where each user is placed, by the live set this node's replica shows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use galilean_proto::live::LiveSet;
 use galilean_proto::names::{ServerName, UserName};
+use galilean_proto::node::NodeId;
 use ractor::{Actor, ActorRef};
 use tokio::sync::Mutex;
 
 use crate::context::HubCtx;
 use crate::error::OpError;
-use crate::placement;
-use crate::remote::{LiveSet, Owned};
-use crate::server::{ServerActor, ServerArgs, ServerMsg};
+use crate::membership::lease::ServeLease;
+use crate::membership::live_set::read_live_set;
+use crate::policy::placement::{owner, stale_by, Owned};
+use crate::server::actor::{ServerActor, ServerArgs};
+use crate::server::messages::ServerMsg;
 use crate::user::{UserActor, UserArgs, UserMsg};
 
 /// A node's actors of one kind, by key, each with the ownership its writes are fenced by.
@@ -23,39 +29,36 @@ pub struct Router {
     /// The members (raft's membership in a cluster; updated as it changes) with the
     /// address of each one's actor port. A std lock: held only to copy, never across an
     /// await.
-    members: std::sync::RwLock<Arc<Vec<(u64, String)>>>,
+    members: std::sync::RwLock<Arc<Vec<(NodeId, String)>>>,
     servers: Actors<(String, String), ServerMsg>,
     users: Actors<String, UserMsg>,
-    /// In a cluster: when this node last proved it had applied everything the leader
-    /// had (see `remote::SERVE_LEASE`), as microseconds since `started` plus one (0:
-    /// never). An atomic, because every request reads it. `None` on a single node, which
-    /// needs no lease.
-    pub(crate) caught_up: Option<std::sync::atomic::AtomicU64>,
-    started: std::time::Instant,
+    /// Whether this node may answer from its replica (renewed by the leader's pings in
+    /// a cluster; always on a single node).
+    lease: Arc<ServeLease>,
 }
 
 impl Router {
     /// A router for a single node: every key is local, no lease.
     pub fn new(ctx: Arc<HubCtx>) -> Arc<Router> {
-        let members = vec![(ctx.settings.node_id, String::new())];
-        Router::build(ctx, members, false)
+        let members = vec![(NodeId(ctx.settings.node_id), String::new())];
+        Router::build(ctx, members, ServeLease::single())
     }
 
     /// A router over a cluster's `members` (node id, actor address): a key owned by
-    /// another node is reached through that node's router actor (see `remote`), and this
-    /// node serves only under a lease.
+    /// another node is reached through that node's router actor, and this node serves
+    /// only under a lease.
     pub fn with_members(ctx: Arc<HubCtx>, members: Vec<(u64, String)>) -> Arc<Router> {
-        Router::build(ctx, members, true)
+        let members = members.into_iter().map(|(id, a)| (NodeId(id), a)).collect();
+        Router::build(ctx, members, ServeLease::clustered())
     }
 
-    fn build(ctx: Arc<HubCtx>, members: Vec<(u64, String)>, clustered: bool) -> Arc<Router> {
+    fn build(ctx: Arc<HubCtx>, members: Vec<(NodeId, String)>, lease: ServeLease) -> Arc<Router> {
         Arc::new(Router {
             ctx,
             members: std::sync::RwLock::new(Arc::new(members)),
             servers: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
-            caught_up: clustered.then(|| std::sync::atomic::AtomicU64::new(0)),
-            started: std::time::Instant::now(),
+            lease: Arc::new(lease),
         })
     }
 
@@ -63,51 +66,30 @@ impl Router {
         &self.ctx
     }
 
+    /// This node's serving lease.
+    pub fn lease(&self) -> &Arc<ServeLease> {
+        &self.lease
+    }
+
+    /// Whether this node may answer from its replica: always on a single node; in a
+    /// cluster, while its serving lease (renewed by the leader's pings once caught up)
+    /// runs.
+    pub fn lease_valid(&self) -> bool {
+        self.lease.valid()
+    }
+
     /// Whether this node owns `user`'s actors.
     pub fn is_local(&self, user: &str) -> bool {
         self.check_local(user).is_ok()
     }
 
-    /// Renews this node's serving lease from a leader's proof of leading that is `age`
-    /// old (see `remote::SERVE_LEASE`).
-    pub(crate) fn mark_caught_up_since(&self, age: std::time::Duration) {
-        let now = std::time::Instant::now();
-        self.mark_caught_up_at(now.checked_sub(age).unwrap_or(self.started));
-    }
-
-    /// Renews this node's serving lease from a proof of leading made at `proof`.
-    pub(crate) fn mark_caught_up_at(&self, proof: std::time::Instant) {
-        if let Some(at) = &self.caught_up {
-            let proof = proof.saturating_duration_since(self.started).as_micros() as u64 + 1;
-            // a proof that arrives late never moves the lease back
-            at.fetch_max(proof, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    /// Whether this node may answer from its replica: always on a single node; in a
-    /// cluster, while its serving lease (renewed by the leader's pings once caught up)
-    /// runs. A node cut off or behind stops answering, so it never accepts a token whose
-    /// revocation was acknowledged elsewhere.
-    pub fn lease_valid(&self) -> bool {
-        match &self.caught_up {
-            None => true,
-            Some(at) => match at.load(std::sync::atomic::Ordering::Relaxed) {
-                0 => false,
-                proof => {
-                    self.started.elapsed()
-                        < std::time::Duration::from_micros(proof - 1) + crate::remote::SERVE_LEASE
-                }
-            },
-        }
-    }
-
     /// The members' ids, ascending.
-    pub fn members(&self) -> Vec<u64> {
+    pub fn members(&self) -> Vec<NodeId> {
         self.member_addrs().iter().map(|(id, _)| *id).collect()
     }
 
     /// The members with their actor addresses.
-    pub fn member_addrs(&self) -> Arc<Vec<(u64, String)>> {
+    pub fn member_addrs(&self) -> Arc<Vec<(NodeId, String)>> {
         self.members
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -115,7 +97,9 @@ impl Router {
     }
 
     /// Replaces the members (after a membership change); whether they changed.
-    pub fn set_members(&self, mut members: Vec<(u64, String)>) -> bool {
+    pub fn set_members(&self, members: Vec<(u64, String)>) -> bool {
+        let mut members: Vec<(NodeId, String)> =
+            members.into_iter().map(|(id, a)| (NodeId(id), a)).collect();
         members.sort();
         let mut current = self.members.write().unwrap_or_else(|e| e.into_inner());
         if **current == members {
@@ -126,32 +110,32 @@ impl Router {
     }
 
     /// This node's id.
-    pub fn node_id(&self) -> u64 {
-        self.ctx.settings.node_id
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.ctx.settings.node_id)
     }
 
     /// The node that owns `user`'s actors.
-    pub fn owner_of(&self, user: &str) -> Result<u64, OpError> {
+    pub fn owner_of(&self, user: &str) -> Result<NodeId, OpError> {
         self.route(user).map(|(owner, _)| owner)
     }
 
     /// The owner of `user` and the live-set epoch (0: none recorded) it is owner by.
-    pub(crate) fn route(&self, user: &str) -> Result<(u64, u64), OpError> {
+    pub fn route(&self, user: &str) -> Result<(NodeId, u64), OpError> {
         let (set, live) = self.placement();
-        let owner = placement::owner(user.as_bytes(), &live)
+        let owner = owner(user.as_bytes(), &live)
             .ok_or_else(|| OpError::Unavailable("no live members".into()))?;
         Ok((owner, set.map_or(0, |s| s.epoch)))
     }
 
     /// The members that are live now: the leader's record in the store (see
-    /// `remote::LiveSet`), or every member while there is none.
-    pub fn live_members(&self) -> Vec<u64> {
+    /// `galilean_proto::live`), or every member while there is none.
+    pub fn live_members(&self) -> Vec<NodeId> {
         self.placement().1
     }
 
     /// The replica's live set, and the members users are placed over by it.
-    fn placement(&self) -> (Option<LiveSet>, Vec<u64>) {
-        let set = LiveSet::read(&self.ctx.replica);
+    fn placement(&self) -> (Option<LiveSet>, Vec<NodeId>) {
+        let set = read_live_set(&self.ctx.replica);
         let live = match &set {
             Some(set) if !set.live.is_empty() => set.live.clone(),
             _ => self.members(),
@@ -163,8 +147,8 @@ impl Router {
     /// new actor of the key writes under, and the set.
     fn check_local(&self, key: &str) -> Result<(Owned, Option<LiveSet>), OpError> {
         let (set, live) = self.placement();
-        match placement::owner(key.as_bytes(), &live) {
-            Some(n) if n == self.ctx.settings.node_id => {
+        match owner(key.as_bytes(), &live) {
+            Some(n) if n == self.node_id() => {
                 let epoch = set.as_ref().map_or(0, |s| s.epoch);
                 Ok((Owned { node: n, epoch }, set))
             }
@@ -175,18 +159,25 @@ impl Router {
 
     /// Whether this node's ownership of any user may have lapsed since live-set `epoch`
     /// (by the replica's set).
-    pub(crate) fn lapsed_since(&self, epoch: u64) -> bool {
+    pub fn lapsed_since(&self, epoch: u64) -> bool {
         self.stale(Owned {
-            node: self.ctx.settings.node_id,
+            node: self.node_id(),
             epoch,
         })
     }
 
     /// Whether an actor that writes under `owned` is stale by the replica's live set:
-    /// its user may have had another owner since it started (see `remote::fence`, which
-    /// refuses its writes). Such an actor is replaced by a fresh one.
+    /// its user may have had another owner since it started (the fence refuses its
+    /// writes). Such an actor is replaced by a fresh one.
     fn stale(&self, owned: Owned) -> bool {
-        stale_by(LiveSet::read(&self.ctx.replica).as_ref(), owned)
+        stale_by(read_live_set(&self.ctx.replica).as_ref(), owned)
+    }
+
+    /// Waits up to `wait` for this node's replica to reach `version`.
+    pub async fn catch_up(&self, version: u64, wait: Duration) -> Result<(), OpError> {
+        tokio::time::timeout(wait, self.ctx.replica.wait_for(version))
+            .await
+            .map_err(|_| OpError::Unavailable(format!("not caught up to version {version}")))
     }
 
     /// A cached actor that is still good to use by the live set `set`: running and not
@@ -226,7 +217,7 @@ impl Router {
             user: user.clone(),
             server: server.clone(),
             owned,
-            router: Arc::downgrade(self),
+            lease: Arc::downgrade(&self.lease),
         };
         let (actor, _) = Actor::spawn(None, ServerActor, args)
             .await
@@ -244,7 +235,6 @@ impl Router {
         }
         let args = UserArgs {
             ctx: self.ctx.clone(),
-            router: Arc::downgrade(self),
             name: name.clone(),
             owned,
         };
@@ -276,9 +266,9 @@ impl Router {
     }
 
     /// Stops the actors of users this node no longer owns (the live set moved them), or
-    /// may have stopped owning since the actor started (stale, see `stale`): their
-    /// servers' processes keep running, for the owner to re-adopt, and a later move back
-    /// starts fresh actors from the replica instead of reusing stale ones.
+    /// may have stopped owning since the actor started (stale): their servers'
+    /// processes keep running, for the owner to re-adopt, and a later move back starts
+    /// fresh actors from the replica instead of reusing stale ones.
     pub async fn release_moved_actors(&self) {
         let released = self.release(&self.servers, |(user, _)| user).await
             + self.release(&self.users, |user| user).await;
@@ -297,9 +287,9 @@ impl Router {
         let mut released = 0;
         // one reading of the live set for every actor (not two per actor)
         let (set, live) = self.placement();
-        let me = self.ctx.settings.node_id;
+        let me = self.node_id();
         map.lock().await.retain(|key, (actor, owned)| {
-            let local = placement::owner(user_of(key).as_bytes(), &live) == Some(me);
+            let local = owner(user_of(key).as_bytes(), &live) == Some(me);
             let keep = local && !stale_by(set.as_ref(), *owned);
             if !keep {
                 actor.stop(Some("moved to another node".into()));
@@ -318,35 +308,5 @@ impl Router {
             .values()
             .map(|(actor, _)| actor.clone())
             .collect()
-    }
-}
-
-/// Whether an actor that writes under `owned` is stale by the live set `set`.
-fn stale_by(set: Option<&LiveSet>, owned: Owned) -> bool {
-    set.is_some_and(|set| set.ownership_may_have_lapsed(owned.node, owned.epoch))
-}
-
-/// Sends `msg` built with a reply port and waits for the answer.
-pub async fn ask<M, T>(
-    actor: &ActorRef<M>,
-    build: impl FnOnce(ractor::RpcReplyPort<T>) -> M,
-) -> Result<T, OpError>
-where
-    M: ractor::Message,
-    T: Send + 'static,
-{
-    match actor
-        .call(build, Some(std::time::Duration::from_secs(60)))
-        .await
-    {
-        Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-        Ok(ractor::rpc::CallResult::Timeout) => Err(OpError::Unavailable(
-            "the actor did not answer in time".into(),
-        )),
-        // the actor stopped with the message unhandled (its user moved to another node,
-        // see `release_moved_actors`): nothing was done, and the caller may go again
-        Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(OpError::Moved(
-            "the actor stopped before handling the call".into(),
-        )),
     }
 }
