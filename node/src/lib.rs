@@ -1,22 +1,22 @@
-//! The `galilean` node: configuration, the HTTP surfaces (REST API, pages, OAuth
-//! provider), the built-in proxy, and the bootstrap that wires them to the actors and the
-//! store.
+//! The `galilean` node: configuration, the HTTP surfaces (REST API, OAuth provider,
+//! pages, admin endpoints) behind one front door with the built-in proxy, and the
+//! bootstrap that wires them to the actors and the store.
 
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod error;
-pub mod front;
-pub mod hub;
-pub mod next_url;
+pub mod http;
 pub mod oauth;
 pub mod pages;
 pub mod proxy;
 pub mod settings;
+pub mod start;
 
 /// Sets `map[key]`, allocating the key only when it is not there yet (the hot path
 /// mostly overwrites).

@@ -164,12 +164,12 @@ fn check_files(path: &std::path::Path, config: &Config) -> Result<(), ExitCode> 
 }
 
 /// `galilean serve`: runs the node until it is told to stop.
-fn serve(config: Config, options: galilean_node::hub::StartOptions) -> ExitCode {
+fn serve(config: Config, options: galilean_node::start::StartOptions) -> ExitCode {
     let runtime = match runtime(tokio::runtime::Builder::new_multi_thread()) {
         Ok(r) => r,
         Err(code) => return code,
     };
-    match runtime.block_on(galilean_node::hub::run(config, options)) {
+    match runtime.block_on(galilean_node::start::run(config, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -193,7 +193,7 @@ fn serve(config: Config, options: galilean_node::hub::StartOptions) -> ExitCode 
 /// `galilean serve` on FoundationDB: the node runs (runtime and all) inside the client
 /// network's lifetime, which stops when it returns.
 #[cfg(feature = "fdb")]
-fn serve_on_fdb(config: Config, options: galilean_node::hub::StartOptions) -> ExitCode {
+fn serve_on_fdb(config: Config, options: galilean_node::start::StartOptions) -> ExitCode {
     match galilean_storage::fdb::with_network(|| serve(config, options)) {
         Ok(code) => code,
         Err(e) => {
@@ -204,7 +204,7 @@ fn serve_on_fdb(config: Config, options: galilean_node::hub::StartOptions) -> Ex
 }
 
 #[cfg(not(feature = "fdb"))]
-fn serve_on_fdb(_config: Config, _options: galilean_node::hub::StartOptions) -> ExitCode {
+fn serve_on_fdb(_config: Config, _options: galilean_node::start::StartOptions) -> ExitCode {
     // the config refuses "fdb" in such a build
     eprintln!("galilean: storage.backend = \"fdb\" needs a galilean built with --features fdb");
     ExitCode::from(EXIT_CONFIG)
@@ -308,8 +308,8 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            galilean_node::hub::init_tracing(config.hub.log_level.as_str());
-            let options = galilean_node::hub::StartOptions {
+            galilean_node::start::init_tracing(config.hub.log_level.as_str());
+            let options = galilean_node::start::StartOptions {
                 update_cluster_settings,
             };
             if config.storage.backend == galilean_node::config::StorageBackendKind::Fdb {

@@ -23,7 +23,7 @@ const REDIRECT: &str = "/user/alice/oauth_callback";
 const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc7636-0123456789";
 
 struct Setup {
-    node: galilean_node::hub::Node,
+    node: galilean_node::start::Node,
     store: Arc<dyn Store>,
     url: String,
     _dir: tempfile::TempDir,
@@ -35,7 +35,7 @@ async fn setup() -> Setup {
     config.authenticator.allow_all = true;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let node = galilean_node::hub::start_with_store(config, listener, store.clone())
+    let node = galilean_node::start::start_with_store(config, listener, store.clone())
         .await
         .unwrap();
     users::ensure_user(store.as_ref(), "alice", None)

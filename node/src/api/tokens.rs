@@ -7,16 +7,19 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use galilean_actors::policy::scopes::{self, Filter, ScopeOwner, ScopeSet, Target};
+use galilean_actors::policy::scopes::{self, ScopeOwner, ScopeSet, Target};
+use galilean_actors::policy::text::clip;
+use galilean_actors::policy::tokens::token_grant;
 use galilean_proto::records::{Owner, TokenRecord};
 use galilean_proto::time::now_micros;
 use galilean_proto::wire::NewToken;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::models::token_model;
-use super::users::{clip, path_user};
-use super::{json_body, require, Caller};
+use crate::api::caller::{require, Caller};
+use crate::api::models::token_model;
+use crate::api::request::json_body;
+use crate::api::request::path_user;
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
 
@@ -31,29 +34,16 @@ fn parse_id(token_id: &str, user: &str) -> ApiResult<u64> {
         })
 }
 
+/// The model of `t`, listed with exactly the scopes its checks hold it to (its grant).
 fn model_of(
     app: &AppState,
     state: &galilean_actors::replica::State,
     t: &TokenRecord,
 ) -> galilean_proto::models::TokenModel {
-    let (owner_scopes, owner) = match &t.owner {
-        Owner::User(u) => (
-            scopes::user_scopes(u, state.users.get(u).is_some_and(|r| r.admin)),
-            ScopeOwner::User(u.clone()),
-        ),
-        Owner::Service(s) => (
-            scopes::service_scopes(s, app.services.get(s).is_some_and(|x| x.admin)),
-            ScopeOwner::Service(s.clone()),
-        ),
-    };
+    let expanded = token_grant(state, t, |name| app.services.get(name).map(|svc| svc.admin))
+        .map(|grant| grant.scopes.to_strings())
+        .unwrap_or_default();
     let client = state.clients.get(&t.client_id);
-    let issuer = client.and_then(|c| {
-        c.server
-            .as_ref()
-            .map(|(u, s)| Filter::Server(format!("{u}/{s}")))
-    });
-    let expanded =
-        scopes::token_scopes(&t.scopes, &owner, &owner_scopes, issuer.as_ref()).to_strings();
     let description = client.map_or_else(|| "JupyterHub".to_owned(), |c| c.description.clone());
     token_model(t, expanded, description)
 }

@@ -8,73 +8,19 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use galilean_actors::policy::scopes::Target;
-use galilean_actors::store::{activity, users};
+use galilean_actors::policy::text::clip;
+use galilean_actors::store::users;
 use galilean_proto::names::UserName;
-use galilean_proto::records::{Owner, ServerPhase};
-use galilean_proto::time::{self, now_micros};
+use galilean_proto::records::ServerPhase;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::models::user_model;
-use super::{json_body, require, Caller};
+use crate::api::caller::{require, Caller};
+use crate::api::models::user_model;
+use crate::api::request::json_body;
+use crate::api::request::path_user;
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
-
-type App = State<Arc<AppState>>;
-
-/// Parses a user name from a URL path; invalid names cannot exist, so 404.
-pub fn path_user(name: &str) -> ApiResult<UserName> {
-    UserName::parse(name).map_err(|_| HttpError::not_found(format!("No such user: {}", clip(name))))
-}
-
-/// A name shortened for messages and logs.
-pub fn clip(s: &str) -> String {
-    if s.chars().count() > 64 {
-        format!("{}…", s.chars().take(64).collect::<String>())
-    } else {
-        s.to_owned()
-    }
-}
-
-pub async fn whoami(State(app): App, caller: Option<Caller>) -> ApiResult<Response> {
-    let Some(Caller(id)) = caller else {
-        return Err(HttpError::bare(StatusCode::FORBIDDEN));
-    };
-    let mut model = match &id.owner {
-        Owner::User(name) => app.replica.read(|s| {
-            let u = s.users.get(name)?;
-            // this request may always read its own identity fields
-            let mut scopes = (*id.scopes).clone();
-            scopes.union(
-                &galilean_actors::policy::scopes::ScopeSet::expand(
-                    &["read:users:name!user", "read:users:groups!user"],
-                    &galilean_actors::policy::scopes::ScopeOwner::User(name.clone()),
-                    None,
-                )
-                .unwrap_or_default(),
-            );
-            Some(user_model(&app, s, u, &scopes, false))
-        }),
-        Owner::Service(name) => Some(json!({
-            "kind": "service", "name": name,
-            "admin": app.services.get(name).is_some_and(|s| s.admin),
-            "info": {}, "command": [], "display": true, "pid": 0, "prefix": "", "url": "",
-        })),
-    }
-    .ok_or_else(|| HttpError::bare(StatusCode::FORBIDDEN))?;
-    if let Value::Object(m) = &mut model {
-        m.insert(
-            "token_id".into(),
-            id.token_id.map_or(Value::Null, |i| format!("a{i}").into()),
-        );
-        m.insert(
-            "session_id".into(),
-            id.session_id.clone().map_or(Value::Null, Value::from),
-        );
-        m.insert("scopes".into(), id.scopes.to_strings().into());
-    }
-    Ok(Json(model).into_response())
-}
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
@@ -103,6 +49,8 @@ fn int_arg(v: &Option<String>) -> ApiResult<Option<i64>> {
         }),
     }
 }
+
+type App = State<Arc<AppState>>;
 
 pub async fn list(
     State(app): App,
@@ -433,79 +381,4 @@ pub async fn delete(
     }
     app.router.delete_user(&user).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// `POST /users/{name}/activity` (§2.7).
-pub async fn activity(
-    State(app): App,
-    Caller(id): Caller,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> ApiResult<Response> {
-    let user = path_user(&name)?;
-    require(&id, &["users:activity"], Target::User(user.as_str()))?;
-    let body: Value =
-        json_body(&body)?.ok_or_else(|| HttpError::bad_request("body must be a JSON object"))?;
-    let Value::Object(obj) = body else {
-        return Err(HttpError::bad_request("body must be a JSON object"));
-    };
-    if !obj.contains_key("last_activity") && !obj.contains_key("servers") {
-        return Err(HttpError::bad_request("body has no activity to record"));
-    }
-    let now = now_micros();
-    let parse_ts = |v: &Value| -> ApiResult<i64> {
-        let s = v
-            .as_str()
-            .ok_or_else(|| HttpError::bad_request("last_activity must be a timestamp string"))?;
-        let t = time::parse(s)
-            .ok_or_else(|| HttpError::bad_request(format!("Invalid timestamp: {}", clip(s))))?;
-        if t > now + 59 * 60 * 1_000_000 {
-            return Err(HttpError::bad_request(format!(
-                "Rejecting activity from more than an hour in the future: {}",
-                clip(s)
-            )));
-        }
-        Ok(t)
-    };
-    let user_ts = obj.get("last_activity").map(parse_ts).transpose()?;
-    let mut servers = Vec::new();
-    if let Some(sv) = obj.get("servers") {
-        let Value::Object(sm) = sv else {
-            return Err(HttpError::bad_request("servers must be an object"));
-        };
-        for (sname, entry) in sm {
-            let ts = entry.get("last_activity").ok_or_else(|| {
-                HttpError::bad_request(format!("servers.{} needs last_activity", clip(sname)))
-            })?;
-            let t = parse_ts(ts)?;
-            let exists = app.replica.read(|s| {
-                s.servers
-                    .contains_key(&(user.as_str().to_owned(), sname.clone()))
-            });
-            if !exists {
-                return Err(HttpError::bad_request(format!(
-                    "No such server '{}' for user {user}",
-                    clip(sname)
-                )));
-            }
-            servers.push(((user.as_str().to_owned(), sname.clone()), t));
-        }
-    }
-    if !app.replica.read(|s| s.users.contains_key(user.as_str())) {
-        return Err(HttpError::not_found(format!("No such user: {user}")));
-    }
-    let users: Vec<(String, i64)> = user_ts
-        .map(|t| (user.as_str().to_owned(), t))
-        .into_iter()
-        .collect();
-    let v = activity::record_activity(app.store.as_ref(), &users, &servers, &[]).await?;
-    // read-your-writes: the answer comes once this node shows the activity (and, through
-    // the write middleware, once every live node does)
-    app.replica.wait_for(v).await;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        "",
-    )
-        .into_response())
 }

@@ -254,13 +254,13 @@ fn holds(src: &str, rules: &Rules) {
 }
 
 #[test]
-#[ignore = "enabled once the restructuring lands"]
+
 fn actors_layout_holds() {
     holds("actors/src", &ACTORS);
 }
 
 #[test]
-#[ignore = "enabled once the restructuring lands"]
+
 fn node_layout_holds() {
     holds("node/src", &NODE);
 }

@@ -17,12 +17,11 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::app::AppState;
+use crate::http::routes::{hub_router, MAX_HUB_BODY};
+use crate::pages::error_page;
 use crate::proxy::{ActivityRecorder, Proxy, ProxyBody, ProxyError, Route, RouteTable};
 
 pub type FrontBody = Either<ProxyBody, Body>;
-
-/// The largest request body the hub's own handlers accept (the proxy streams any size).
-pub const MAX_HUB_BODY: usize = 1024 * 1024;
 
 /// The longest a request under `P/user/` that finds no route waits for the route table
 /// to catch up with the replica (normally microseconds: the feed is a local task).
@@ -74,7 +73,7 @@ impl Front {
         routes: watch::Receiver<PublishedRoutes>,
         activity: ActivityRecorder,
     ) -> Front {
-        let hub = crate::pages::router(app.clone());
+        let hub = hub_router(app.clone());
         // clients parse this as a version number: Galilean's own goes beside it
         let version = HeaderValue::from_static(galilean_proto::JUPYTERHUB_VERSION);
         let secure_cookies = app
@@ -144,7 +143,7 @@ impl Front {
                     message,
                 ))
             } else {
-                crate::pages::error_page(&self.app, StatusCode::PAYLOAD_TOO_LARGE, Some(&message))
+                error_page(&self.app, StatusCode::PAYLOAD_TOO_LARGE, Some(&message))
             };
             response
                 .headers_mut()
@@ -219,7 +218,7 @@ async fn describe_bare_error(
     let mut out = if is_api {
         axum::response::IntoResponse::into_response(crate::error::HttpError::new(status, message))
     } else {
-        crate::pages::error_page(app, status, Some(&message))
+        error_page(app, status, Some(&message))
     };
     for (name, value) in parts.headers.iter() {
         if name == header::ALLOW {

@@ -1,6 +1,6 @@
-//! The OAuth 2 provider for single-user servers and services (§3): the authorize
-//! endpoint (browser, cookie-authenticated) and the token endpoint (authorization-code
-//! grant, client credentials in the form body, PKCE enforced when a challenge was sent).
+//! The authorize endpoint (§3.2): a logged-in browser's request checked against the
+//! client (redirect URI, scopes it may grant), a code issued at once for the user's own
+//! server, and a consent page for anyone else's client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,20 +9,17 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use galilean_actors::policy::scopes::{Access, Target};
-use galilean_actors::secrets::{random_alnum, sha256_hex};
+use galilean_actors::secrets::random_alnum;
 use galilean_actors::store::oauth;
-use galilean_proto::names::UserName;
-use galilean_proto::records::{OAuthClientRecord, OAuthCodeRecord, Owner, FORMAT};
+use galilean_proto::records::{OAuthClientRecord, OAuthCodeRecord, FORMAT};
 use galilean_proto::time::now_micros;
-use galilean_proto::wire::NewToken;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::auth;
-use crate::pages::{login_redirect, urlencode};
+use crate::http::respond::set_cookie;
+use crate::http::respond::{login_redirect, urlencode};
 
 type App = State<Arc<AppState>>;
 
@@ -48,7 +45,7 @@ fn page_error(app: &AppState, status: StatusCode, message: &str) -> Response {
 }
 
 fn redirect(location: &str) -> Response {
-    crate::pages::redirect(StatusCode::FOUND, location)
+    crate::http::respond::redirect(StatusCode::FOUND, location)
 }
 
 /// `redirect_uri` with `params` added to its query.
@@ -257,7 +254,7 @@ async fn issue_code(
     }
     let mut r = redirect(&with_params(&req.redirect_uri, &params));
     if let Some(c) = new_cookie {
-        crate::pages::set_cookie(&mut r, &c);
+        set_cookie(&mut r, &c);
     }
     r
 }
@@ -360,155 +357,4 @@ pub async fn authorize_post(
         }
     }
     issue_code(&app, &headers, &user, &req, scopes).await
-}
-
-/// An OAuth error response (RFC 6749 §5.2).
-fn oauth_error(status: StatusCode, error: &str, description: Option<&str>) -> Response {
-    let mut body = json!({ "error": error });
-    if let Some(d) = description {
-        body["error_description"] = json!(d);
-    }
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn pkce_ok(method: Option<&str>, challenge: &str, verifier: &str) -> bool {
-    let computed = match method {
-        Some("S256") => base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(verifier.as_bytes())),
-        _ => verifier.to_owned(),
-    };
-    subtle::ConstantTimeEq::ct_eq(computed.as_bytes(), challenge.as_bytes()).into()
-}
-
-/// `POST H/api/oauth2/token`.
-pub async fn token(State(app): App, headers: HeaderMap, body: Bytes) -> Response {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !ct.starts_with("application/x-www-form-urlencoded") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            Some("The token request must be form-encoded."),
-        );
-    }
-    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            Some("Malformed body."),
-        );
-    };
-    let arg = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    match arg("grant_type") {
-        Some("authorization_code") => {}
-        None => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                Some("Request is missing grant type."),
-            )
-        }
-        Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", None),
-    }
-    // client authentication: body credentials only
-    let (Some(client_id), Some(secret)) = (arg("client_id"), arg("client_secret")) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
-    };
-    let client = app.replica.read(|s| s.clients.get(client_id).cloned());
-    let authenticated = client.as_ref().is_some_and(|c| {
-        !c.secret_hash.is_empty()
-            && bool::from(subtle::ConstantTimeEq::ct_eq(
-                sha256_hex(secret).as_bytes(),
-                c.secret_hash.as_bytes(),
-            ))
-    });
-    let Some(client) = client.filter(|_| authenticated) else {
-        tracing::info!(client = %crate::api::users::clip(client_id), "token request with bad client credentials");
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", None);
-    };
-    let Some(code) = arg("code").filter(|c| !c.is_empty()) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            Some("Missing code parameter."),
-        );
-    };
-    // taking the code makes it single-use, even when two requests race
-    let rec = match oauth::take_code(app.store.as_ref(), code).await {
-        Ok(r) => r,
-        Err(e) => return crate::error::HttpError::from(e).into_response(),
-    };
-    let Some(rec) = rec else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
-    };
-    if rec.expires_at <= now_micros() || rec.client_id != client.client_id {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
-    }
-    if let Some(r) = arg("redirect_uri") {
-        if r != rec.redirect_uri {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                Some("Mismatching redirect URI."),
-            );
-        }
-    }
-    if let Some(challenge) = &rec.code_challenge {
-        let Some(verifier) = arg("code_verifier").filter(|v| !v.is_empty()) else {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                Some("Code verifier required."),
-            );
-        };
-        if !pkce_ok(rec.code_challenge_method.as_deref(), challenge, verifier) {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
-        }
-    }
-    let Ok(user) = UserName::parse(&rec.user) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None);
-    };
-    let expires_in = app.cookie_max_age_secs.max(1) as u64;
-    let spec = NewToken {
-        owner: Owner::User(user.as_str().to_owned()),
-        scopes: rec.scopes.clone(),
-        note: format!("OAuth token for {}", client.description),
-        expires_in: Some(expires_in),
-        session_id: rec.session_id.clone(),
-        client_id: client.client_id.clone(),
-    };
-    let created = app.router.create_token(&user, spec).await;
-    let (_, secret) = match created {
-        Ok(t) => t,
-        Err(galilean_actors::OpError::NotFound(_)) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", None)
-        }
-        Err(e) => return crate::error::HttpError::from(e).into_response(),
-    };
-    let body = json!({
-        "access_token": secret,
-        "expires_in": expires_in,
-        "token_type": "Bearer",
-        "scope": rec.scopes.join(" "),
-    });
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        body.to_string(),
-    )
-        .into_response()
 }

@@ -1,0 +1,100 @@
+//! Who calls the API (§2.1): a header token, else the login cookie subject to XSRF and
+//! the JSON content-type rule (never `?token=`); the activity each call notes; and the
+//! scope check every handler makes.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use galilean_actors::policy::scopes::{Access, Target};
+use galilean_proto::time::now_micros;
+
+use crate::app::AppState;
+use crate::auth::{self, Identity};
+use crate::error::{ApiResult, HttpError};
+
+/// An authenticated API caller (§2.1): a header token, else the login cookie subject to
+/// XSRF and the JSON content-type rule. Never `?token=`.
+pub struct Caller(pub Identity);
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> ApiResult<Caller> {
+        match identify(parts, app) {
+            Some(id) => Ok(Caller(id)),
+            None => Err(HttpError::forbidden("Missing or invalid credentials.")),
+        }
+    }
+}
+
+impl OptionalFromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<AppState>,
+    ) -> ApiResult<Option<Caller>> {
+        Ok(identify(parts, app).map(Caller))
+    }
+}
+
+fn identify(parts: &Parts, app: &AppState) -> Option<Identity> {
+    if let Some(secret) = auth::header_token(&parts.headers) {
+        if let Some(id) = auth::identify_token(app, secret) {
+            note_activity(app, &id);
+            return Some(id);
+        }
+    }
+    let id = auth::identify_cookie(app, &parts.headers)?;
+    if parts.method == Method::POST {
+        if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("");
+            if !ct.starts_with("application/json") {
+                return None;
+            }
+        }
+    }
+    let xsrf = auth::query_xsrf(parts.uri.query());
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if !auth::xsrf_ok(app, &parts.method, &parts.headers, xsrf.as_deref(), peer) {
+        return None;
+    }
+    note_activity(app, &id);
+    Some(id)
+}
+
+/// Records token and user activity in memory; flushed in batches.
+fn note_activity(app: &AppState, id: &Identity) {
+    let now = now_micros();
+    if let Some(h) = &id.token_hash {
+        if let Ok(mut m) = app.token_activity.lock() {
+            crate::set_entry(&mut m, h, now);
+        }
+    }
+    if let Some(u) = id.user_name() {
+        if let Ok(mut m) = app.user_activity.lock() {
+            crate::set_entry(&mut m, u, now);
+        }
+    }
+}
+
+/// Requires any of `scopes` for `target`: 403 when none is held, 404 when held but
+/// filtered out (JupyterHub hides existence).
+pub fn require(id: &Identity, scopes: &[&str], target: Target<'_>) -> ApiResult<()> {
+    match id.scopes.check_any(scopes, target) {
+        Access::Allowed => Ok(()),
+        Access::FilteredOut => Err(HttpError::new(
+            StatusCode::NOT_FOUND,
+            "No access to resources or resources not found",
+        )),
+        Access::Denied => Err(HttpError::forbidden(format!(
+            "Action is not authorized with current scopes; requires any of [{}]",
+            scopes.join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,18 @@
+//! Bootstrapping a node: open the store, start the replica and the router, reconcile
+//! config-owned state (admin users, service tokens), re-adopt servers left running, then
+//! serve HTTP until asked to stop.
+
+mod background;
+mod boot;
+mod build;
+mod listen;
+mod node;
+mod peers;
+mod reconcile;
+mod stores;
+
+pub use background::{flush_activity, ACTIVITY_FLUSH_INTERVAL};
+pub use boot::{run, start, start_with_options, start_with_store, StartOptions};
+pub use listen::listen;
+pub use node::{init_tracing, Node};
+pub use stores::{open_store, RAFT_FILE, STORE_FILE};
