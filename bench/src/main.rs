@@ -2,11 +2,15 @@
 //! 5.3.0 and against Galilean, on this machine, in one run; one Markdown table with each
 //! figure for each system and their ratio. See bench/README.md.
 
+mod ceilings;
 mod load;
 mod logins;
+mod procfs;
 mod report;
+mod run;
 mod spawns;
 mod systems;
+mod table;
 mod workloads;
 
 use std::path::PathBuf;
@@ -14,8 +18,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use systems::{Hub, Kind, Paths};
-use workloads::{Size, Subject, Table};
+use run::Selection;
+use systems::{Kind, Paths};
+use workloads::Size;
 
 #[derive(Parser)]
 #[command(
@@ -91,7 +96,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            match rt.block_on(systems::serve_ceiling(port, sync_file)) {
+            match rt.block_on(ceilings::serve_ceiling(port, sync_file)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ceiling-server: {e}");
@@ -110,7 +115,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            let before = systems::cpu_time_of(&pid);
+            let before = procfs::cpu_time_of(&pid);
             let make: load::MakeCall = std::sync::Arc::new(move |_, _| load::Call::get(&path));
             let m = rt.block_on(load::closed_loop(
                 &[addr],
@@ -118,7 +123,7 @@ fn main() -> ExitCode {
                 concurrency.max(1),
                 std::time::Duration::from_secs(secs),
             ));
-            let spent = systems::cpu_time_of(&pid) - before;
+            let spent = procfs::cpu_time_of(&pid) - before;
             // one line: req/s first, the CPU per request (if asked for) before "µs"
             let cpu_per_request = if pid.is_empty() {
                 String::new()
@@ -195,7 +200,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            match rt.block_on(run(&kinds, &paths, size, &selection)) {
+            match rt.block_on(run::run(&kinds, &paths, size, &selection)) {
                 Ok(table) => {
                     let machine = report::Machine::describe(&paths);
                     let md = report::markdown(&table, &kinds, &machine, smoke);
@@ -225,159 +230,4 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-/// Which workloads run.
-#[derive(Debug, Clone, Copy)]
-struct Selection {
-    ceiling: bool,
-    whoami: bool,
-    create: bool,
-    read: bool,
-    proxy: bool,
-    storms: bool,
-    logins: bool,
-    memory: bool,
-    /// Everything: a run whose results are written.
-    all: bool,
-}
-
-impl Selection {
-    fn parse(only: &[String]) -> Result<Selection, String> {
-        if only.is_empty() {
-            return Ok(Selection {
-                ceiling: true,
-                whoami: true,
-                create: true,
-                read: true,
-                proxy: true,
-                storms: true,
-                logins: true,
-                memory: true,
-                all: true,
-            });
-        }
-        let mut s = Selection {
-            ceiling: false,
-            whoami: false,
-            create: false,
-            read: false,
-            proxy: false,
-            storms: false,
-            logins: false,
-            memory: false,
-            all: false,
-        };
-        for w in only {
-            match w.to_ascii_lowercase().as_str() {
-                "l" => s.ceiling = true,
-                "w1" => s.whoami = true,
-                "w2" => s.create = true,
-                "w3" => s.read = true,
-                "w4" => s.proxy = true,
-                "w5" => s.storms = true,
-                "w6" => s.memory = true,
-                "w7" => s.logins = true,
-                other => {
-                    return Err(format!(
-                        "unknown workload {other:?}: expected l, w1, w2, w3, w4, w5, w6, w7"
-                    ))
-                }
-            }
-        }
-        // W3 reads W2's users
-        s.create |= s.read;
-        Ok(s)
-    }
-}
-
-async fn run(kinds: &[Kind], paths: &Paths, size: Size, only: &Selection) -> anyhow::Result<Table> {
-    let mut table = Table::default();
-    if only.ceiling {
-        eprintln!("L: the ceilings");
-        workloads::ceiling(&mut table, paths, size).await?;
-    }
-    let mut subjects: Vec<Subject> = Vec::new();
-    for kind in kinds {
-        eprintln!("starting {}", kind.name());
-        let hub = Hub::start(*kind, paths).await?;
-        subjects.push(workloads::bootstrap(hub).await?);
-    }
-    if only.memory {
-        workloads::memory(&mut table, &subjects, "idle");
-    }
-    if only.whoami {
-        eprintln!("W1: whoami");
-        workloads::whoami(&mut table, &subjects, size, "").await;
-        workloads::whoami_open(&mut table, &subjects, size, 1000.0).await;
-    }
-    if only.create {
-        eprintln!("W2: creating users");
-        workloads::create_users(&mut table, &subjects, paths, size).await;
-        if only.memory {
-            workloads::memory(&mut table, &subjects, &format!("{} users", size.users));
-        }
-        if only.whoami {
-            eprintln!("W1 again, with {} users stored", size.users);
-            workloads::whoami(
-                &mut table,
-                &subjects,
-                size,
-                &format!(", {} users", size.users),
-            )
-            .await;
-        }
-    }
-    if only.read {
-        eprintln!("W3: reading users");
-        workloads::read_users(&mut table, &subjects, size, size.users, "").await;
-    }
-    if only.proxy {
-        eprintln!("W4: the proxy");
-        workloads::proxy(&mut table, &subjects, paths, size).await?;
-        if only.memory {
-            workloads::memory(&mut table, &subjects, "1 server running");
-        }
-    }
-    if only.storms {
-        eprintln!("W5: spawn storms");
-        let largest = size.storms.iter().copied().max().unwrap_or(0);
-        spawns::create_storm_users(&subjects, largest).await?;
-        for &n in size.storms {
-            let memory = only.memory && n == largest;
-            spawns::storm(&mut table, &subjects, n, |table, s| {
-                if memory {
-                    workloads::memory(table, s, &format!("{n} servers running"));
-                }
-            })
-            .await;
-        }
-    }
-    if only.logins {
-        eprintln!("W7: form logins");
-        logins::logins(&mut table, &subjects, 8, size.duration).await;
-    }
-    debug_assert_eq!(workloads::kinds(&subjects), kinds);
-    for s in subjects {
-        s.hub.stop().await;
-    }
-    if (only.read || only.memory) && kinds.contains(&Kind::Galilean) {
-        // One Galilean node alone, started afresh so that it holds these users and
-        // nothing else (W7 alone leaves tens of thousands more): JupyterHub would take
-        // over ten minutes to create them.
-        let many = size.many_users;
-        eprintln!("Galilean with {many} users");
-        let g = [workloads::bootstrap(Hub::start(Kind::Galilean, paths).await?).await?];
-        workloads::grow_users(&g, 0, many, size.batch).await?;
-        if only.memory {
-            workloads::memory(&mut table, &g, &format!("{many} users"));
-        }
-        if only.read {
-            workloads::read_users(&mut table, &g, size, many, &format!(", {many} users")).await;
-        }
-        for s in g {
-            s.hub.stop().await;
-        }
-    }
-    Ok(table)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::systems::{Kind, Paths};
-use crate::workloads::{Row, Table};
+use crate::table::{Row, Table};
 
 /// What the figures were measured on.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,8 +1,8 @@
 //! The systems under test, started once for a run and stopped after it: Galilean (one
-//! node on the embedded store, and three nodes on loopback replicating through raft),
+//! node on the embedded store, and three nodes on loopback replicating through raft) and
 //! JupyterHub 6.1.1 with configurable-http-proxy 5.3.0 (from `bench/peer/install`'s
-//! prefix), and the ceiling servers (a bare hyper server, and the tiny single-user
-//! server hit directly).
+//! prefix). The ceiling servers are in `ceilings.rs`, what `/proc` tells of a process in
+//! `procfs.rs`.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -15,6 +15,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::load::{once, Call};
+use crate::procfs::{children_of, cpu_time_of, processes_under, rss_kib};
 
 /// The admin service token each hub is configured with: used only to create users and
 /// to have the hub generate the tokens the workloads use.
@@ -437,18 +438,6 @@ impl Hub {
     }
 }
 
-/// The processes whose working directory is under `root`.
-fn processes_under(root: &Path) -> Vec<u32> {
-    let Ok(root) = root.canonicalize() else {
-        return Vec::new();
-    };
-    pids()
-        .filter(|p| {
-            std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd.starts_with(&root))
-        })
-        .collect()
-}
-
 impl Drop for Hub {
     fn drop(&mut self) {
         for Process { child: c, .. } in &mut self.children {
@@ -462,22 +451,9 @@ impl Drop for Hub {
     }
 }
 
-/// A process's resident set, in KiB (0 when it is gone).
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A hub's directory (configs, data, logs): removed with the hub, unless
 /// `GALILEAN_BENCH_KEEP` is set, for looking into a failed run's logs afterwards.
-fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
+pub fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
     let mut dir = tempfile::Builder::new()
         .prefix("galilean-bench-")
         .tempdir()?;
@@ -486,238 +462,6 @@ fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
         eprintln!("  keeping {}", dir.path().display());
     }
     Ok(dir)
-}
-
-/// CPU time (user and system) `pids` have used so far, together.
-pub fn cpu_time_of(pids: &[u32]) -> Duration {
-    pids.iter().map(|p| cpu_time(*p)).sum()
-}
-
-/// CPU time (user and system) `pid` has used so far; zero once it is gone.
-pub fn cpu_time(pid: u32) -> Duration {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // fields after the command name, which may hold spaces: utime and stime
-            // are the 12th and 13th of them
-            let rest = &s[s.rfind(')')? + 1..];
-            let mut fields = rest.split_whitespace().skip(11);
-            let user: u64 = fields.next()?.parse().ok()?;
-            let system: u64 = fields.next()?.parse().ok()?;
-            Some(user + system)
-        })
-        .unwrap_or(0);
-    let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|t| *t > 0)
-        .unwrap_or(100) as u64;
-    Duration::from_secs_f64(ticks as f64 / per_sec as f64)
-}
-
-/// Every process's pid, from `/proc`.
-fn pids() -> impl Iterator<Item = u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-}
-
-/// The pids whose parent is `pid`.
-pub fn children_of(pid: u32) -> Vec<u32> {
-    pids()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
-                s.rsplit_once(") ")
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                    .and_then(|pp| pp.parse::<u32>().ok())
-                    == Some(pid)
-            })
-        })
-        .collect()
-}
-
-/// A process the bench started for a ceiling (killed when dropped).
-pub struct Ceiling {
-    pub addr: SocketAddr,
-    child: Child,
-    /// Where the synced ceiling writes (removed with it).
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Ceiling {
-    /// This program's bare hyper server answering a fixed body.
-    pub async fn hyper(paths: &Paths) -> anyhow::Result<Ceiling> {
-        Ceiling::ceiling_server(paths, None).await
-    }
-
-    /// The bare hyper server that, for each `POST`, writes the body in place in a
-    /// preallocated file and syncs it (`fdatasync`) before it answers 201: what one
-    /// durable write per request costs at the least on this machine, W2 one by one's
-    /// ceiling. The file is in a directory like the hubs' data, on the same file system.
-    pub async fn synced(paths: &Paths) -> anyhow::Result<Ceiling> {
-        Ceiling::ceiling_server(paths, Some(hub_dir()?)).await
-    }
-
-    /// `galilean-bench ceiling-server`, syncing its writes to a file in `dir` if given.
-    async fn ceiling_server(
-        paths: &Paths,
-        dir: Option<tempfile::TempDir>,
-    ) -> anyhow::Result<Ceiling> {
-        let port = free_port()?;
-        let mut cmd = Command::new(&paths.me);
-        cmd.args(["ceiling-server", "--port", &port.to_string()])
-            .stdin(Stdio::null());
-        if let Some(dir) = &dir {
-            cmd.arg("--sync-file").arg(dir.path().join("writes"));
-        }
-        let child = cmd.spawn()?;
-        Ceiling::wait(child, port, "/", dir).await
-    }
-
-    /// The tiny single-user server, alone, under the prefix `prefix`.
-    pub async fn tiny(paths: &Paths, prefix: &str) -> anyhow::Result<Ceiling> {
-        let port = free_port()?;
-        let child = Command::new(&paths.tiny)
-            .env(
-                "JUPYTERHUB_SERVICE_URL",
-                format!("http://127.0.0.1:{port}{prefix}"),
-            )
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        Ceiling::wait(child, port, &format!("{prefix}api"), None).await
-    }
-
-    /// CPU time the ceiling server has used so far.
-    pub fn cpu_time(&self) -> Duration {
-        cpu_time(self.child.id())
-    }
-
-    async fn wait(
-        child: Child,
-        port: u16,
-        probe: &str,
-        dir: Option<tempfile::TempDir>,
-    ) -> anyhow::Result<Ceiling> {
-        let c = Ceiling {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if once(c.addr, &Call::get(probe)).await.is_ok() {
-                return Ok(c);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("the ceiling server on port {port} did not come up")
-    }
-}
-
-impl Drop for Ceiling {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The slots of the synced ceiling's file: a write goes to the next one, in place.
-const SYNC_SLOTS: u64 = 1024;
-/// Each slot's size (a page), the most of a body it keeps.
-const SYNC_SLOT_BYTES: usize = 4096;
-
-/// The synced ceiling's file: preallocated, written through, and synced at start, so
-/// that a request's sync has only its own write to make durable (no size change).
-struct SyncedFile {
-    file: std::fs::File,
-    next: u64,
-}
-
-impl SyncedFile {
-    fn create(path: &Path) -> std::io::Result<SyncedFile> {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(path)?;
-        let zeros = vec![0u8; SYNC_SLOT_BYTES];
-        for _ in 0..SYNC_SLOTS {
-            file.write_all(&zeros)?;
-        }
-        file.sync_all()?;
-        Ok(SyncedFile { file, next: 0 })
-    }
-
-    /// Writes `body` (its first page) in the next slot and syncs it.
-    fn write(&mut self, body: &[u8]) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let at = (self.next % SYNC_SLOTS) * SYNC_SLOT_BYTES as u64;
-        self.next += 1;
-        self.file
-            .write_all_at(&body[..body.len().min(SYNC_SLOT_BYTES)], at)?;
-        self.file.sync_data()
-    }
-}
-
-/// The ceiling servers of [`Ceiling::hyper`] and [`Ceiling::synced`], on a
-/// multi-threaded runtime: a request answers a fixed 2-byte JSON body; with
-/// `sync_file`, a `POST` first writes its body there durably and answers 201.
-pub async fn serve_ceiling(port: u16, sync_file: Option<PathBuf>) -> anyhow::Result<()> {
-    use http_body_util::{BodyExt, Full};
-    use hyper::service::service_fn;
-    use std::sync::{Arc, Mutex};
-    type Synced = Option<Arc<Mutex<SyncedFile>>>;
-    let synced: Synced = match sync_file {
-        Some(path) => Some(Arc::new(Mutex::new(
-            SyncedFile::create(&path).with_context(|| format!("{}", path.display()))?,
-        ))),
-        None => None,
-    };
-    async fn answer(
-        req: http::Request<hyper::body::Incoming>,
-        synced: Synced,
-    ) -> Result<http::Response<Full<bytes::Bytes>>, std::convert::Infallible> {
-        let mut status = http::StatusCode::OK;
-        if let (Some(file), &http::Method::POST) = (synced, req.method()) {
-            let written = match req.into_body().collect().await {
-                // inline, blocking this worker for the sync: no hand-off to another
-                // thread, the least a server can do (a hub would not block its workers)
-                Ok(body) => file
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .write(&body.to_bytes()),
-                Err(e) => Err(std::io::Error::other(e)),
-            };
-            status = match written {
-                Ok(()) => http::StatusCode::CREATED,
-                Err(e) => {
-                    eprintln!("ceiling-server: {e}");
-                    http::StatusCode::INTERNAL_SERVER_ERROR
-                }
-            };
-        }
-        Ok(http::Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Full::new(bytes::Bytes::from_static(b"{}")))
-            .unwrap_or_default())
-    }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        let synced = synced.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, synced.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 /// The repository's root (this crate's parent).
@@ -749,48 +493,5 @@ mod tests {
             let _a = std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
             let _b = std::net::TcpListener::bind(("127.0.0.1", p + 1)).unwrap();
         }
-    }
-
-    fn post(body: &'static str) -> Call {
-        Call {
-            method: http::Method::POST,
-            path: "/hub/api/users/x".into(),
-            headers: Default::default(),
-            body: bytes::Bytes::from_static(body.as_bytes()),
-            expect: http::StatusCode::CREATED,
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_synced_ceiling_writes_each_post_in_place_before_it_answers() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("writes");
-        let port = free_port().expect("a port");
-        let server = tokio::spawn(serve_ceiling(port, Some(path.clone())));
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut up = false;
-        for _ in 0..100 {
-            if once(addr, &Call::get("/")).await.is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(up, "the ceiling server did not come up");
-        once(addr, &post("first")).await.expect("201 for the first");
-        once(addr, &post("second"))
-            .await
-            .expect("201 for the second");
-        // answered only once written: the file holds both, each in its own slot, and
-        // has not grown past what was preallocated
-        let file = std::fs::read(&path).expect("the file");
-        assert_eq!(file.len() as u64, SYNC_SLOTS * SYNC_SLOT_BYTES as u64);
-        assert_eq!(&file[..5], b"first");
-        let second = SYNC_SLOT_BYTES;
-        assert_eq!(&file[second..second + 6], b"second");
-        assert!(file[second + 6..2 * SYNC_SLOT_BYTES]
-            .iter()
-            .all(|b| *b == 0));
-        server.abort();
     }
 }
