@@ -7,19 +7,20 @@ mod load;
 mod logins;
 mod procfs;
 mod report;
+mod rounds;
 mod run;
 mod spawns;
 mod systems;
 mod table;
 mod workloads;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use run::Selection;
-use systems::{Kind, Paths};
+use systems::Paths;
 use workloads::Size;
 
 #[derive(Parser)]
@@ -32,33 +33,50 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Systems to measure: jupyterhub, galilean (one node), galilean-3 (three nodes on
+    /// loopback), galilean-baseline (one node from --baseline's binary; added after
+    /// galilean by --baseline unless named).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "jupyterhub,galilean,galilean-3"
+    )]
+    systems: Vec<String>,
+    /// A seconds-long pass over every workload, to check the harness (no figure of it
+    /// means anything).
+    #[arg(long)]
+    smoke: bool,
+    /// Where the peer is installed (bench/peer/install's prefix).
+    #[arg(long)]
+    peer: Option<PathBuf>,
+    /// The results folder (default bench/results).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7), e.g. to profile one; W3
+    /// and W1's second pass need W2's users, so they bring W2 along.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Another `galilean` binary (e.g. the release build from before a change): an A/B
+    /// run, with the system galilean-baseline started from it (same settings and
+    /// tiny_server as galilean) and each figure's difference from it. Writes no
+    /// results.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Run the workloads this many times, every system started afresh in each round,
+    /// the two Galilean builds taking turns going first; the table holds the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
+    /// Also write the printed table to this file.
+    #[arg(long)]
+    out_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the workloads and print the table.
-    Run {
-        /// Systems to measure: jupyterhub, galilean (one node), galilean-3 (three nodes
-        /// on loopback).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "jupyterhub,galilean,galilean-3"
-        )]
-        systems: Vec<String>,
-        /// A seconds-long pass over every workload, to check the harness (no figure of
-        /// it means anything).
-        #[arg(long)]
-        smoke: bool,
-        /// Where the peer is installed (bench/peer/install's prefix).
-        #[arg(long)]
-        peer: Option<PathBuf>,
-        /// The results folder (default bench/results).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7), e.g. to profile one;
-        /// W3 and W1's second pass need W2's users, so they bring W2 along.
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-    },
+    Run(RunArgs),
     /// One closed-loop GET load against any HTTP/1.1 server, as the workloads send it:
     /// to profile a system, or to measure one the table does not hold.
     Load {
@@ -148,86 +166,93 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run {
-            systems,
-            smoke,
-            peer,
-            out,
-            only,
-        } => {
-            let selection = match Selection::parse(&only) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("galilean-bench: --only: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let mut kinds = Vec::new();
-            for s in &systems {
-                match Kind::ALL.iter().find(|k| k.short() == s) {
-                    Some(k) if !kinds.contains(k) => kinds.push(*k),
-                    Some(_) => {}
-                    None => {
-                        eprintln!(
-                            "galilean-bench: --systems {s}: expected jupyterhub, galilean or \
-                             galilean-3"
-                        );
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            let root = systems::repo_root();
-            let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("galilean-bench"));
-            let paths = Paths {
-                galilean: me.with_file_name("galilean"),
-                tiny: me.with_file_name("tiny_server"),
-                peer: peer.unwrap_or_else(|| root.join("bench/.peer")),
-                peer_config: root.join("bench/peer/jupyterhub_config.py"),
-                me,
-            };
-            for p in [&paths.galilean, &paths.tiny] {
-                if !p.exists() {
-                    eprintln!(
-                        "galilean-bench: {} is missing: cargo build --release -p galilean-node",
-                        p.display()
-                    );
-                    return ExitCode::from(2);
-                }
-            }
-            let size = if smoke { Size::SMOKE } else { Size::FULL };
-            let out = out.unwrap_or_else(|| root.join("bench/results"));
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            match rt.block_on(run::run(&kinds, &paths, size, &selection)) {
-                Ok(table) => {
-                    let machine = report::Machine::describe(&paths);
-                    let md = report::markdown(&table, &kinds, &machine, smoke);
-                    println!("{md}");
-                    if !smoke && selection.all {
-                        match report::write(&out, &table, &machine, &md) {
-                            Ok(p) => eprintln!("results: {}", p.display()),
-                            Err(e) => {
-                                eprintln!(
-                                    "galilean-bench: cannot write results to {}: {e}",
-                                    out.display()
-                                );
-                                return ExitCode::FAILURE;
-                            }
-                        }
-                    }
-                    if report::any_failed(&table) {
-                        eprintln!("galilean-bench: some runs failed (see the table)");
-                        return ExitCode::FAILURE;
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("galilean-bench: {e:#}");
-                    ExitCode::FAILURE
-                }
+        Command::Run(args) => run_command(args),
+    }
+}
+
+/// `galilean-bench run`.
+fn run_command(args: RunArgs) -> ExitCode {
+    let selection = match Selection::parse(&args.only) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("galilean-bench: --only: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let kinds = match run::systems(&args.systems, args.baseline.is_some()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("galilean-bench: --systems: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let baseline = match args.baseline.as_deref().map(Path::canonicalize) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            let p = args.baseline.as_deref().unwrap_or(Path::new("")).display();
+            eprintln!("galilean-bench: --baseline {p}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let root = systems::repo_root();
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("galilean-bench"));
+    let paths = Paths {
+        galilean: me.with_file_name("galilean"),
+        baseline,
+        tiny: me.with_file_name("tiny_server"),
+        peer: args.peer.unwrap_or_else(|| root.join("bench/.peer")),
+        peer_config: root.join("bench/peer/jupyterhub_config.py"),
+        me,
+    };
+    for p in [&paths.galilean, &paths.tiny] {
+        if !p.exists() {
+            eprintln!(
+                "galilean-bench: {} is missing: cargo build --release -p galilean-node",
+                p.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let size = if args.smoke { Size::SMOKE } else { Size::FULL };
+    let rounds = usize::from(args.rounds);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let table = match rt.block_on(run::run(&kinds, &paths, size, &selection, rounds)) {
+        Ok(table) => table,
+        Err(e) => {
+            eprintln!("galilean-bench: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let machine = report::Machine::describe(&paths);
+    let md = report::markdown(&table, &kinds, &machine, args.smoke, rounds);
+    println!("{md}");
+    if let Some(file) = &args.out_file {
+        if let Err(e) = std::fs::write(file, &md) {
+            eprintln!("galilean-bench: cannot write {}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    // results are full runs of the current build only
+    if !args.smoke && selection.all && paths.baseline.is_none() {
+        let out = args.out.unwrap_or_else(|| root.join("bench/results"));
+        match report::write(&out, &table, &machine, &md, rounds) {
+            Ok(p) => eprintln!("results: {}", p.display()),
+            Err(e) => {
+                eprintln!(
+                    "galilean-bench: cannot write results to {}: {e}",
+                    out.display()
+                );
+                return ExitCode::FAILURE;
             }
         }
     }
+    if report::any_failed(&table) {
+        eprintln!("galilean-bench: some runs failed (see the table)");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

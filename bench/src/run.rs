@@ -1,6 +1,8 @@
-//! One run of `galilean-bench run`: which workloads it takes (`--only`), and the
-//! workloads against every system in turn.
+//! One run of `galilean-bench run`: which systems (`--systems`, `--baseline`) and
+//! workloads (`--only`) it takes, and its rounds (`--rounds`), each starting every
+//! system afresh and running the workloads against each in turn.
 
+use crate::rounds;
 use crate::systems::{Hub, Kind, Paths};
 use crate::table::Table;
 use crate::workloads::{self, Size, Subject};
@@ -70,7 +72,60 @@ impl Selection {
     }
 }
 
+/// The systems `--systems` names, in its order; with a baseline (`--baseline`), the
+/// baseline right after `galilean` unless named itself. The baseline needs the flag, and
+/// the flag a Galilean to compare.
+pub fn systems(names: &[String], baseline: bool) -> Result<Vec<Kind>, String> {
+    let mut kinds = Vec::new();
+    for s in names {
+        match Kind::ALL.iter().find(|k| k.short() == s) {
+            Some(k) if !kinds.contains(k) => kinds.push(*k),
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "{s}: expected jupyterhub, galilean, galilean-baseline or galilean-3"
+                ))
+            }
+        }
+    }
+    let has = |kinds: &[Kind], k: Kind| kinds.contains(&k);
+    if baseline && !has(&kinds, Kind::GalileanBaseline) {
+        let Some(i) = kinds.iter().position(|k| *k == Kind::Galilean) else {
+            return Err("--baseline compares with galilean: name it in --systems".into());
+        };
+        kinds.insert(i + 1, Kind::GalileanBaseline);
+    }
+    if !baseline && has(&kinds, Kind::GalileanBaseline) {
+        return Err("galilean-baseline needs --baseline PATH (another galilean binary)".into());
+    }
+    Ok(kinds)
+}
+
+/// `rounds` rounds of the workloads `only` against the systems `kinds`, each round with
+/// every system started afresh (the two Galilean builds in turn first, see
+/// [`rounds::order`]); the table of the rounds' medians.
 pub async fn run(
+    kinds: &[Kind],
+    paths: &Paths,
+    size: Size,
+    only: &Selection,
+    rounds: usize,
+) -> anyhow::Result<Table> {
+    let mut tables = Vec::new();
+    for round in 0..rounds.max(1) {
+        let order = rounds::order(kinds, round);
+        if rounds > 1 {
+            let names: Vec<&str> = order.iter().map(|k| k.short()).collect();
+            eprintln!("round {} of {rounds}: {}", round + 1, names.join(", "));
+        }
+        tables.push(run_round(&order, paths, size, only).await?);
+    }
+    Ok(rounds::combine(tables))
+}
+
+/// One round: every system in `kinds` started afresh, each workload against each in
+/// that order, every system stopped.
+async fn run_round(
     kinds: &[Kind],
     paths: &Paths,
     size: Size,
@@ -145,13 +200,21 @@ pub async fn run(
     for s in subjects {
         s.hub.stop().await;
     }
-    if (only.read || only.memory) && kinds.contains(&Kind::Galilean) {
-        // One Galilean node alone, started afresh so that it holds these users and
-        // nothing else (W7 alone leaves tens of thousands more): JupyterHub would take
-        // over ten minutes to create them.
+    let singles: Vec<Kind> = kinds
+        .iter()
+        .copied()
+        .filter(|k| k.is_single_galilean())
+        .collect();
+    if (only.read || only.memory) && !singles.is_empty() {
+        // One Galilean node (of each build measured), started afresh so that it holds
+        // these users and nothing else (W7 alone leaves tens of thousands more):
+        // JupyterHub would take over ten minutes to create them.
         let many = size.many_users;
         eprintln!("Galilean with {many} users");
-        let g = [workloads::bootstrap(Hub::start(Kind::Galilean, paths).await?).await?];
+        let mut g = Vec::new();
+        for kind in singles {
+            g.push(workloads::bootstrap(Hub::start(kind, paths).await?).await?);
+        }
         workloads::grow_users(&g, 0, many, size.batch).await?;
         if only.memory {
             workloads::memory(&mut table, &g, &format!("{many} users"));
@@ -164,4 +227,42 @@ pub async fn run(
         }
     }
     Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(s: &str) -> Vec<String> {
+        s.split(',').map(String::from).collect()
+    }
+
+    #[test]
+    fn a_baseline_joins_galilean_unless_named() {
+        use Kind::*;
+        let default = names("jupyterhub,galilean,galilean-3");
+        assert_eq!(
+            systems(&default, false).unwrap(),
+            [JupyterHub, Galilean, GalileanCluster]
+        );
+        assert_eq!(
+            systems(&default, true).unwrap(),
+            [JupyterHub, Galilean, GalileanBaseline, GalileanCluster]
+        );
+        assert_eq!(
+            systems(&names("galilean"), true).unwrap(),
+            [Galilean, GalileanBaseline]
+        );
+        assert_eq!(
+            systems(&names("galilean-baseline,galilean"), true).unwrap(),
+            [GalileanBaseline, Galilean]
+        );
+        assert_eq!(
+            systems(&names("galilean-baseline"), true).unwrap(),
+            [GalileanBaseline]
+        );
+        assert!(systems(&names("galilean-baseline"), false).is_err());
+        assert!(systems(&names("jupyterhub"), true).is_err());
+        assert!(systems(&names("galilean-2"), false).is_err());
+    }
 }

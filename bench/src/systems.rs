@@ -1,8 +1,8 @@
-//! The systems under test, started once for a run and stopped after it: Galilean (one
-//! node on the embedded store, and three nodes on loopback replicating through raft) and
-//! JupyterHub 6.1.1 with configurable-http-proxy 5.3.0 (from `bench/peer/install`'s
-//! prefix). The ceiling servers are in `ceilings.rs`, what `/proc` tells of a process in
-//! `procfs.rs`.
+//! The systems under test, started for each round of a run and stopped after it:
+//! Galilean (one node on the embedded store, the same from a baseline binary in an A/B
+//! run, and three nodes on loopback replicating through raft) and JupyterHub 6.1.1 with
+//! configurable-http-proxy 5.3.0 (from `bench/peer/install`'s prefix). The ceiling
+//! servers are in `ceilings.rs`, what `/proc` tells of a process in `procfs.rs`.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -28,6 +28,9 @@ pub const PASSWORD: &str = "bench-password";
 pub enum Kind {
     JupyterHub,
     Galilean,
+    /// One node like [`Kind::Galilean`], started from another `galilean` binary
+    /// (`--baseline`): the build an A/B run compares the current one with.
+    GalileanBaseline,
     /// Three nodes on loopback, state replicated by raft; the load spread across them.
     GalileanCluster,
 }
@@ -37,6 +40,7 @@ impl Kind {
         match self {
             Kind::JupyterHub => "JupyterHub 6.1.1 + CHP 5.3.0",
             Kind::Galilean => "Galilean (1 node)",
+            Kind::GalileanBaseline => "Galilean baseline (1 node)",
             Kind::GalileanCluster => "Galilean (3 nodes)",
         }
     }
@@ -45,12 +49,18 @@ impl Kind {
         match self {
             Kind::JupyterHub => "jupyterhub",
             Kind::Galilean => "galilean",
+            Kind::GalileanBaseline => "galilean-baseline",
             Kind::GalileanCluster => "galilean-3",
         }
     }
 
-    /// Every system, in the order a run takes them.
-    pub const ALL: [Kind; 3] = [Kind::JupyterHub, Kind::Galilean, Kind::GalileanCluster];
+    /// Every system.
+    pub const ALL: [Kind; 4] = [
+        Kind::JupyterHub,
+        Kind::Galilean,
+        Kind::GalileanBaseline,
+        Kind::GalileanCluster,
+    ];
 
     pub fn is_galilean(self) -> bool {
         self != Kind::JupyterHub
@@ -60,8 +70,13 @@ impl Kind {
     pub fn nodes(self) -> &'static str {
         match self {
             Kind::GalileanCluster => "3 nodes",
-            Kind::JupyterHub | Kind::Galilean => "1 node",
+            Kind::JupyterHub | Kind::Galilean | Kind::GalileanBaseline => "1 node",
         }
+    }
+
+    /// One Galilean node on the embedded store (either build).
+    pub fn is_single_galilean(self) -> bool {
+        matches!(self, Kind::Galilean | Kind::GalileanBaseline)
     }
 }
 
@@ -74,6 +89,8 @@ const CLUSTER_SECRET: &str = "bench-cluster-secret-0123456789";
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub galilean: PathBuf,
+    /// The `galilean` binary of [`Kind::GalileanBaseline`] (`--baseline`), if any.
+    pub baseline: Option<PathBuf>,
     pub tiny: PathBuf,
     /// `bench/peer/install`'s prefix (`venv/`, `node/`).
     pub peer: PathBuf,
@@ -162,7 +179,7 @@ fn toml_str(s: &str) -> String {
 impl Hub {
     pub async fn start(kind: Kind, paths: &Paths) -> anyhow::Result<Hub> {
         match kind {
-            Kind::Galilean => Hub::galilean(paths).await,
+            Kind::Galilean | Kind::GalileanBaseline => Hub::galilean(kind, paths).await,
             Kind::JupyterHub => Hub::jupyterhub(paths).await,
             Kind::GalileanCluster => Hub::galilean_cluster(paths).await,
         }
@@ -186,11 +203,11 @@ impl Hub {
         )
     }
 
-    /// Starts `galilean serve --config <dir>/<name>.toml` logging to `<name>.log`, at
+    /// Starts `<binary> serve --config <dir>/<name>.toml` logging to `<name>.log`, at
     /// level `warn` unless `GALILEAN_BENCH_LOG` gives the nodes another `RUST_LOG` (to
     /// look into a run with `GALILEAN_BENCH_KEEP`).
     fn galilean_process(
-        paths: &Paths,
+        binary: &Path,
         dir: &Path,
         name: &str,
         config: String,
@@ -199,7 +216,7 @@ impl Hub {
         std::fs::write(&config_path, config)?;
         let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(&paths.galilean)
+        let child = Command::new(binary)
             .args(["serve", "--config"])
             .arg(&config_path)
             .env(
@@ -210,21 +227,30 @@ impl Hub {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {}", paths.galilean.display()))?;
+            .with_context(|| format!("starting {}", binary.display()))?;
         Ok(Process {
             child,
             log: log_path,
         })
     }
 
-    async fn galilean(paths: &Paths) -> anyhow::Result<Hub> {
+    /// One node, from the current binary or (for [`Kind::GalileanBaseline`]) the
+    /// baseline's, with the same settings and the same `tiny_server` either way.
+    async fn galilean(kind: Kind, paths: &Paths) -> anyhow::Result<Hub> {
+        let binary = match kind {
+            Kind::GalileanBaseline => paths
+                .baseline
+                .as_deref()
+                .context("the baseline system needs --baseline PATH")?,
+            _ => &paths.galilean,
+        };
         let dir = hub_dir()?;
         let port = free_port()?;
         let config = Hub::galilean_config(paths, dir.path(), port, "");
-        let process = Hub::galilean_process(paths, dir.path(), "galilean", config)?;
+        let process = Hub::galilean_process(binary, dir.path(), "galilean", config)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut hub = Hub {
-            kind: Kind::Galilean,
+            kind,
             addr,
             addrs: vec![addr],
             pids: vec![process.child.id()],
@@ -265,8 +291,12 @@ impl Hub {
                 peers = peers.join(", "),
                 secret = toml_str(CLUSTER_SECRET),
             );
-            let process =
-                Hub::galilean_process(paths, hub.dir.path(), &format!("node{id}"), config)?;
+            let process = Hub::galilean_process(
+                &paths.galilean,
+                hub.dir.path(),
+                &format!("node{id}"),
+                config,
+            )?;
             hub.addrs.push(SocketAddr::from(([127, 0, 0, 1], *public)));
             hub.pids.push(process.child.id());
             hub.children.push(process);
@@ -394,7 +424,7 @@ impl Hub {
         let pid = child.id() as i32;
         match self.kind {
             Kind::JupyterHub => Pid::from_raw(-pid),
-            Kind::Galilean | Kind::GalileanCluster => Pid::from_raw(pid),
+            Kind::Galilean | Kind::GalileanBaseline | Kind::GalileanCluster => Pid::from_raw(pid),
         }
     }
 

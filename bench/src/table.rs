@@ -9,9 +9,20 @@ use crate::load::Measured;
 /// One figure of one system.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Figure {
+    /// The figure (over several rounds, their median).
     pub value: Option<f64>,
     /// Why there is no value (the run failed), if so.
     pub failure: Option<String>,
+    /// Over several rounds, the lowest and highest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+}
+
+/// The range of a figure over a run's rounds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub max: f64,
 }
 
 impl Figure {
@@ -24,11 +35,13 @@ impl Figure {
                     m.errors,
                     m.first_error.clone().unwrap_or_else(|| "no answer".into())
                 )),
+                spread: None,
             }
         } else {
             Figure {
                 value: value(m),
                 failure: None,
+                spread: None,
             }
         }
     }
@@ -37,6 +50,7 @@ impl Figure {
         Figure {
             value: Some(v),
             failure: None,
+            spread: None,
         }
     }
 
@@ -44,6 +58,7 @@ impl Figure {
         Figure {
             value: None,
             failure: Some(e.to_string()),
+            spread: None,
         }
     }
 }
