@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::load::{once, Call};
+use crate::ports::free_port;
 use crate::procfs::cpu_time;
-use crate::systems::{free_port, hub_dir, Paths};
+use crate::systems::{hub_dir, Paths};
 
 /// A process the bench started for a ceiling (killed when dropped).
 pub struct Ceiling {

@@ -5,6 +5,7 @@
 mod ceilings;
 mod load;
 mod logins;
+mod ports;
 mod procfs;
 mod report;
 mod rounds;
