@@ -215,6 +215,17 @@ fn run_command(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Some(baseline) = &paths.baseline {
+        // both builds' binaries read afresh from disk, alike (see uncache)
+        for p in [&paths.galilean, baseline] {
+            if let Err(e) = systems::uncache(p) {
+                eprintln!(
+                    "galilean-bench: cannot drop {} from the cache: {e}",
+                    p.display()
+                );
+            }
+        }
+    }
     let size = if args.smoke { Size::SMOKE } else { Size::FULL };
     let rounds = usize::from(args.rounds);
     let rt = tokio::runtime::Builder::new_multi_thread()
