@@ -91,7 +91,7 @@ pub fn systems(names: &[String], baseline: bool) -> Result<Vec<Kind>, String> {
     let has = |kinds: &[Kind], k: Kind| kinds.contains(&k);
     if baseline && !has(&kinds, Kind::GalileanBaseline) {
         let Some(i) = kinds.iter().position(|k| *k == Kind::Galilean) else {
-            return Err("--baseline compares with galilean: name it in --systems".into());
+            return Err("--baseline is measured against galilean: add galilean to it".into());
         };
         kinds.insert(i + 1, Kind::GalileanBaseline);
     }
