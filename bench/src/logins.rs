@@ -12,7 +12,8 @@ use http::{Method, StatusCode};
 
 use crate::load::{Call, Conn};
 use crate::systems::PASSWORD;
-use crate::workloads::{Subject, Table};
+use crate::table::Table;
+use crate::workloads::Subject;
 
 /// The value of `<input ... name="_xsrf" value="...">` in a page.
 fn form_xsrf(page: &str) -> Option<String> {
@@ -135,7 +136,7 @@ pub async fn logins(
             "logins/s",
             true,
             s.name(),
-            crate::workloads::Figure::of(&m, |m| Some(m.per_sec())),
+            crate::table::Figure::of(&m, |m| Some(m.per_sec())),
         );
         table.latency(&workload, s.name(), &m);
     }

@@ -2,20 +2,27 @@
 //! 5.3.0 and against Galilean, on this machine, in one run; one Markdown table with each
 //! figure for each system and their ratio. See bench/README.md.
 
+mod ceilings;
 mod load;
 mod logins;
+mod ports;
+mod procfs;
 mod report;
+mod rounds;
+mod run;
 mod spawns;
 mod systems;
+mod table;
 mod workloads;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use systems::{Hub, Kind, Paths};
-use workloads::{Size, Subject, Table};
+use run::Selection;
+use systems::Paths;
+use workloads::Size;
 
 #[derive(Parser)]
 #[command(
@@ -27,33 +34,50 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Systems to measure: jupyterhub, galilean (one node), galilean-3 (three nodes on
+    /// loopback), galilean-baseline (one node from --baseline's binary; added after
+    /// galilean by --baseline unless named).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "jupyterhub,galilean,galilean-3"
+    )]
+    systems: Vec<String>,
+    /// A seconds-long pass over every workload, to check the harness (no figure of it
+    /// means anything).
+    #[arg(long)]
+    smoke: bool,
+    /// Where the peer is installed (bench/peer/install's prefix).
+    #[arg(long)]
+    peer: Option<PathBuf>,
+    /// The results folder (default bench/results).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7), e.g. to profile one; W3
+    /// and W1's second pass need W2's users, so they bring W2 along.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Another `galilean` binary (e.g. the release build from before a change): an A/B
+    /// run, with the system galilean-baseline started from it (same settings and
+    /// tiny_server as galilean) and each figure's difference from it. Writes no
+    /// results.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Run the workloads this many times, every system started afresh in each round,
+    /// the two Galilean builds taking turns going first; the table holds the medians.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
+    /// Also write the printed table to this file.
+    #[arg(long)]
+    out_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the workloads and print the table.
-    Run {
-        /// Systems to measure: jupyterhub, galilean (one node), galilean-3 (three nodes
-        /// on loopback).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "jupyterhub,galilean,galilean-3"
-        )]
-        systems: Vec<String>,
-        /// A seconds-long pass over every workload, to check the harness (no figure of
-        /// it means anything).
-        #[arg(long)]
-        smoke: bool,
-        /// Where the peer is installed (bench/peer/install's prefix).
-        #[arg(long)]
-        peer: Option<PathBuf>,
-        /// The results folder (default bench/results).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7), e.g. to profile one;
-        /// W3 and W1's second pass need W2's users, so they bring W2 along.
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-    },
+    Run(RunArgs),
     /// One closed-loop GET load against any HTTP/1.1 server, as the workloads send it:
     /// to profile a system, or to measure one the table does not hold.
     Load {
@@ -91,7 +115,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            match rt.block_on(systems::serve_ceiling(port, sync_file)) {
+            match rt.block_on(ceilings::serve_ceiling(port, sync_file)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ceiling-server: {e}");
@@ -110,7 +134,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("a runtime");
-            let before = systems::cpu_time_of(&pid);
+            let before = procfs::cpu_time_of(&pid);
             let make: load::MakeCall = std::sync::Arc::new(move |_, _| load::Call::get(&path));
             let m = rt.block_on(load::closed_loop(
                 &[addr],
@@ -118,7 +142,7 @@ fn main() -> ExitCode {
                 concurrency.max(1),
                 std::time::Duration::from_secs(secs),
             ));
-            let spent = systems::cpu_time_of(&pid) - before;
+            let spent = procfs::cpu_time_of(&pid) - before;
             // one line: req/s first, the CPU per request (if asked for) before "µs"
             let cpu_per_request = if pid.is_empty() {
                 String::new()
@@ -143,241 +167,104 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run {
-            systems,
-            smoke,
-            peer,
-            out,
-            only,
-        } => {
-            let selection = match Selection::parse(&only) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("galilean-bench: --only: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let mut kinds = Vec::new();
-            for s in &systems {
-                match Kind::ALL.iter().find(|k| k.short() == s) {
-                    Some(k) if !kinds.contains(k) => kinds.push(*k),
-                    Some(_) => {}
-                    None => {
-                        eprintln!(
-                            "galilean-bench: --systems {s}: expected jupyterhub, galilean or \
-                             galilean-3"
-                        );
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            let root = systems::repo_root();
-            let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("galilean-bench"));
-            let paths = Paths {
-                galilean: me.with_file_name("galilean"),
-                tiny: me.with_file_name("tiny_server"),
-                peer: peer.unwrap_or_else(|| root.join("bench/.peer")),
-                peer_config: root.join("bench/peer/jupyterhub_config.py"),
-                me,
-            };
-            for p in [&paths.galilean, &paths.tiny] {
-                if !p.exists() {
-                    eprintln!(
-                        "galilean-bench: {} is missing: cargo build --release -p galilean-node",
-                        p.display()
-                    );
-                    return ExitCode::from(2);
-                }
-            }
-            let size = if smoke { Size::SMOKE } else { Size::FULL };
-            let out = out.unwrap_or_else(|| root.join("bench/results"));
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            match rt.block_on(run(&kinds, &paths, size, &selection)) {
-                Ok(table) => {
-                    let machine = report::Machine::describe(&paths);
-                    let md = report::markdown(&table, &kinds, &machine, smoke);
-                    println!("{md}");
-                    if !smoke && selection.all {
-                        match report::write(&out, &table, &machine, &md) {
-                            Ok(p) => eprintln!("results: {}", p.display()),
-                            Err(e) => {
-                                eprintln!(
-                                    "galilean-bench: cannot write results to {}: {e}",
-                                    out.display()
-                                );
-                                return ExitCode::FAILURE;
-                            }
-                        }
-                    }
-                    if report::any_failed(&table) {
-                        eprintln!("galilean-bench: some runs failed (see the table)");
-                        return ExitCode::FAILURE;
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("galilean-bench: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Run(args) => run_command(args),
     }
 }
 
-/// Which workloads run.
-#[derive(Debug, Clone, Copy)]
-struct Selection {
-    ceiling: bool,
-    whoami: bool,
-    create: bool,
-    read: bool,
-    proxy: bool,
-    storms: bool,
-    logins: bool,
-    memory: bool,
-    /// Everything: a run whose results are written.
-    all: bool,
-}
-
-impl Selection {
-    fn parse(only: &[String]) -> Result<Selection, String> {
-        if only.is_empty() {
-            return Ok(Selection {
-                ceiling: true,
-                whoami: true,
-                create: true,
-                read: true,
-                proxy: true,
-                storms: true,
-                logins: true,
-                memory: true,
-                all: true,
-            });
+/// `galilean-bench run`.
+fn run_command(args: RunArgs) -> ExitCode {
+    let selection = match Selection::parse(&args.only) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("galilean-bench: --only: {e}");
+            return ExitCode::from(2);
         }
-        let mut s = Selection {
-            ceiling: false,
-            whoami: false,
-            create: false,
-            read: false,
-            proxy: false,
-            storms: false,
-            logins: false,
-            memory: false,
-            all: false,
-        };
-        for w in only {
-            match w.to_ascii_lowercase().as_str() {
-                "l" => s.ceiling = true,
-                "w1" => s.whoami = true,
-                "w2" => s.create = true,
-                "w3" => s.read = true,
-                "w4" => s.proxy = true,
-                "w5" => s.storms = true,
-                "w6" => s.memory = true,
-                "w7" => s.logins = true,
-                other => {
-                    return Err(format!(
-                        "unknown workload {other:?}: expected l, w1, w2, w3, w4, w5, w6, w7"
-                    ))
-                }
+    };
+    let kinds = match run::systems(&args.systems, args.baseline.is_some()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("galilean-bench: --systems: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let baseline = match args.baseline.as_deref().map(Path::canonicalize) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            let p = args.baseline.as_deref().unwrap_or(Path::new("")).display();
+            eprintln!("galilean-bench: --baseline {p}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let root = systems::repo_root();
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("galilean-bench"));
+    let paths = Paths {
+        galilean: me.with_file_name("galilean"),
+        baseline,
+        tiny: me.with_file_name("tiny_server"),
+        peer: args.peer.unwrap_or_else(|| root.join("bench/.peer")),
+        peer_config: root.join("bench/peer/jupyterhub_config.py"),
+        me,
+    };
+    for p in [&paths.galilean, &paths.tiny] {
+        if !p.exists() {
+            eprintln!(
+                "galilean-bench: {} is missing: cargo build --release -p galilean-node",
+                p.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(baseline) = &paths.baseline {
+        // both builds' binaries read afresh from disk, alike (see uncache)
+        for p in [&paths.galilean, baseline] {
+            if let Err(e) = systems::uncache(p) {
+                eprintln!(
+                    "galilean-bench: cannot drop {} from the cache: {e}",
+                    p.display()
+                );
             }
         }
-        // W3 reads W2's users
-        s.create |= s.read;
-        Ok(s)
     }
-}
-
-async fn run(kinds: &[Kind], paths: &Paths, size: Size, only: &Selection) -> anyhow::Result<Table> {
-    let mut table = Table::default();
-    if only.ceiling {
-        eprintln!("L: the ceilings");
-        workloads::ceiling(&mut table, paths, size).await?;
-    }
-    let mut subjects: Vec<Subject> = Vec::new();
-    for kind in kinds {
-        eprintln!("starting {}", kind.name());
-        let hub = Hub::start(*kind, paths).await?;
-        subjects.push(workloads::bootstrap(hub).await?);
-    }
-    if only.memory {
-        workloads::memory(&mut table, &subjects, "idle");
-    }
-    if only.whoami {
-        eprintln!("W1: whoami");
-        workloads::whoami(&mut table, &subjects, size, "").await;
-        workloads::whoami_open(&mut table, &subjects, size, 1000.0).await;
-    }
-    if only.create {
-        eprintln!("W2: creating users");
-        workloads::create_users(&mut table, &subjects, paths, size).await;
-        if only.memory {
-            workloads::memory(&mut table, &subjects, &format!("{} users", size.users));
+    let size = if args.smoke { Size::SMOKE } else { Size::FULL };
+    let rounds = usize::from(args.rounds);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let table = match rt.block_on(run::run(&kinds, &paths, size, &selection, rounds)) {
+        Ok(table) => table,
+        Err(e) => {
+            eprintln!("galilean-bench: {e:#}");
+            return ExitCode::FAILURE;
         }
-        if only.whoami {
-            eprintln!("W1 again, with {} users stored", size.users);
-            workloads::whoami(
-                &mut table,
-                &subjects,
-                size,
-                &format!(", {} users", size.users),
-            )
-            .await;
+    };
+    let machine = report::Machine::describe(&paths);
+    let md = report::markdown(&table, &kinds, &machine, args.smoke, rounds);
+    println!("{md}");
+    if let Some(file) = &args.out_file {
+        if let Err(e) = std::fs::write(file, &md) {
+            eprintln!("galilean-bench: cannot write {}: {e}", file.display());
+            return ExitCode::FAILURE;
         }
     }
-    if only.read {
-        eprintln!("W3: reading users");
-        workloads::read_users(&mut table, &subjects, size, size.users, "").await;
-    }
-    if only.proxy {
-        eprintln!("W4: the proxy");
-        workloads::proxy(&mut table, &subjects, paths, size).await?;
-        if only.memory {
-            workloads::memory(&mut table, &subjects, "1 server running");
+    // results are full runs of the current build only
+    if !args.smoke && selection.all && paths.baseline.is_none() {
+        let out = args.out.unwrap_or_else(|| root.join("bench/results"));
+        match report::write(&out, &table, &machine, &md, rounds) {
+            Ok(p) => eprintln!("results: {}", p.display()),
+            Err(e) => {
+                eprintln!(
+                    "galilean-bench: cannot write results to {}: {e}",
+                    out.display()
+                );
+                return ExitCode::FAILURE;
+            }
         }
     }
-    if only.storms {
-        eprintln!("W5: spawn storms");
-        let largest = size.storms.iter().copied().max().unwrap_or(0);
-        spawns::create_storm_users(&subjects, largest).await?;
-        for &n in size.storms {
-            let memory = only.memory && n == largest;
-            spawns::storm(&mut table, &subjects, n, |table, s| {
-                if memory {
-                    workloads::memory(table, s, &format!("{n} servers running"));
-                }
-            })
-            .await;
-        }
+    if report::any_failed(&table) {
+        eprintln!("galilean-bench: some runs failed (see the table)");
+        return ExitCode::FAILURE;
     }
-    if only.logins {
-        eprintln!("W7: form logins");
-        logins::logins(&mut table, &subjects, 8, size.duration).await;
-    }
-    debug_assert_eq!(workloads::kinds(&subjects), kinds);
-    for s in subjects {
-        s.hub.stop().await;
-    }
-    if (only.read || only.memory) && kinds.contains(&Kind::Galilean) {
-        // One Galilean node alone, started afresh so that it holds these users and
-        // nothing else (W7 alone leaves tens of thousands more): JupyterHub would take
-        // over ten minutes to create them.
-        let many = size.many_users;
-        eprintln!("Galilean with {many} users");
-        let g = [workloads::bootstrap(Hub::start(Kind::Galilean, paths).await?).await?];
-        workloads::grow_users(&g, 0, many, size.batch).await?;
-        if only.memory {
-            workloads::memory(&mut table, &g, &format!("{many} users"));
-        }
-        if only.read {
-            workloads::read_users(&mut table, &g, size, many, &format!(", {many} users")).await;
-        }
-        for s in g {
-            s.hub.stop().await;
-        }
-    }
-    Ok(table)
+    ExitCode::SUCCESS
 }

@@ -1,13 +1,15 @@
 //! The table: one row per figure, a column per system (and the ceiling where there is
 //! one), and Galilean's ratio to JupyterHub (above 1 is better, whichever way the
-//! figure goes). Results go under `bench/results/` with the machine's description.
+//! figure goes); in an A/B run, the current Galilean's difference from the baseline's.
+//! Results go under `bench/results/` with the machine's description.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::rounds;
 use crate::systems::{Kind, Paths};
-use crate::workloads::{Row, Table};
+use crate::table::{Row, Table};
 
 /// What the figures were measured on.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -17,6 +19,11 @@ pub struct Machine {
     pub memory_gib: f64,
     pub kernel: String,
     pub galilean: String,
+    /// Where the `galilean` binary is.
+    pub galilean_binary: String,
+    /// The baseline's `galilean --version` and where it is, in an A/B run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
     pub jupyterhub: String,
     pub chp: String,
     pub date: String,
@@ -62,6 +69,11 @@ impl Machine {
                 .trim()
                 .to_owned(),
             galilean: output(&paths.galilean, &["--version"]),
+            galilean_binary: paths.galilean.display().to_string(),
+            baseline: paths
+                .baseline
+                .as_ref()
+                .map(|b| format!("{} at {}", output(b, &["--version"]), b.display())),
             jupyterhub: output(&paths.peer.join("venv/bin/jupyterhub"), &["--version"]),
             chp: output(
                 &paths
@@ -104,7 +116,10 @@ fn cell(row: &Row, system: &str) -> String {
     match row.figures.get(system) {
         None => String::new(),
         Some(f) => match (f.value, &f.failure) {
-            (Some(v), _) => number(v),
+            (Some(v), _) => match f.spread {
+                Some(s) => format!("{} ({}–{})", number(v), number(s.min), number(s.max)),
+                None => number(v),
+            },
             (None, Some(_)) => "FAILED".into(),
             (None, None) => "–".into(),
         },
@@ -134,40 +149,86 @@ fn ratio(row: &Row, galilean: Kind) -> String {
     }
 }
 
-/// The table as Markdown, with the machine and the failures listed under it.
-pub fn markdown(table: &Table, kinds: &[Kind], machine: &Machine, smoke: bool) -> String {
+/// The current Galilean's difference from the baseline's in `row`, e.g. "+1.2 %", in
+/// bold beyond [`rounds::NOTABLE`].
+fn delta(row: &Row) -> String {
+    match rounds::row_delta(row) {
+        Some(d) if rounds::notable(d) => format!("**{:+.1} %**", d * 100.0),
+        Some(d) => format!("{:+.1} %", d * 100.0),
+        None => String::new(),
+    }
+}
+
+/// The table as Markdown, with the machine and the failures listed under it; `rounds`
+/// is how many rounds its figures are the medians of.
+pub fn markdown(
+    table: &Table,
+    kinds: &[Kind],
+    machine: &Machine,
+    smoke: bool,
+    rounds: usize,
+) -> String {
     let mut md = String::new();
     if smoke {
         md.push_str("Smoke run: every workload for moments, the figures mean nothing.\n\n");
     }
+    let galilean = match &machine.baseline {
+        Some(baseline) => format!(
+            "{} at {}; baseline {baseline}",
+            machine.galilean, machine.galilean_binary
+        ),
+        None => machine.galilean.clone(),
+    };
+    let peer = if kinds.contains(&Kind::JupyterHub) {
+        format!(
+            " JupyterHub {}; configurable-http-proxy {};",
+            machine.jupyterhub, machine.chp
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         md,
-        "{} cores ({}), {:.0} GiB, Linux {}; {}; JupyterHub {}; configurable-http-proxy {}; {}.\n",
-        machine.cores,
-        machine.cpu,
-        machine.memory_gib,
-        machine.kernel,
-        machine.galilean,
-        machine.jupyterhub,
-        machine.chp,
-        machine.date
+        "{} cores ({}), {:.0} GiB, Linux {}; {galilean};{peer} {}.\n",
+        machine.cores, machine.cpu, machine.memory_gib, machine.kernel, machine.date
     );
+    if rounds > 1 {
+        let _ = writeln!(
+            md,
+            "Medians of {rounds} rounds (lowest–highest in brackets), every system started \
+             afresh in each round{}.\n",
+            if kinds.contains(&Kind::GalileanBaseline) && kinds.contains(&Kind::Galilean) {
+                ", the two Galilean builds taking turns going first"
+            } else {
+                ""
+            }
+        );
+    }
     md.push_str("| workload | metric |");
     for k in kinds {
         let _ = write!(md, " {} |", k.name());
     }
     md.push_str(" ceiling |");
-    // an advantage column per Galilean measured, when JupyterHub was too
+    // an advantage column per Galilean measured (the baseline aside), when JupyterHub
+    // was too
     let advantages: Vec<Kind> = if kinds.contains(&Kind::JupyterHub) {
-        kinds.iter().copied().filter(|k| k.is_galilean()).collect()
+        kinds
+            .iter()
+            .copied()
+            .filter(|k| k.is_galilean() && *k != Kind::GalileanBaseline)
+            .collect()
     } else {
         Vec::new()
     };
     for k in &advantages {
         let _ = write!(md, " advantage, {} |", k.nodes());
     }
+    let ab = kinds.contains(&Kind::Galilean) && kinds.contains(&Kind::GalileanBaseline);
+    if ab {
+        md.push_str(" Δ vs baseline |");
+    }
     md.push_str("\n|---|---|");
-    for _ in 0..kinds.len() + 1 + advantages.len() {
+    for _ in 0..kinds.len() + 1 + advantages.len() + usize::from(ab) {
         md.push_str("---:|");
     }
     md.push('\n');
@@ -185,7 +246,23 @@ pub fn markdown(table: &Table, kinds: &[Kind], machine: &Machine, smoke: bool) -
         for k in &advantages {
             let _ = write!(md, " {} |", ratio(row, *k));
         }
+        if ab {
+            let _ = write!(md, " {} |", delta(row));
+        }
         md.push('\n');
+    }
+    if ab {
+        let deltas: Vec<f64> = table.rows.iter().filter_map(rounds::row_delta).collect();
+        let beyond = deltas.iter().filter(|d| rounds::notable(**d)).count();
+        let _ = writeln!(
+            md,
+            "\nΔ vs baseline: {} over {}, minus one (+ is a larger figure, whichever way is \
+             better); beyond ±{:.0} % in bold: {beyond} of {} figures.",
+            Kind::Galilean.name(),
+            Kind::GalileanBaseline.name(),
+            rounds::NOTABLE * 100.0,
+            deltas.len()
+        );
     }
     let failures: Vec<String> = table
         .rows
@@ -216,7 +293,13 @@ pub fn any_failed(table: &Table) -> bool {
 }
 
 /// Writes `<out>/<date>.md` and `.json`, and `<out>/latest.md`; the Markdown's path.
-pub fn write(out: &Path, table: &Table, machine: &Machine, md: &str) -> std::io::Result<PathBuf> {
+pub fn write(
+    out: &Path,
+    table: &Table,
+    machine: &Machine,
+    md: &str,
+    rounds: usize,
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(out)?;
     let stamp = machine.date.replace(':', "-");
     let md_path = out.join(format!("{stamp}.md"));
@@ -224,6 +307,7 @@ pub fn write(out: &Path, table: &Table, machine: &Machine, md: &str) -> std::io:
     std::fs::write(out.join("latest.md"), md)?;
     let json = serde_json::json!({
         "machine": machine,
+        "rounds": rounds,
         "rows": table.rows,
     });
     std::fs::write(
@@ -231,4 +315,81 @@ pub fn write(out: &Path, table: &Table, machine: &Machine, md: &str) -> std::io:
         serde_json::to_string_pretty(&json).unwrap_or_default(),
     )?;
     Ok(md_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{Figure, Spread};
+
+    fn machine(baseline: Option<&str>) -> Machine {
+        Machine {
+            cpu: "cpu".into(),
+            cores: 2,
+            memory_gib: 1.0,
+            kernel: "6".into(),
+            galilean: "galilean 0.1.0".into(),
+            galilean_binary: "/a/galilean".into(),
+            baseline: baseline.map(String::from),
+            jupyterhub: "not installed".into(),
+            chp: "not installed".into(),
+            date: "today".into(),
+        }
+    }
+
+    #[test]
+    fn an_ab_table_has_the_baseline_column_and_the_difference_marked_beyond_5_percent() {
+        let mut t = Table::default();
+        let with = |v: f64, lo: f64, hi: f64| Figure {
+            spread: Some(Spread { min: lo, max: hi }),
+            ..Figure::value(v)
+        };
+        t.put(
+            "W1",
+            "req/s",
+            "req/s",
+            true,
+            "galilean",
+            with(1100.0, 1000.0, 1200.0),
+        );
+        t.put(
+            "W1",
+            "req/s",
+            "req/s",
+            true,
+            "galilean-baseline",
+            with(1000.0, 990.0, 1010.0),
+        );
+        t.put("W1", "p50", "ms", false, "galilean", Figure::value(1.01));
+        t.put(
+            "W1",
+            "p50",
+            "ms",
+            false,
+            "galilean-baseline",
+            Figure::value(1.0),
+        );
+        let kinds = [Kind::Galilean, Kind::GalileanBaseline];
+        let md = markdown(&t, &kinds, &machine(Some("galilean 0.0.9 at /b")), false, 2);
+        assert!(
+            md.contains(
+                "| Galilean (1 node) | Galilean baseline (1 node) | ceiling | Δ vs baseline |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| W1 | req/s | 1100 (1000–1200) | 1000 (990–1010) |  | **+10.0 %** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| W1 | p50 (ms) | 1.01 | 1.00 |  | +1.0 % |"),
+            "{md}"
+        );
+        assert!(md.contains("in bold: 1 of 2 figures"), "{md}");
+        assert!(md.contains("baseline galilean 0.0.9 at /b"), "{md}");
+        assert!(md.contains("Medians of 2 rounds"), "{md}");
+        // without a baseline, no such column
+        let md = markdown(&t, &[Kind::Galilean], &machine(None), false, 1);
+        assert!(!md.contains("Δ") && !md.contains("Medians"), "{md}");
+    }
 }

@@ -17,7 +17,8 @@ use http::{Method, StatusCode};
 
 use crate::load::{once, Call, Conn};
 use crate::systems::BOOTSTRAP_TOKEN;
-use crate::workloads::{Figure, Subject, Table};
+use crate::table::{Figure, Table};
+use crate::workloads::Subject;
 
 /// How long one storm (or its stop) may take before the run counts as failed.
 const DEADLINE: Duration = Duration::from_secs(300);

@@ -1,8 +1,8 @@
-//! The systems under test, started once for a run and stopped after it: Galilean (one
-//! node on the embedded store, and three nodes on loopback replicating through raft),
-//! JupyterHub 6.1.1 with configurable-http-proxy 5.3.0 (from `bench/peer/install`'s
-//! prefix), and the ceiling servers (a bare hyper server, and the tiny single-user
-//! server hit directly).
+//! The systems under test, started for each round of a run and stopped after it:
+//! Galilean (one node on the embedded store, the same from a baseline binary in an A/B
+//! run, and three nodes on loopback replicating through raft) and JupyterHub 6.1.1 with
+//! configurable-http-proxy 5.3.0 (from `bench/peer/install`'s prefix). The ceiling
+//! servers are in `ceilings.rs`, what `/proc` tells of a process in `procfs.rs`.
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -15,6 +15,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::load::{once, Call};
+use crate::ports::{free_port, free_port_pair};
+use crate::procfs::{children_of, cpu_time_of, processes_under, rss_kib};
 
 /// The admin service token each hub is configured with: used only to create users and
 /// to have the hub generate the tokens the workloads use.
@@ -27,6 +29,9 @@ pub const PASSWORD: &str = "bench-password";
 pub enum Kind {
     JupyterHub,
     Galilean,
+    /// One node like [`Kind::Galilean`], started from another `galilean` binary
+    /// (`--baseline`): the build an A/B run compares the current one with.
+    GalileanBaseline,
     /// Three nodes on loopback, state replicated by raft; the load spread across them.
     GalileanCluster,
 }
@@ -36,6 +41,7 @@ impl Kind {
         match self {
             Kind::JupyterHub => "JupyterHub 6.1.1 + CHP 5.3.0",
             Kind::Galilean => "Galilean (1 node)",
+            Kind::GalileanBaseline => "Galilean baseline (1 node)",
             Kind::GalileanCluster => "Galilean (3 nodes)",
         }
     }
@@ -44,12 +50,18 @@ impl Kind {
         match self {
             Kind::JupyterHub => "jupyterhub",
             Kind::Galilean => "galilean",
+            Kind::GalileanBaseline => "galilean-baseline",
             Kind::GalileanCluster => "galilean-3",
         }
     }
 
-    /// Every system, in the order a run takes them.
-    pub const ALL: [Kind; 3] = [Kind::JupyterHub, Kind::Galilean, Kind::GalileanCluster];
+    /// Every system.
+    pub const ALL: [Kind; 4] = [
+        Kind::JupyterHub,
+        Kind::Galilean,
+        Kind::GalileanBaseline,
+        Kind::GalileanCluster,
+    ];
 
     pub fn is_galilean(self) -> bool {
         self != Kind::JupyterHub
@@ -59,8 +71,13 @@ impl Kind {
     pub fn nodes(self) -> &'static str {
         match self {
             Kind::GalileanCluster => "3 nodes",
-            Kind::JupyterHub | Kind::Galilean => "1 node",
+            Kind::JupyterHub | Kind::Galilean | Kind::GalileanBaseline => "1 node",
         }
+    }
+
+    /// One Galilean node on the embedded store (either build).
+    pub fn is_single_galilean(self) -> bool {
+        matches!(self, Kind::Galilean | Kind::GalileanBaseline)
     }
 }
 
@@ -73,6 +90,8 @@ const CLUSTER_SECRET: &str = "bench-cluster-secret-0123456789";
 #[derive(Debug, Clone)]
 pub struct Paths {
     pub galilean: PathBuf,
+    /// The `galilean` binary of [`Kind::GalileanBaseline`] (`--baseline`), if any.
+    pub baseline: Option<PathBuf>,
     pub tiny: PathBuf,
     /// `bench/peer/install`'s prefix (`venv/`, `node/`).
     pub peer: PathBuf,
@@ -103,55 +122,12 @@ struct Process {
     log: PathBuf,
 }
 
-/// The lowest port of the kernel's ephemeral range.
-fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
-}
-
-/// Ports this run has handed out: none is handed out twice. A port is only checked free,
-/// not held, until its server binds it, and the servers of a system are started after
-/// all its ports are chosen: two choices falling on one port would start one server
-/// that cannot listen.
-static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
-    std::sync::Mutex::new(std::collections::BTreeSet::new());
-
-/// `n` consecutive free ports on 127.0.0.1 (a moment ago), none handed out before in
-/// this run, from below the ephemeral range: a port inside it could be taken, before the
-/// hub binds it, as the local port of one of the many outgoing connections a run makes.
-fn free_ports(n: u16) -> anyhow::Result<u16> {
-    let top = ephemeral_low().max(10_000 + n + 1) - n;
-    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    for _ in 0..1000 {
-        let p = rand::Rng::gen_range(&mut rand::thread_rng(), 10_000..top);
-        if (p..p + n).all(|p| !handed_out.contains(&p) && free(p)) {
-            handed_out.extend(p..p + n);
-            return Ok(p);
-        }
-    }
-    anyhow::bail!("no {n} free consecutive ports on 127.0.0.1 below {top}")
-}
-
 /// The last lines of the log at `path` (the run's directory goes with the hub).
 fn log_tail(path: &Path) -> String {
     const LINES: usize = 40;
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(unreadable: {e})"));
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(LINES)..].join("\n")
-}
-
-/// A free port on 127.0.0.1 (a moment ago).
-pub fn free_port() -> anyhow::Result<u16> {
-    free_ports(1)
-}
-
-/// A free port `p` on 127.0.0.1 with `p + 1` free too (a node's cluster port and the
-/// actor port after it).
-fn free_port_pair() -> anyhow::Result<u16> {
-    free_ports(2)
 }
 
 fn toml_str(s: &str) -> String {
@@ -161,7 +137,7 @@ fn toml_str(s: &str) -> String {
 impl Hub {
     pub async fn start(kind: Kind, paths: &Paths) -> anyhow::Result<Hub> {
         match kind {
-            Kind::Galilean => Hub::galilean(paths).await,
+            Kind::Galilean | Kind::GalileanBaseline => Hub::galilean(kind, paths).await,
             Kind::JupyterHub => Hub::jupyterhub(paths).await,
             Kind::GalileanCluster => Hub::galilean_cluster(paths).await,
         }
@@ -185,11 +161,11 @@ impl Hub {
         )
     }
 
-    /// Starts `galilean serve --config <dir>/<name>.toml` logging to `<name>.log`, at
+    /// Starts `<binary> serve --config <dir>/<name>.toml` logging to `<name>.log`, at
     /// level `warn` unless `GALILEAN_BENCH_LOG` gives the nodes another `RUST_LOG` (to
     /// look into a run with `GALILEAN_BENCH_KEEP`).
     fn galilean_process(
-        paths: &Paths,
+        binary: &Path,
         dir: &Path,
         name: &str,
         config: String,
@@ -198,7 +174,7 @@ impl Hub {
         std::fs::write(&config_path, config)?;
         let log_path = dir.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)?;
-        let child = Command::new(&paths.galilean)
+        let child = Command::new(binary)
             .args(["serve", "--config"])
             .arg(&config_path)
             .env(
@@ -209,21 +185,30 @@ impl Hub {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {}", paths.galilean.display()))?;
+            .with_context(|| format!("starting {}", binary.display()))?;
         Ok(Process {
             child,
             log: log_path,
         })
     }
 
-    async fn galilean(paths: &Paths) -> anyhow::Result<Hub> {
+    /// One node, from the current binary or (for [`Kind::GalileanBaseline`]) the
+    /// baseline's, with the same settings and the same `tiny_server` either way.
+    async fn galilean(kind: Kind, paths: &Paths) -> anyhow::Result<Hub> {
+        let binary = match kind {
+            Kind::GalileanBaseline => paths
+                .baseline
+                .as_deref()
+                .context("the baseline system needs --baseline PATH")?,
+            _ => &paths.galilean,
+        };
         let dir = hub_dir()?;
         let port = free_port()?;
         let config = Hub::galilean_config(paths, dir.path(), port, "");
-        let process = Hub::galilean_process(paths, dir.path(), "galilean", config)?;
+        let process = Hub::galilean_process(binary, dir.path(), "galilean", config)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut hub = Hub {
-            kind: Kind::Galilean,
+            kind,
             addr,
             addrs: vec![addr],
             pids: vec![process.child.id()],
@@ -264,8 +249,12 @@ impl Hub {
                 peers = peers.join(", "),
                 secret = toml_str(CLUSTER_SECRET),
             );
-            let process =
-                Hub::galilean_process(paths, hub.dir.path(), &format!("node{id}"), config)?;
+            let process = Hub::galilean_process(
+                &paths.galilean,
+                hub.dir.path(),
+                &format!("node{id}"),
+                config,
+            )?;
             hub.addrs.push(SocketAddr::from(([127, 0, 0, 1], *public)));
             hub.pids.push(process.child.id());
             hub.children.push(process);
@@ -393,7 +382,7 @@ impl Hub {
         let pid = child.id() as i32;
         match self.kind {
             Kind::JupyterHub => Pid::from_raw(-pid),
-            Kind::Galilean | Kind::GalileanCluster => Pid::from_raw(pid),
+            Kind::Galilean | Kind::GalileanBaseline | Kind::GalileanCluster => Pid::from_raw(pid),
         }
     }
 
@@ -437,18 +426,6 @@ impl Hub {
     }
 }
 
-/// The processes whose working directory is under `root`.
-fn processes_under(root: &Path) -> Vec<u32> {
-    let Ok(root) = root.canonicalize() else {
-        return Vec::new();
-    };
-    pids()
-        .filter(|p| {
-            std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd.starts_with(&root))
-        })
-        .collect()
-}
-
 impl Drop for Hub {
     fn drop(&mut self) {
         for Process { child: c, .. } in &mut self.children {
@@ -462,22 +439,28 @@ impl Drop for Hub {
     }
 }
 
-/// A process's resident set, in KiB (0 when it is gone).
-pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// Has the kernel forget the cached pages of the binary at `path` (written out first),
+/// so that its next start reads it from disk. A hub's resident memory counts the pages
+/// of its binary it has mapped, and how many a page fault maps depends on how the file
+/// came into the cache: on this machine a node started from a `cp` of the binary, just
+/// written, had 2.4 MiB more of them than one started from the linker's output. An A/B
+/// run starts both builds from files read afresh, alike.
+pub fn uncache(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path)?;
+    file.sync_all()?;
+    nix::fcntl::posix_fadvise(
+        file.as_raw_fd(),
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// A hub's directory (configs, data, logs): removed with the hub, unless
 /// `GALILEAN_BENCH_KEEP` is set, for looking into a failed run's logs afterwards.
-fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
+pub fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
     let mut dir = tempfile::Builder::new()
         .prefix("galilean-bench-")
         .tempdir()?;
@@ -488,309 +471,10 @@ fn hub_dir() -> anyhow::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// CPU time (user and system) `pids` have used so far, together.
-pub fn cpu_time_of(pids: &[u32]) -> Duration {
-    pids.iter().map(|p| cpu_time(*p)).sum()
-}
-
-/// CPU time (user and system) `pid` has used so far; zero once it is gone.
-pub fn cpu_time(pid: u32) -> Duration {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // fields after the command name, which may hold spaces: utime and stime
-            // are the 12th and 13th of them
-            let rest = &s[s.rfind(')')? + 1..];
-            let mut fields = rest.split_whitespace().skip(11);
-            let user: u64 = fields.next()?.parse().ok()?;
-            let system: u64 = fields.next()?.parse().ok()?;
-            Some(user + system)
-        })
-        .unwrap_or(0);
-    let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|t| *t > 0)
-        .unwrap_or(100) as u64;
-    Duration::from_secs_f64(ticks as f64 / per_sec as f64)
-}
-
-/// Every process's pid, from `/proc`.
-fn pids() -> impl Iterator<Item = u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-}
-
-/// The pids whose parent is `pid`.
-pub fn children_of(pid: u32) -> Vec<u32> {
-    pids()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
-                s.rsplit_once(") ")
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                    .and_then(|pp| pp.parse::<u32>().ok())
-                    == Some(pid)
-            })
-        })
-        .collect()
-}
-
-/// A process the bench started for a ceiling (killed when dropped).
-pub struct Ceiling {
-    pub addr: SocketAddr,
-    child: Child,
-    /// Where the synced ceiling writes (removed with it).
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Ceiling {
-    /// This program's bare hyper server answering a fixed body.
-    pub async fn hyper(paths: &Paths) -> anyhow::Result<Ceiling> {
-        Ceiling::ceiling_server(paths, None).await
-    }
-
-    /// The bare hyper server that, for each `POST`, writes the body in place in a
-    /// preallocated file and syncs it (`fdatasync`) before it answers 201: what one
-    /// durable write per request costs at the least on this machine, W2 one by one's
-    /// ceiling. The file is in a directory like the hubs' data, on the same file system.
-    pub async fn synced(paths: &Paths) -> anyhow::Result<Ceiling> {
-        Ceiling::ceiling_server(paths, Some(hub_dir()?)).await
-    }
-
-    /// `galilean-bench ceiling-server`, syncing its writes to a file in `dir` if given.
-    async fn ceiling_server(
-        paths: &Paths,
-        dir: Option<tempfile::TempDir>,
-    ) -> anyhow::Result<Ceiling> {
-        let port = free_port()?;
-        let mut cmd = Command::new(&paths.me);
-        cmd.args(["ceiling-server", "--port", &port.to_string()])
-            .stdin(Stdio::null());
-        if let Some(dir) = &dir {
-            cmd.arg("--sync-file").arg(dir.path().join("writes"));
-        }
-        let child = cmd.spawn()?;
-        Ceiling::wait(child, port, "/", dir).await
-    }
-
-    /// The tiny single-user server, alone, under the prefix `prefix`.
-    pub async fn tiny(paths: &Paths, prefix: &str) -> anyhow::Result<Ceiling> {
-        let port = free_port()?;
-        let child = Command::new(&paths.tiny)
-            .env(
-                "JUPYTERHUB_SERVICE_URL",
-                format!("http://127.0.0.1:{port}{prefix}"),
-            )
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        Ceiling::wait(child, port, &format!("{prefix}api"), None).await
-    }
-
-    /// CPU time the ceiling server has used so far.
-    pub fn cpu_time(&self) -> Duration {
-        cpu_time(self.child.id())
-    }
-
-    async fn wait(
-        child: Child,
-        port: u16,
-        probe: &str,
-        dir: Option<tempfile::TempDir>,
-    ) -> anyhow::Result<Ceiling> {
-        let c = Ceiling {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            child,
-            _dir: dir,
-        };
-        for _ in 0..100 {
-            if once(c.addr, &Call::get(probe)).await.is_ok() {
-                return Ok(c);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("the ceiling server on port {port} did not come up")
-    }
-}
-
-impl Drop for Ceiling {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The slots of the synced ceiling's file: a write goes to the next one, in place.
-const SYNC_SLOTS: u64 = 1024;
-/// Each slot's size (a page), the most of a body it keeps.
-const SYNC_SLOT_BYTES: usize = 4096;
-
-/// The synced ceiling's file: preallocated, written through, and synced at start, so
-/// that a request's sync has only its own write to make durable (no size change).
-struct SyncedFile {
-    file: std::fs::File,
-    next: u64,
-}
-
-impl SyncedFile {
-    fn create(path: &Path) -> std::io::Result<SyncedFile> {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(path)?;
-        let zeros = vec![0u8; SYNC_SLOT_BYTES];
-        for _ in 0..SYNC_SLOTS {
-            file.write_all(&zeros)?;
-        }
-        file.sync_all()?;
-        Ok(SyncedFile { file, next: 0 })
-    }
-
-    /// Writes `body` (its first page) in the next slot and syncs it.
-    fn write(&mut self, body: &[u8]) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let at = (self.next % SYNC_SLOTS) * SYNC_SLOT_BYTES as u64;
-        self.next += 1;
-        self.file
-            .write_all_at(&body[..body.len().min(SYNC_SLOT_BYTES)], at)?;
-        self.file.sync_data()
-    }
-}
-
-/// The ceiling servers of [`Ceiling::hyper`] and [`Ceiling::synced`], on a
-/// multi-threaded runtime: a request answers a fixed 2-byte JSON body; with
-/// `sync_file`, a `POST` first writes its body there durably and answers 201.
-pub async fn serve_ceiling(port: u16, sync_file: Option<PathBuf>) -> anyhow::Result<()> {
-    use http_body_util::{BodyExt, Full};
-    use hyper::service::service_fn;
-    use std::sync::{Arc, Mutex};
-    type Synced = Option<Arc<Mutex<SyncedFile>>>;
-    let synced: Synced = match sync_file {
-        Some(path) => Some(Arc::new(Mutex::new(
-            SyncedFile::create(&path).with_context(|| format!("{}", path.display()))?,
-        ))),
-        None => None,
-    };
-    async fn answer(
-        req: http::Request<hyper::body::Incoming>,
-        synced: Synced,
-    ) -> Result<http::Response<Full<bytes::Bytes>>, std::convert::Infallible> {
-        let mut status = http::StatusCode::OK;
-        if let (Some(file), &http::Method::POST) = (synced, req.method()) {
-            let written = match req.into_body().collect().await {
-                // inline, blocking this worker for the sync: no hand-off to another
-                // thread, the least a server can do (a hub would not block its workers)
-                Ok(body) => file
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .write(&body.to_bytes()),
-                Err(e) => Err(std::io::Error::other(e)),
-            };
-            status = match written {
-                Ok(()) => http::StatusCode::CREATED,
-                Err(e) => {
-                    eprintln!("ceiling-server: {e}");
-                    http::StatusCode::INTERNAL_SERVER_ERROR
-                }
-            };
-        }
-        Ok(http::Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Full::new(bytes::Bytes::from_static(b"{}")))
-            .unwrap_or_default())
-    }
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let _ = stream.set_nodelay(true);
-        let synced = synced.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| answer(req, synced.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 /// The repository's root (this crate's parent).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn no_port_is_handed_out_twice() {
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..500 {
-            let p = free_port_pair().unwrap();
-            assert!(seen.insert(p) && seen.insert(p + 1), "{p} again");
-        }
-    }
-
-    #[test]
-    fn chosen_ports_are_free_and_below_the_ephemeral_range() {
-        for _ in 0..20 {
-            let p = free_port_pair().unwrap();
-            assert!(p >= 10_000 && p + 1 < ephemeral_low(), "{p}");
-            let _a = std::net::TcpListener::bind(("127.0.0.1", p)).unwrap();
-            let _b = std::net::TcpListener::bind(("127.0.0.1", p + 1)).unwrap();
-        }
-    }
-
-    fn post(body: &'static str) -> Call {
-        Call {
-            method: http::Method::POST,
-            path: "/hub/api/users/x".into(),
-            headers: Default::default(),
-            body: bytes::Bytes::from_static(body.as_bytes()),
-            expect: http::StatusCode::CREATED,
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_synced_ceiling_writes_each_post_in_place_before_it_answers() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("writes");
-        let port = free_port().expect("a port");
-        let server = tokio::spawn(serve_ceiling(port, Some(path.clone())));
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut up = false;
-        for _ in 0..100 {
-            if once(addr, &Call::get("/")).await.is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(up, "the ceiling server did not come up");
-        once(addr, &post("first")).await.expect("201 for the first");
-        once(addr, &post("second"))
-            .await
-            .expect("201 for the second");
-        // answered only once written: the file holds both, each in its own slot, and
-        // has not grown past what was preallocated
-        let file = std::fs::read(&path).expect("the file");
-        assert_eq!(file.len() as u64, SYNC_SLOTS * SYNC_SLOT_BYTES as u64);
-        assert_eq!(&file[..5], b"first");
-        let second = SYNC_SLOT_BYTES;
-        assert_eq!(&file[second..second + 6], b"second");
-        assert!(file[second + 6..2 * SYNC_SLOT_BYTES]
-            .iter()
-            .all(|b| *b == 0));
-        server.abort();
-    }
 }
