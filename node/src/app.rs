@@ -41,8 +41,8 @@ pub struct AppState {
     pub token_activity: std::sync::Mutex<HashMap<String, i64>>,
     /// User name → last cookie or token use.
     pub user_activity: std::sync::Mutex<HashMap<String, i64>>,
-    /// Tokens resolved against the replica (scopes expanded), per replica version.
-    pub token_cache: crate::auth::TokenCache,
+    /// Token checks (resolved against the replica, cached per replica version).
+    pub tokens: crate::auth::Tokens,
 }
 
 impl AppState {

@@ -7,9 +7,9 @@ mod adopt;
 mod ask;
 mod calls;
 mod dial;
-mod dispatch;
 mod node_actor;
 mod registry;
+mod remote;
 mod wire;
 
 pub use ask::ask;

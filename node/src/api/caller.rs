@@ -42,7 +42,7 @@ impl OptionalFromRequestParts<Arc<AppState>> for Caller {
 
 fn identify(parts: &Parts, app: &AppState) -> Option<Identity> {
     if let Some(secret) = auth::header_token(&parts.headers) {
-        if let Some(id) = auth::identify_token(app, secret) {
+        if let Some(id) = app.tokens.identify(secret) {
             note_activity(app, &id);
             return Some(id);
         }

@@ -1,4 +1,5 @@
-//! `/users`, `/users/{name}`, `/user`, `/users/{name}/activity` (§2.4, §2.5, §2.7).
+//! `/users` and `/users/{name}` (§2.4, §2.5): listing with pagination and state filters,
+//! creating (one or many), reading, changing `admin` and deleting users.
 
 use std::sync::Arc;
 

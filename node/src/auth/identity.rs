@@ -11,7 +11,7 @@ use galilean_proto::records::Owner;
 pub struct Identity {
     pub owner: Owner,
     pub admin: bool,
-    /// Shared: a token's identity is resolved once per replica version ([`TokenCache`]).
+    /// Shared: a token's identity is resolved once per replica version (`auth::Tokens`).
     pub scopes: Arc<ScopeSet>,
     /// The token used (`None` for cookie authentication).
     pub token_id: Option<u64>,

@@ -4,7 +4,6 @@
 
 pub mod cookies;
 pub mod identity;
-pub mod token_cache;
 pub mod tokens;
 pub mod xsrf;
 
@@ -13,6 +12,5 @@ pub use cookies::{
     SESSION_COOKIE,
 };
 pub use identity::Identity;
-pub use token_cache::TokenCache;
-pub use tokens::{header_token, identify_token};
+pub use tokens::{header_token, Tokens};
 pub use xsrf::{query_xsrf, xsrf_for, xsrf_ok, xsrf_token, XSRF_COOKIE};

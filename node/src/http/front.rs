@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use galilean_actors::membership::await_everywhere;
 use http_body_util::{BodyExt, Either};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -151,6 +152,8 @@ impl Front {
             self.stamp(&mut response);
             return Ok(response.map(Either::Right));
         }
+        let may_write = may_write(req.method(), req.uri().path(), &self.app.hub_prefix);
+        let before = self.app.replica.version();
         let mut req = req.map(Body::new);
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
@@ -158,6 +161,9 @@ impl Front {
             Ok(r) => r,
             Err(never) => match never {},
         };
+        if may_write && self.app.replica.version() > before {
+            await_everywhere(&self.app.router).await;
+        }
         if response.status().is_client_error() || response.status().is_server_error() {
             response = describe_bare_error(&self.app, response, is_api).await;
         }
@@ -184,6 +190,22 @@ impl Front {
             HeaderValue::from_static(galilean_proto::GALILEAN_VERSION),
         );
     }
+}
+
+/// Whether a hub request may write: any method but GET, HEAD and OPTIONS, and the GETs
+/// that write (issuing an OAuth code, the spawn pages). In a cluster, one that wrote
+/// answers only once every live node has applied what this one has (or has surely
+/// stopped serving: see `membership::await_everywhere`), so that whatever the answer
+/// reports is what every node answers next: a user created through one node is read
+/// through any other as soon as the 201 arrives, and an OAuth code issued by one node is
+/// redeemed at another. Reads never wait.
+fn may_write(method: &axum::http::Method, path: &str, hub_prefix: &str) -> bool {
+    use axum::http::Method;
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || path.ends_with("/oauth2/authorize")
+        || path
+            .strip_prefix(hub_prefix)
+            .is_some_and(|rest| rest.starts_with("spawn"))
 }
 
 /// Turns error responses that axum produced without our formatting (body-limit, path

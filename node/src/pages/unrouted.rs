@@ -88,7 +88,7 @@ async fn not_routed(
     let get = method == Method::GET || method == Method::HEAD;
     // who is asking: the login cookie (pages) or a token
     let id = auth::header_token(headers)
-        .and_then(|t| auth::identify_token(app, t))
+        .and_then(|t| app.tokens.identify(t))
         .or_else(|| auth::identify_cookie(app, headers));
     if get && id.is_none() {
         return login_redirect(app, uri);

@@ -13,6 +13,7 @@ use galilean_storage::Store;
 use tokio::sync::watch;
 
 use crate::app::AppState;
+use crate::auth::Tokens;
 use crate::config::Config;
 use crate::http::front::{Front, PublishedRoutes};
 use crate::pages::templates::Templates;
@@ -132,6 +133,13 @@ pub(crate) async fn build_at(
         .map_err(|e| anyhow::anyhow!("bad cookie secret in the store: {e}"))?;
 
     let services = reconcile_services(&config, store.as_ref(), &replica).await?;
+    let tokens = Tokens::new(
+        replica.clone(),
+        services
+            .values()
+            .map(|s| (s.name.clone(), s.admin))
+            .collect(),
+    );
     reconcile_admins(&config, store.as_ref(), &replica).await?;
 
     let templates =
@@ -160,7 +168,7 @@ pub(crate) async fn build_at(
         activity: activity.clone(),
         token_activity: Default::default(),
         user_activity: Default::default(),
-        token_cache: Default::default(),
+        tokens,
     });
 
     let mut tasks = vec![

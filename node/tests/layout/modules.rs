@@ -19,7 +19,7 @@ pub type FileId = usize;
 
 /// A file of the crate; one under `#[cfg(test)]` has 0 lines and only its `//!` checked.
 pub struct SourceFile {
-    /// The path from the workspace root, `actors/src/ops.rs`: how reports name the file.
+    /// The path from the workspace root, `actors/src/store/tokens.rs`: how reports name the file.
     pub rel: String,
     /// The first non-blank line is a `//!` line.
     pub has_doc: bool,

@@ -140,7 +140,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Not kept: the commit index is raft's volatile state. A restarted node resumes
     /// from its applied state and learns the commit from the leader's next message (a new
     /// leader commits its first entry and all before it); it serves nothing until a
-    /// leader's ping finds it caught up to the leader's version (actors/src/remote.rs).
+    /// leader's ping finds it caught up to the leader's version (`Call::Ping` in actors/src/router/calls.rs).
     /// openraft calls this in its core before every apply: keeping it cost every
     /// replicated write one more redb transaction on every node.
     async fn save_committed(&mut self, _: Option<LogId<NodeId>>) -> Result<(), RaftError> {
