@@ -4,16 +4,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use base64::Engine;
 use common::Browser;
 use galilean_actors::secrets::sha256_hex;
 use galilean_actors::store::{oauth, tokens, users};
-use galilean_node::config::Config;
 use galilean_proto::records::{OAuthClientRecord, OAuthCodeRecord, FORMAT};
 use galilean_proto::wire::NewToken;
-use galilean_storage::{MemoryStore, Store};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -22,22 +18,10 @@ const CLIENT: &str = "jupyterhub-user-alice";
 const REDIRECT: &str = "/user/alice/oauth_callback";
 const VERIFIER: &str = "a-verifier-that-is-long-enough-for-rfc7636-0123456789";
 
-struct Setup {
-    node: galilean_node::start::Node,
-    store: Arc<dyn Store>,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default_for_tests(dir.path());
-    config.authenticator.allow_all = true;
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let node = galilean_node::start::start_with_store(config, listener, store.clone())
-        .await
-        .unwrap();
+/// The node, with alice and bob, and alice's server's OAuth client.
+async fn setup() -> common::InProcess {
+    let hub = common::InProcess::start(|c| c.authenticator.allow_all = true).await;
+    let store = hub.store.clone();
     users::ensure_user(store.as_ref(), "alice", None)
         .await
         .unwrap();
@@ -55,14 +39,8 @@ async fn setup() -> Setup {
         service: None,
     };
     let v = oauth::put_client(store.as_ref(), &client).await.unwrap();
-    node.app.replica.wait_for(v).await;
-    let url = format!("http://{}", node.addr);
-    Setup {
-        node,
-        store,
-        url,
-        _dir: dir,
-    }
+    hub.node.app.replica.wait_for(v).await;
+    hub
 }
 
 fn challenge(verifier: &str) -> String {

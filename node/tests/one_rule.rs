@@ -6,15 +6,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Browser, Hub};
 use galilean_actors::store::{oauth, tokens, users};
-use galilean_node::config::Config;
 use galilean_proto::records::{OAuthClientRecord, Owner, FORMAT};
 use galilean_proto::wire::NewToken;
-use galilean_storage::{MemoryStore, Store};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -89,14 +86,8 @@ async fn the_spawn_page_and_the_api_refuse_a_named_server_start_alike() {
 /// what the token's checks hold it to, no more and no less.
 #[tokio::test]
 async fn a_token_is_listed_with_exactly_the_scopes_it_is_held_to() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default_for_tests(dir.path());
-    config.authenticator.allow_all = true;
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let node = galilean_node::start::start_with_store(config, listener, store.clone())
-        .await
-        .unwrap();
+    let hub = common::InProcess::start(|_| {}).await;
+    let (node, store) = (&hub.node, hub.store.clone());
     users::ensure_user(store.as_ref(), "root", Some(true))
         .await
         .unwrap();
@@ -170,5 +161,4 @@ async fn a_token_is_listed_with_exactly_the_scopes_it_is_held_to() {
         .find(|t| t["id"] == format!("a{}", issued.id))
         .expect("the token is listed");
     assert_eq!(scopes(listed), held, "the list of tokens");
-    node.shutdown().await;
 }

@@ -113,20 +113,12 @@ impl ServerKey {
         instance: u64,
         state: Option<&SpawnerState>,
     ) -> Result<Version, OpError> {
-        let key = self.key();
-        let ((), v) = in_txn!(store, |tx| {
-            fence(tx.as_mut(), &self.user, self.owned).await?;
-            match get::<ServerRecord>(tx.as_mut(), &key).await? {
-                Some(mut rec) if rec.instance == instance && rec.phase == ServerPhase::Starting => {
-                    if let Some(state) = state {
-                        rec.spawner = state.clone();
-                    }
-                    put(tx.as_mut(), &key, &rec)?;
-                }
-                _ => return Err(changed_during_the_spawn()),
+        self.while_starting(store, instance, |rec| {
+            if let Some(state) = state {
+                rec.spawner = state.clone();
             }
-        })?;
-        Ok(v)
+        })
+        .await
     }
 
     /// Marks `instance` running at `url`, launched as `state`.
@@ -137,17 +129,35 @@ impl ServerKey {
         url: &str,
         state: &SpawnerState,
     ) -> Result<Version, OpError> {
+        self.while_starting(store, instance, |rec| {
+            rec.phase = ServerPhase::Running;
+            rec.target = Some(url.to_owned());
+            rec.spawner = state.clone();
+        })
+        .await
+    }
+
+    /// Writes `change` into `instance`'s record while it is that spawn's and `Starting`;
+    /// refused once the record changed during the spawn.
+    async fn while_starting(
+        &self,
+        store: &dyn Store,
+        instance: u64,
+        change: impl Fn(&mut ServerRecord),
+    ) -> Result<Version, OpError> {
         let key = self.key();
         let ((), v) = in_txn!(store, |tx| {
             fence(tx.as_mut(), &self.user, self.owned).await?;
             match get::<ServerRecord>(tx.as_mut(), &key).await? {
                 Some(mut rec) if rec.instance == instance && rec.phase == ServerPhase::Starting => {
-                    rec.phase = ServerPhase::Running;
-                    rec.target = Some(url.to_owned());
-                    rec.spawner = state.clone();
+                    change(&mut rec);
                     put(tx.as_mut(), &key, &rec)?;
                 }
-                _ => return Err(changed_during_the_spawn()),
+                _ => {
+                    return Err(OpError::BadRequest(
+                        "the server's record changed during the spawn".into(),
+                    ))
+                }
             }
         })?;
         Ok(v)
@@ -219,10 +229,6 @@ impl ServerKey {
             }
         })
     }
-}
-
-fn changed_during_the_spawn() -> OpError {
-    OpError::BadRequest("the server's record changed during the spawn".into())
 }
 
 /// The OAuth client of a server: its id, the secret's hash, the exact redirect URI and

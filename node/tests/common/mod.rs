@@ -443,3 +443,36 @@ pub fn html_unescape(s: &str) -> String {
         .replace("&#x2f;", "/")
         .replace("&#x2F;", "/")
 }
+
+/// A node started in this process on the memory store, so a test can plant records
+/// through the store itself; `change` adjusts the test config first.
+pub struct InProcess {
+    pub node: galilean_node::start::Node,
+    pub store: std::sync::Arc<dyn galilean_storage::Store>,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    pub async fn start(change: impl FnOnce(&mut galilean_node::config::Config)) -> InProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = galilean_node::config::Config::default_for_tests(dir.path());
+        change(&mut config);
+        let store: std::sync::Arc<dyn galilean_storage::Store> =
+            std::sync::Arc::new(galilean_storage::MemoryStore::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let node = galilean_node::start::start_with_store(config, listener, store.clone())
+            .await
+            .expect("start the node");
+        let url = format!("http://{}", node.addr);
+        InProcess {
+            node,
+            store,
+            url,
+            _dir: dir,
+        }
+    }
+}
