@@ -15,21 +15,21 @@ use galilean_proto::wire::NewToken;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// The message of a JupyterHub error page: the text of its `<p>` after the status.
-fn page_says(html: &str, message: &str) -> bool {
-    html.contains(message)
-}
-
-#[tokio::test]
-async fn the_spawn_page_and_the_api_refuse_a_named_server_start_alike() {
-    let hub = Hub::with_hub(
+/// A hub with named servers, at most one a user, whose servers are `tiny_server`.
+fn hub_with_a_limit_of_one() -> Hub {
+    Hub::with_hub(
         "allow_named_servers = true\nnamed_server_limit_per_user = 1\n",
         &format!(
             "cmd = [{}]\nstart_timeout = 20\nhttp_timeout = 20\nstop_grace = 3\n",
             common::toml_str(common::tiny_server_bin())
         ),
         "[authenticator]\nallow_all = true\n",
-    );
+    )
+}
+
+#[tokio::test]
+async fn the_spawn_page_holds_the_named_server_limit_as_the_api_does() {
+    let hub = hub_with_a_limit_of_one();
     let alice = Browser::new(&hub.url);
     assert_eq!(alice.login("alice", "pw", None).await.0, 302);
 
@@ -48,13 +48,18 @@ async fn the_spawn_page_and_the_api_refuse_a_named_server_start_alike() {
     assert_eq!((s, e["message"].as_str()), (400, Some(limit)), "{e}");
     let r = alice.get("/hub/spawn/alice/nb2").await;
     assert_eq!(r.status().as_u16(), 400);
-    assert!(page_says(&r.text().await.unwrap(), limit));
+    let page = r.text().await.unwrap();
+    assert!(page.contains(limit), "{page}");
     let (_, model) = hub
         .admin_get("/users/alice?include_stopped_servers=1")
         .await;
     assert!(model["servers"].get("nb2").is_none(), "{model}");
+}
 
-    // an invalid display name: refused by both, and nothing is started
+#[tokio::test]
+async fn the_spawn_page_refuses_an_invalid_display_name_as_the_api_does() {
+    let hub = hub_with_a_limit_of_one();
+    // refused by both, and nothing is started
     let bob = Browser::new(&hub.url);
     assert_eq!(bob.login("bob", "pw", None).await.0, 302);
     let (s, e) = hub
@@ -70,7 +75,8 @@ async fn the_spawn_page_and_the_api_refuse_a_named_server_start_alike() {
     );
     let r = bob.get("/hub/spawn?display_name=two%20%20spaces").await;
     assert_eq!(r.status().as_u16(), 400);
-    assert!(page_says(&r.text().await.unwrap(), "Invalid display_name"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Invalid display_name"), "{page}");
     let (_, model) = hub.admin_get("/users/bob").await;
     assert_eq!(model["servers"], json!({}), "{model}");
 
