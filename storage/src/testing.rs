@@ -16,7 +16,7 @@
 //!
 //! let leader = eventually("node 1 knows a leader", Duration::from_secs(10), || async {
 //!     let seen = node.load(Ordering::Relaxed);
-//!     if seen != 0 { Ok(seen) } else { Err(format!("leader {seen}")) }
+//!     if seen != 0 { Ok(seen) } else { Err("no leader yet") }
 //! })
 //! .await;
 //! # }
@@ -74,8 +74,9 @@ impl<T, E: fmt::Display> Outcome for Result<T, E> {
     }
 }
 
-/// Text that is made only when shown: a `what` for [`eventually`] with context that costs
-/// something to gather, such as a process's log, which only a failed wait shows.
+/// Text that is made only when shown: a `what` for [`eventually`], or what a check saw,
+/// with context that costs something to gather (a process's log), which only a failed
+/// wait shows.
 pub struct Lazy<F>(pub F);
 
 impl<F: Fn() -> String> fmt::Display for Lazy<F> {
