@@ -22,6 +22,7 @@ use galilean_proto::names::{ServerName, UserName};
 use galilean_proto::node::NodeId;
 use galilean_proto::records::ServerPhase;
 use galilean_proto::wire::NewToken;
+use galilean_storage::testing::eventually;
 use galilean_storage::MemoryStore;
 use tokio::sync::watch;
 
@@ -396,13 +397,12 @@ async fn an_actor_from_before_its_user_left_and_came_back_cannot_write() {
     assert_ne!(fresh.get_id(), old_user.get_id());
     ask_create(&fresh).await.unwrap();
     router.release_moved_actors().await;
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while old_server.get_status() != ractor::ActorStatus::Stopped {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the stale server actor stopped");
+    eventually(
+        "the stale server actor stopped",
+        Duration::from_secs(5),
+        || async { old_server.get_status() == ractor::ActorStatus::Stopped },
+    )
+    .await;
     assert_eq!(live.since.get(&1), Some(&3));
 }
 
@@ -598,19 +598,18 @@ async fn a_server_actor_stopped_mid_spawn_stops_the_process_it_launched() {
     let actor = server_actor(&router, "dora").await;
     let _progress = request_start(&actor).await;
     // the launch is recorded as soon as the process exists
-    let mut pid = None;
-    for _ in 0..200 {
-        pid = ctx.replica.read(|s| {
-            s.servers
-                .get(&("dora".into(), String::new()))
-                .and_then(|r| r.spawner.pid)
-        });
-        if pid.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let pid = pid.expect("the launched process is recorded");
+    let pid = eventually(
+        "the launched process is recorded",
+        Duration::from_secs(10),
+        || async {
+            ctx.replica.read(|s| {
+                s.servers
+                    .get(&("dora".into(), String::new()))
+                    .and_then(|r| r.spawner.pid)
+            })
+        },
+    )
+    .await;
     assert!(group_alive(pid));
     // the process can be found by its start's server token, had it not been recorded
     let hash = ctx.replica.read(|s| {
@@ -634,24 +633,22 @@ async fn a_server_actor_stopped_mid_spawn_stops_the_process_it_launched() {
     );
 }
 
-/// Polls the replica until `alice`'s default server record satisfies `f`.
+/// Polls the replica until `user`'s default server record satisfies `f` (20 s at most).
 async fn wait_record(
     router: &Arc<Router>,
     user: &str,
     f: impl Fn(&galilean_proto::records::ServerRecord) -> bool,
 ) -> galilean_proto::records::ServerRecord {
-    for _ in 0..400 {
+    let what = format!("{user}'s server record gets there");
+    eventually(what, Duration::from_secs(20), || async {
         let rec = router.ctx().replica.read(|s| {
             s.servers
                 .get(&(user.to_owned(), String::new()))
                 .map(|r| (**r).clone())
         });
-        if let Some(rec) = rec.filter(|r| f(r)) {
-            return rec;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{user}'s server record never got there");
+        rec.filter(|r| f(r))
+    })
+    .await
 }
 
 /// Writes a record of instance `instance`, Starting, whose process is `pid`: what an
@@ -698,13 +695,12 @@ impl Foreign {
     /// spawner's process is from its exec on (before that, nothing finds it by group).
     async fn leads_its_group(self) -> Foreign {
         let pid = nix::unistd::Pid::from_raw(self.pid());
-        for _ in 0..500 {
-            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
-                return self;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("{pid} never led its own process group");
+        let what = format!("{pid} leads its own process group");
+        eventually(what, Duration::from_secs(5), || async {
+            nix::unistd::getpgid(Some(pid)) == Ok(pid)
+        })
+        .await;
+        self
     }
 
     /// Reaps it if it has exited (a zombie still counts as a group member).

@@ -5,8 +5,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use galilean_storage::testing::eventually_blocking;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -95,14 +96,9 @@ fn interrupted_run_cleans_up(network: &str) {
     );
 
     kill(Pid::from_raw(harness as i32), Signal::SIGINT).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the harness did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = eventually_blocking("the harness exits", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
     assert_eq!(status.code(), Some(130));
 
     let left: Vec<u32> = processes_mentioning(&out_text)

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Hub, ADMIN_TOKEN};
+use galilean_storage::testing::eventually;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -236,9 +237,15 @@ async fn users_tokens_activity_and_named_servers() {
     )
     .await;
     assert!(s == 204 || s == 202);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, u) = call(&hub, admin, Method::GET, "/users/user4", None).await;
-    assert!(u["servers"].get("nb1").is_none(), "{u}");
+    let u = eventually("nb1 is removed", Duration::from_secs(10), || async {
+        let (_, u) = call(&hub, admin, Method::GET, "/users/user4", None).await;
+        if u["servers"].get("nb1").is_none() {
+            Ok(u)
+        } else {
+            Err(u)
+        }
+    })
+    .await;
 
     // deleting a user stops its servers and removes it
     let pid = u["servers"]["nb2"]["state"]["pid"].as_i64().unwrap() as i32;
@@ -246,14 +253,12 @@ async fn users_tokens_activity_and_named_servers() {
     assert_eq!(s, 204);
     let (s, _) = call(&hub, admin, Method::GET, "/users/user4", None).await;
     assert_eq!(s, 404);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while common::group_alive(pid) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "deleted user's server survived"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the deleted user's server is gone",
+        Duration::from_secs(10),
+        || async { !common::group_alive(pid) },
+    )
+    .await;
 }
 
 /// A token's identity is resolved once and reused until the replica changes: every

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::ADMIN_TOKEN;
+use galilean_storage::testing::{eventually, eventually_blocking, Lazy};
 use serde_json::Value;
 
 const SECRET: &str = "a-cluster-secret-for-tests";
@@ -99,16 +100,19 @@ impl ClusterNode {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits up to `timeout` for the process to exit; fails with `what` and its log.
+    /// Waits up to `timeout` for the process to exit; fails with `what` (the condition
+    /// waited for) and its log.
     async fn exit_within(&mut self, timeout: Duration, what: &str) -> std::process::ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{what}:\n{}", self.log_text());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let log = self.log.clone();
+        let with_log = Lazy(|| {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            format!("{what}; its log:\n{text}")
+        });
+        let child = &mut self.child;
+        eventually(with_log, timeout, || {
+            std::future::ready(child.try_wait().unwrap())
+        })
+        .await
     }
 }
 
@@ -189,19 +193,17 @@ fn start_node_at(
         .spawn()
         .unwrap();
     // the public port is the OS's choice: read it from the log
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = loop {
+    let what = format!("node {id} listens");
+    let url = eventually_blocking(what, Duration::from_secs(30), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("listening on ").nth(1) {
-            let url = rest.split_whitespace().next().unwrap_or("");
-            break url.trim_end_matches('/').to_owned();
+        match text.split("listening on ").nth(1) {
+            Some(rest) => {
+                let url = rest.split_whitespace().next().unwrap_or("");
+                Ok(url.trim_end_matches('/').to_owned())
+            }
+            None => Err(format!("its log:\n{text}")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "node {id} did not listen:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    });
     ClusterNode {
         id,
         url,
@@ -226,19 +228,27 @@ async fn health(url: &str) -> u16 {
     }
 }
 
+/// Waits up to `timeout` until every node of `nodes` answers its health check with 200.
 async fn wait_healthy(nodes: &[&ClusterNode], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    for n in nodes {
-        while health(&n.url).await != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "node {} never became healthy:\n{}",
-                n.id,
-                n.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let ids: Vec<u64> = nodes.iter().map(|n| n.id).collect();
+    let what = format!("nodes {ids:?} are healthy");
+    eventually(what, timeout, || async {
+        for n in nodes {
+            let status = health(&n.url).await;
+            if status != 200 {
+                // the log is read only if the wait fails
+                return Err(Lazy(move || {
+                    format!(
+                        "node {} answered {status}; its log:\n{}",
+                        n.id,
+                        n.log_text()
+                    )
+                }));
+            }
         }
-    }
+        Ok(())
+    })
+    .await
 }
 
 async fn call(url: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
@@ -321,32 +331,14 @@ async fn three_nodes_with(
 
 /// Waits until `user`'s default server is ready, as `url` reports it.
 async fn wait_server_ready(url: &str, user: &str) {
-    within(Duration::from_secs(20), "the server ready", || async {
+    let what = format!("{user}'s server is ready");
+    eventually(what, Duration::from_secs(20), || async {
         call(url, reqwest::Method::GET, &format!("/users/{user}"))
             .await
             .1["servers"][""]["ready"]
             == true
     })
     .await;
-}
-
-/// Polls until `f` holds, for at most `timeout`; returns how long it took.
-async fn within<F, Fut>(timeout: Duration, what: &str, mut f: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if f().await {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{what} did not happen within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Nodes on separate addresses commonly use the same ports (deploy/three-nodes does):
@@ -428,10 +420,10 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     wait_server_ready(&others[1].url, "alice").await;
     let ready = Instant::now();
     for n in &nodes {
-        within(
+        eventually(
+            format!("node {} routes alice", n.id),
             Duration::from_secs(1),
-            "the route on every node",
-            || async { whoami_pid(&n.url, "alice").await.is_some() },
+            || whoami_pid(&n.url, "alice"),
         )
         .await;
     }
@@ -468,9 +460,9 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     // a token made through one node works on the others; deleted, it is refused there
     let (token, id) = new_token(&owner.url, "alice").await;
     for n in &nodes {
-        within(
+        eventually(
+            format!("node {} accepts the token", n.id),
             Duration::from_secs(2),
-            "the token on every node",
             || async { whoami_status(&n.url, &token).await == 200 },
         )
         .await;
@@ -504,9 +496,9 @@ async fn three_nodes_form_a_cluster_and_share_state_and_routes() {
     .await;
     assert!(s == 204 || s == 202, "{s}");
     let pid = pid.as_i64().unwrap() as i32;
-    within(
+    eventually(
+        "the server's process group is gone",
         Duration::from_secs(10),
-        "the server's process group to go",
         || async { !common::group_alive(pid) },
     )
     .await;
@@ -535,7 +527,7 @@ async fn a_whole_cluster_stopped_at_once_exits_promptly() {
             n.signal("-TERM");
         }
         for n in &mut nodes {
-            let what = format!("node {} still running 8 s after SIGTERM", n.id);
+            let what = format!("node {} exits after SIGTERM", n.id);
             let status = n.exit_within(Duration::from_secs(8), &what).await;
             assert!(status.success(), "round {round}, node {}: {status}", n.id);
         }
@@ -581,7 +573,7 @@ async fn a_node_whose_settings_differ_is_refused_with_the_keys() {
     };
     let mut n3 = start_node_with(dir.path(), 3, &peers, SECRET, differ, &[]);
     let status = n3
-        .exit_within(Duration::from_secs(30), "node 3 was not refused")
+        .exit_within(Duration::from_secs(30), "node 3 is refused and exits")
         .await;
     assert_eq!(status.code(), Some(2));
     let log = n3.log_text();
@@ -628,14 +620,20 @@ async fn a_killed_owner_s_users_move_and_their_servers_are_readopted() {
     victim.child.wait().unwrap();
     // a survivor answers for alice again: a call that needs her owner's actors works
     // (her new owner has re-adopted the running server: starting it is "already running")
-    let took = within(Duration::from_secs(15), "alice's owner to move", || async {
-        let (s, body) = call(&survivor, reqwest::Method::POST, "/users/alice/server").await;
-        s == 400
-            && body["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("already running"))
-    })
+    let moving = Instant::now();
+    eventually(
+        "alice's owner has moved",
+        Duration::from_secs(15),
+        || async {
+            let (s, body) = call(&survivor, reqwest::Method::POST, "/users/alice/server").await;
+            s == 400
+                && body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("already running"))
+        },
+    )
     .await;
+    let took = moving.elapsed();
     eprintln!(
         "failover: owner killed -> a survivor acts for alice after {:?}",
         killed.elapsed()
@@ -705,24 +703,29 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
     // revoked at once, while the hung node still counts as live: the acknowledgement
     // waits until its serving lease has run out
     // (if the hung node leads, writes answer 503 until another is elected: try again)
-    let s = loop {
-        let (s, _) = call(&survivor, reqwest::Method::DELETE, &carol_path).await;
-        if s != 503 || stopped.elapsed() > Duration::from_secs(15) {
-            break s;
-        }
-    };
+    let s = eventually(
+        "the revocation is answered other than 503",
+        Duration::from_secs(15),
+        || async {
+            let (s, _) = call(&survivor, reqwest::Method::DELETE, &carol_path).await;
+            (s != 503).then_some(s)
+        },
+    )
+    .await;
     assert!(s == 204 || s == 404, "{s}");
     eprintln!(
         "revocation right after the hang acknowledged after {:?}",
         stopped.elapsed()
     );
-    let took = within(Duration::from_secs(15), "bob's owner to move", || async {
+    let moving = Instant::now();
+    eventually("bob's owner has moved", Duration::from_secs(15), || async {
         call(&survivor, reqwest::Method::POST, "/users/bob/tokens")
             .await
             .0
             == 201
     })
     .await;
+    let took = moving.elapsed();
     eprintln!("hung owner: a survivor acts for bob after {took:?}");
     assert!(stopped.elapsed() < Duration::from_secs(10));
 
@@ -747,9 +750,9 @@ async fn a_hung_node_is_detected_and_rejoins_when_it_resumes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     wait_healthy(&[hung], Duration::from_secs(15)).await;
-    within(
+    eventually(
+        "the resumed node acts for bob",
         Duration::from_secs(15),
-        "the resumed node to act for bob",
         || async {
             call(&hung.url, reqwest::Method::POST, "/users/bob/tokens")
                 .await
@@ -780,9 +783,9 @@ async fn a_hung_leader_that_resumes_accepts_no_token_revoked_meanwhile() {
         201
     );
     let (token, id) = new_token(&via, "dora").await;
-    within(
+    eventually(
+        "the leader accepts the token",
         Duration::from_secs(5),
-        "the leader to accept the token",
         || async { whoami_status(&hung.url, &token).await == 200 },
     )
     .await;
@@ -790,13 +793,15 @@ async fn a_hung_leader_that_resumes_accepts_no_token_revoked_meanwhile() {
     hung.signal("-STOP");
     // writes answer 503 until another leader is elected
     let stopped = Instant::now();
-    let s = loop {
-        let s = revoke(&via, "dora", &id).await;
-        if s != 503 || stopped.elapsed() > Duration::from_secs(15) {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let s = eventually(
+        "the revocation is answered other than 503",
+        Duration::from_secs(15),
+        || async {
+            let s = revoke(&via, "dora", &id).await;
+            (s != 503).then_some(s)
+        },
+    )
+    .await;
     assert!(s == 204 || s == 404, "{s}");
     eprintln!("revoked {:?} after the hang", stopped.elapsed());
     assert_eq!(whoami_status(&via, &token).await, 403);
@@ -963,9 +968,9 @@ async fn log_in_on_one_node_browse_and_redeem_oauth_codes_on_others() {
     );
     // the token identifies carol on every node
     for n in &nodes {
-        within(
+        eventually(
+            format!("node {} accepts the OAuth token", n.id),
             Duration::from_secs(2),
-            "the OAuth token on every node",
             || async {
                 let r = client()
                     .get(format!("{}/hub/api/user", n.url))
@@ -1070,10 +1075,10 @@ async fn over_tls_the_cluster_works_and_a_stranger_s_certificate_is_refused() {
     call(&other.url, reqwest::Method::POST, "/users/alice/server").await;
     wait_server_ready(&other.url, "alice").await;
     for n in &nodes {
-        within(
+        eventually(
+            format!("node {} routes alice", n.id),
             Duration::from_secs(1),
-            "the route on every node",
-            || async { whoami_pid(&n.url, "alice").await.is_some() },
+            || whoami_pid(&n.url, "alice"),
         )
         .await;
     }
@@ -1183,9 +1188,9 @@ async fn a_node_added_at_runtime_catches_up_and_takes_users_and_a_removed_one_le
         .collect();
     assert!(!mine.is_empty());
     let user = mine[0].clone();
-    within(
+    eventually(
+        "node 4 is in the live set",
         Duration::from_secs(10),
-        "node 4 in the live set",
         || async {
             let (_, out) = cluster_status(dir.path(), 1);
             out.lines()
@@ -1296,11 +1301,12 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     }
     let mut pids = std::collections::BTreeMap::new();
     for u in &with_server {
-        within(Duration::from_secs(20), "a server ready", || async {
-            whoami_pid(&nodes[0].url, u).await.is_some()
+        let what = format!("{u}'s server answers");
+        let pid = eventually(what, Duration::from_secs(20), || {
+            whoami_pid(&nodes[0].url, u)
         })
         .await;
-        pids.insert(u.clone(), whoami_pid(&nodes[0].url, u).await.unwrap());
+        pids.insert(u.clone(), pid);
     }
 
     // the load: like a load balancer, it sends only to the nodes in `pool`
@@ -1553,19 +1559,18 @@ async fn a_partitioned_node_stops_serving_and_rejoins_when_healed() {
     // cut node 3 off: within its lease it stops answering, even from its own replica
     ns.link_up(false);
     let cut = Instant::now();
-    loop {
-        let s = ns.status_inside(&whoami, &token);
-        if s == 503 {
-            break;
-        }
-        assert_eq!(s, 200, "node 3 answered {s} while cut off");
-        assert!(
-            cut.elapsed() < Duration::from_secs(6),
-            "node 3 still serves {:?} after the partition",
-            cut.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "node 3 stops serving after the partition",
+        Duration::from_secs(6),
+        || async {
+            let s = ns.status_inside(&whoami, &token);
+            if s != 503 {
+                assert_eq!(s, 200, "node 3 answered {s} while cut off");
+            }
+            s == 503
+        },
+    )
+    .await;
     let stopped_after = cut.elapsed();
     assert_eq!(ns.status_inside(&format!("{}/hub/health", n3.url), ""), 503);
 
@@ -1610,11 +1615,12 @@ fn leader_by_status(dir: &std::path::Path, via: u64) -> Option<u64> {
 
 /// The raft leader as node 1 reports it, once there is one (within 10 s).
 async fn wait_leader(dir: &std::path::Path) -> u64 {
-    within(Duration::from_secs(10), "a leader", || async {
-        leader_by_status(dir, 1).is_some()
-    })
-    .await;
-    leader_by_status(dir, 1).expect("a leader")
+    eventually(
+        "node 1 reports a leader",
+        Duration::from_secs(10),
+        || async { leader_by_status(dir, 1) },
+    )
+    .await
 }
 
 /// Kills -9 a node (the leader, or another node) while clients write and read through
@@ -1661,11 +1667,11 @@ async fn kill_under_load(kill_the_leader: bool, tweak: impl Fn(String) -> String
         &format!("/users/{user}/server"),
     )
     .await;
-    within(Duration::from_secs(20), "the server ready", || async {
-        whoami_pid(&survivors[0], &user).await.is_some()
+    let what = format!("{user}'s server answers");
+    let pid = eventually(what, Duration::from_secs(20), || {
+        whoami_pid(&survivors[0], &user)
     })
     .await;
-    let pid = whoami_pid(&survivors[0], &user).await.unwrap();
 
     // clients write (tokens, through each user's owner and the raft leader) and read
     // through the survivors; every acknowledged token is remembered
@@ -1703,24 +1709,17 @@ async fn kill_under_load(kill_the_leader: bool, tweak: impl Fn(String) -> String
     let via = nodes.iter().find(|n| n.id != victim_id).unwrap().id;
     // two watchers at once: when a survivor leads, and when the victim's user is served
     let status_dir = dir.path().to_owned();
-    let election = tokio::task::spawn_blocking(move || loop {
-        assert!(
-            killed.elapsed() < Duration::from_secs(15),
-            "no leader after 15 s"
-        );
-        if let Some(l) = leader_by_status(&status_dir, via).filter(|l| *l != victim_id) {
-            return (l, killed.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let election = tokio::task::spawn_blocking(move || {
+        let leader = eventually_blocking("a survivor leads", Duration::from_secs(15), || {
+            leader_by_status(&status_dir, via).filter(|l| *l != victim_id)
+        });
+        (leader, killed.elapsed())
     });
     let failover = {
         let (acked, url, user) = (acked.clone(), survivors[0].clone(), user.clone());
         tokio::spawn(async move {
-            loop {
-                assert!(
-                    killed.elapsed() < Duration::from_secs(15),
-                    "the victim's user not served after 15 s"
-                );
+            let what = "the victim's user is served";
+            let id = eventually(what, Duration::from_secs(15), || async {
                 // a call that needs the user's owner: a new token
                 let (s, body) = call(
                     &url,
@@ -1728,13 +1727,11 @@ async fn kill_under_load(kill_the_leader: bool, tweak: impl Fn(String) -> String
                     &format!("/users/{user}/tokens"),
                 )
                 .await;
-                if s == 201 {
-                    let id = body["id"].as_str().unwrap_or_default().to_owned();
-                    acked.lock().unwrap().push((user.clone(), id));
-                    return killed.elapsed();
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+                (s == 201).then(|| body["id"].as_str().unwrap_or_default().to_owned())
+            })
+            .await;
+            acked.lock().unwrap().push((user.clone(), id));
+            killed.elapsed()
         })
     };
     let (new_leader, election) = election.await.unwrap();
@@ -1936,10 +1933,7 @@ async fn cleanup_servers_stops_a_node_s_servers_even_after_its_majority_left() {
     .unwrap();
     let asked = Instant::now();
     let status = node
-        .exit_within(
-            Duration::from_secs(40),
-            &format!("node {last} did not exit"),
-        )
+        .exit_within(Duration::from_secs(40), &format!("node {last} exits"))
         .await;
     assert!(status.success(), "node {last} exited with {status}");
     // it gave up on the store once its serving lease (2 s) ran out, not at the store's

@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{group_alive, Browser, Hub, ADMIN_TOKEN};
+use galilean_storage::testing::eventually;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -192,14 +193,12 @@ async fn start_proxy_stop_through_the_api() {
         .admin_send(Method::DELETE, "/users/alice/server", None)
         .await;
     assert!(s == 204 || s == 202, "{s}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while group_alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "process group {pid} survived the stop"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        format!("process group {pid} is gone after the stop"),
+        Duration::from_secs(15),
+        || async { !group_alive(pid) },
+    )
+    .await;
     // §8.6: API clients get 424; browsers are sent to the hub, which offers a spawn
     let r = c
         .post(format!("{}/user/alice/api/contents", hub.url))
@@ -513,34 +512,40 @@ async fn a_server_still_starting_when_the_hub_stops_is_stopped_at_the_next_start
         .admin_send(Method::POST, "/users/alice/server", None)
         .await;
     assert_eq!(s, 202);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let pid: i32 = loop {
+    let pid: i32 = eventually("a server is launched", Duration::from_secs(10), || async {
         let log = hub.log_text();
-        if let Some(pid) = log
-            .split("started server process")
+        log.split("started server process")
             .nth(1)
             .and_then(|rest| rest.split("pid=").nth(1))
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|p| p.parse().ok())
-        {
-            break pid;
-        }
-        assert!(Instant::now() < deadline, "no server launched:\n{log}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+            .ok_or_else(|| format!("the hub's log:\n{log}"))
+    })
+    .await;
     // the launch reaches the record before the hub goes
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        "the record holds the launched process",
+        Duration::from_secs(10),
+        || async {
+            let (_, model) = hub.admin_get("/users/alice").await;
+            let recorded = model["servers"][""]["state"]["pid"].as_i64();
+            if recorded == Some(pid.into()) {
+                Ok(())
+            } else {
+                Err(model)
+            }
+        },
+    )
+    .await;
     hub.stop();
     assert!(common::alive(pid), "the server outlived the hub");
     hub.start();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while group_alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted hub left the earlier spawn running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the restarted hub has stopped the earlier spawn",
+        Duration::from_secs(10),
+        || async { !group_alive(pid) },
+    )
+    .await;
     let (_, model) = hub.admin_get("/users/alice").await;
     assert_eq!(model["servers"], json!({}), "{model}");
 }

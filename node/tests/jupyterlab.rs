@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Browser, Hub, ADMIN_TOKEN};
 use futures::{SinkExt, StreamExt};
+use galilean_storage::testing::{eventually, Lazy};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -46,20 +47,21 @@ fn jupyter_hub() -> Hub {
 
 /// Polls the spawn-pending page until it redirects to the server.
 async fn wait_pending(b: &Browser, user: &str, hub: &Hub) -> String {
-    let deadline = Instant::now() + Duration::from_secs(150);
-    loop {
+    let what = Lazy(|| {
+        format!(
+            "{user}'s server is ready; the hub's log:\n{}",
+            hub.log_text()
+        )
+    });
+    eventually(what, Duration::from_secs(150), || async {
         let r = b.get(&format!("/hub/spawn-pending/{user}")).await;
         if r.status() == 302 {
-            return r.headers()["location"].to_str().unwrap().to_owned();
+            return Some(r.headers()["location"].to_str().unwrap().to_owned());
         }
         assert_eq!(r.status(), 200, "spawn-pending answered {}", r.status());
-        assert!(
-            Instant::now() < deadline,
-            "{user}'s server did not become ready:\n{}",
-            hub.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        None
+    })
+    .await
 }
 
 /// Creates a kernel through the proxy and runs `print(6*7)` over its WebSocket.

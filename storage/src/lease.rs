@@ -229,9 +229,12 @@ async fn look(
     Ok(Look::Held(next))
 }
 
+/// The tests run under tokio's paused clock: the memory store answers without waiting
+/// on real time or on other threads, so the lease's timing is exact and takes no time.
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{eventually, POLL_INTERVAL};
     use crate::MemoryStore;
 
     const FAST: LeaseTiming = LeaseTiming {
@@ -241,19 +244,11 @@ mod tests {
     };
     const KEY: &[u8] = b"lease";
 
-    async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting: {what}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_first_node_takes_the_lease_and_the_others_wait_while_it_renews() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let (a, _ta) = StoreLease::run(store.clone(), KEY.to_vec(), 1, FAST);
-        until("node 1 leads", Duration::from_secs(2), || {
+        eventually("node 1 leads", Duration::from_secs(2), || async {
             a.leadership().is_some()
         })
         .await;
@@ -265,16 +260,17 @@ mod tests {
             assert!(b.leadership().is_none() && c.leadership().is_none());
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(a.leadership().unwrap() < FAST.renew_every * 3);
+        // in virtual time a look takes none: the proof is at most one renewal old
+        assert!(a.leadership().unwrap() <= FAST.renew_every);
         assert_eq!((b.holder(), c.holder()), (Some(1), Some(1)));
         assert_eq!((a.term(), b.term()), (1, 1));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn when_the_holder_stops_one_other_takes_over_and_never_while_it_still_claims() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let (a, ta) = StoreLease::run(store.clone(), KEY.to_vec(), 1, FAST);
-        until("node 1 leads", Duration::from_secs(2), || {
+        eventually("node 1 leads", Duration::from_secs(2), || async {
             a.leadership().is_some()
         })
         .await;
@@ -306,26 +302,29 @@ mod tests {
         assert_eq!(other.holder(), new.holder());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_restarted_holder_waits_out_its_earlier_run_like_anyone() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let (a, ta) = StoreLease::run(store.clone(), KEY.to_vec(), 1, FAST);
-        until("node 1 leads", Duration::from_secs(2), || {
+        eventually("node 1 leads", Duration::from_secs(2), || async {
             a.leadership().is_some()
         })
         .await;
         ta.abort();
         let restarted = Instant::now();
         let (again, _t) = StoreLease::run(store.clone(), KEY.to_vec(), 1, FAST);
-        until("node 1 leads again", Duration::from_secs(2), || {
+        eventually("node 1 leads again", Duration::from_secs(2), || async {
             again.leadership().is_some()
         })
         .await;
+        // it takes over at its first look once the record stood a whole lease, and the
+        // wait sees that within one poll
         assert!(restarted.elapsed() >= FAST.duration);
+        assert!(restarted.elapsed() <= FAST.duration + FAST.renew_every + POLL_INTERVAL);
         assert_eq!(again.term(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_record_that_does_not_decode_is_taken_over_only_once_it_stands_still() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let write = |value: &'static [u8]| {
@@ -345,7 +344,7 @@ mod tests {
             write(beat).await;
         }
         let stood = Instant::now();
-        until("node 1 leads", Duration::from_secs(2), || {
+        eventually("node 1 leads", Duration::from_secs(2), || async {
             a.leadership().is_some()
         })
         .await;

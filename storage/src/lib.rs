@@ -35,6 +35,11 @@ pub mod tuple;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+/// Waiting in tests (`eventually`): built for this crate's tests, and for other crates'
+/// with the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use galilean_storage::raft::tls::{Authority, NodeTls};
 use galilean_storage::raft::{self, net::HttpNetwork, Command, Commit, RaftStore};
+use galilean_storage::testing::eventually;
 use galilean_storage::{Store, StoreError};
 use openraft::BasicNode;
 
@@ -79,21 +80,18 @@ async fn start(
 
 /// Waits until the live nodes agree on a leader; returns its index in `nodes`.
 async fn leader(nodes: &[Node], timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
+    eventually("the live nodes agree on a leader", timeout, || async {
         let leaders: Vec<Option<u64>> = nodes
             .iter()
             .filter(|n| !n.server.is_finished())
             .map(|n| n.store.raft().metrics().borrow().current_leader)
             .collect();
-        if let Some(Some(l)) = leaders.first() {
-            if leaders.iter().all(|x| *x == Some(*l)) {
-                return (*l - 1) as usize;
-            }
+        match leaders.first() {
+            Some(Some(l)) if leaders.iter().all(|x| *x == Some(*l)) => Ok((*l - 1) as usize),
+            _ => Err(format!("leaders {leaders:?}")),
         }
-        assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 async fn put(store: &RaftStore, key: &[u8], value: &[u8]) -> Result<u64, StoreError> {
@@ -173,15 +171,18 @@ async fn a_new_leader_takes_over_and_nothing_acknowledged_is_lost() {
     nodes[l].server.abort();
     let survivor = &nodes[(l + 1) % 3];
     // a write through a survivor succeeds once the others have elected a new leader
-    let v = loop {
-        match put(&survivor.store, b"after-failover", b"v").await {
-            Ok(v) => break v,
-            Err(StoreError::Unavailable(_)) if killed.elapsed() < Duration::from_secs(20) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    let v = eventually(
+        "a write through a survivor succeeds after the failover",
+        Duration::from_secs(20),
+        || async {
+            match put(&survivor.store, b"after-failover", b"v").await {
+                Ok(v) => Ok(v),
+                Err(e @ StoreError::Unavailable(_)) => Err(e),
+                Err(e) => panic!("no write after failover: {e}"),
             }
-            Err(e) => panic!("no write after failover: {e}"),
-        }
-    };
+        },
+    )
+    .await;
     let took = killed.elapsed();
     eprintln!("raft failover: leader stopped -> first acknowledged write after {took:?}");
     assert!(took < Duration::from_secs(10), "failover took {took:?}");
@@ -328,28 +329,27 @@ async fn a_new_node_catches_up_by_snapshot() {
     }
     // snapshot, then drop the log it covers: a newcomer can only catch up by snapshot
     lead.raft().trigger().snapshot().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let snap = loop {
-        if let Some(s) = lead.raft().metrics().borrow().snapshot {
-            if s.index >= last {
-                break s;
-            }
-        }
-        assert!(Instant::now() < deadline, "no snapshot was built");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let snap = eventually(
+        "a snapshot of the last write is built",
+        Duration::from_secs(10),
+        || async {
+            lead.raft()
+                .metrics()
+                .borrow()
+                .snapshot
+                .filter(|s| s.index >= last)
+        },
+    )
+    .await;
     lead.raft().trigger().purge_log(snap.index).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lead
-        .raft()
-        .metrics()
-        .borrow()
-        .purged
-        .is_none_or(|p| p.index < snap.index)
-    {
-        assert!(Instant::now() < deadline, "the log was not purged");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the log is purged", Duration::from_secs(10), || async {
+        lead.raft()
+            .metrics()
+            .borrow()
+            .purged
+            .is_some_and(|p| p.index >= snap.index)
+    })
+    .await;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -538,17 +538,15 @@ async fn a_batch_s_commits_are_decided_in_order_and_share_its_version() {
 /// Starts node `id` again over its file, on the address the membership holds for it
 /// (retried while the old node's file and port are still being let go).
 async fn restart(dir: &std::path::Path, id: u64, addr: &str) -> Node {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match start(dir, id, addr, None).await {
-            Ok(node) => return node,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("node {id} not started again yet: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("node {id} did not start again: {e}"),
+    let what = format!("node {id} starts again");
+    eventually(what, Duration::from_secs(10), || async {
+        let started = start(dir, id, addr, None).await;
+        if let Err(e) = &started {
+            eprintln!("node {id} not started again yet: {e}");
         }
-    }
+        started
+    })
+    .await
 }
 
 /// The commit index is not kept on disk (raft's volatile state): a whole cluster stopped
@@ -579,16 +577,18 @@ async fn a_whole_cluster_started_again_keeps_every_acknowledged_write() {
     leader(&nodes, Duration::from_secs(20)).await;
     for (i, n) in nodes.iter().enumerate() {
         // a write through each node: answered once that node applied it and all before
-        let barrier = loop {
+        let what = format!("node {} writes", i + 1);
+        let barrier = eventually(what, Duration::from_secs(20), || async {
             match put(&n.store, format!("barrier{i}").as_bytes(), b"1").await {
-                Ok(v) => break v,
+                Ok(v) => Ok(v),
                 Err(StoreError::Unavailable(e)) => {
                     eprintln!("node {} not writing yet: {e}", i + 1);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Err(e)
                 }
                 Err(e) => panic!("node {}: {e}", i + 1),
             }
-        };
+        })
+        .await;
         assert!(barrier > last, "node {}: {barrier} after {last}", i + 1);
         for k in 0..30 {
             let key = format!("k{k:02}");

@@ -301,8 +301,9 @@ fn exec_failure(argv0: &str, e: &io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::future::Future;
     use std::path::{Path, PathBuf};
+
+    use galilean_storage::testing::eventually;
 
     use super::*;
     use crate::spawner::logs::tail_log;
@@ -329,26 +330,19 @@ mod tests {
         }
     }
 
-    async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !check().await {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    /// How long the tests wait for a process to get somewhere.
+    const WAIT: Duration = Duration::from_secs(10);
 
     /// `/proc/<pid>/environ` of a process just spawned. posix_spawn returns once the
     /// child's exec has replaced its memory, a moment before the kernel records where the
     /// new environment lies: until then the file reads empty.
     async fn environ_of(pid: i32) -> Vec<u8> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
+        let what = format!("process {pid} shows its environment");
+        eventually(what, Duration::from_secs(5), || async {
             let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-            if !environ.is_empty() || Instant::now() >= deadline {
-                return environ;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+            (!environ.is_empty()).then_some(environ)
+        })
+        .await
     }
 
     /// Fields 4 to 6 of `/proc/<pid>/stat`: ppid, pgrp, session.
@@ -521,7 +515,7 @@ mod tests {
             let (_, state) = state_of(&spawner.start(req).await.unwrap());
             let spawner = &spawner;
             let state = &state;
-            eventually("the exit is reported", || async move {
+            eventually("the exit is reported", WAIT, || async move {
                 spawner.poll(state).await == PollStatus::Exited(Some(3))
             })
             .await;
@@ -566,7 +560,10 @@ mod tests {
         let spawner = LocalProcessSpawner::new();
         let req = request(dir.path(), &["sh", "-c", "sleep 1000 & sleep 1000"]);
         let (pid, state) = state_of(&spawner.start(req).await.unwrap());
-        eventually("both sleeps run", || async { members(pid).len() == 3 }).await;
+        eventually("both sleeps run", WAIT, || async {
+            members(pid).len() == 3
+        })
+        .await;
         let group = members(pid);
         let t0 = Instant::now();
         spawner.stop(&state, Duration::from_secs(10)).await.unwrap();
@@ -585,7 +582,10 @@ mod tests {
         let req = request(dir.path(), &["sh", "-c", "trap '' TERM; sleep 1000"]);
         let (pid, state) = state_of(&spawner.start(req).await.unwrap());
         // the sleep starts after the trap is set
-        eventually("the trap is set", || async { members(pid).len() == 2 }).await;
+        eventually("the trap is set", WAIT, || async {
+            members(pid).len() == 2
+        })
+        .await;
         let grace = Duration::from_millis(400);
         let t0 = Instant::now();
         spawner.stop(&state, grace).await.unwrap();
@@ -593,7 +593,7 @@ mod tests {
         assert!(members(pid).is_empty());
         let spawner = &spawner;
         let state = &state;
-        eventually("the reaper saw the kill", || async move {
+        eventually("the reaper saw the kill", WAIT, || async move {
             spawner.poll(state).await == PollStatus::Exited(None)
         })
         .await;

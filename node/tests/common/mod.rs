@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use galilean_storage::testing::{eventually, eventually_blocking, Lazy};
 use serde_json::Value;
 
 /// The token of the admin service every test hub has.
@@ -95,48 +96,41 @@ impl Hub {
             .spawn()
             .expect("start galilean");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let url = eventually_blocking("galilean starts", Duration::from_secs(60), || {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
             let new = &text[before.min(text.len())..];
             if let Some(pos) = new.find("Galilean is running at ") {
                 let rest = &new[pos + "Galilean is running at ".len()..];
                 let url = rest.split_whitespace().next().unwrap_or("");
                 let url = url.trim_end_matches("hub/");
-                self.url = url.trim_end_matches('/').to_owned();
-                break;
+                return Ok(url.trim_end_matches('/').to_owned());
             }
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
                     panic!("galilean exited with {status} at start:\n{new}");
                 }
             }
-            assert!(Instant::now() < deadline, "galilean did not start:\n{new}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            Err(format!("its log:\n{new}"))
+        });
+        self.url = url;
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
 
-    /// SIGTERM and wait for the process to exit.
+    /// SIGTERM and wait for the process to exit (killed, by the drop, when it does not).
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
+        let child = self.child.as_mut().expect("running");
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(s)) = child.try_wait() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("galilean did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status =
+            eventually_blocking("galilean stops on SIGTERM", Duration::from_secs(30), || {
+                child.try_wait().ok().flatten()
+            });
+        self.child = None;
+        status
     }
 
     pub fn log_text(&self) -> String {
@@ -212,21 +206,19 @@ impl Hub {
 
     /// Waits until `user`'s `server` is ready, per the API.
     pub async fn wait_ready(&self, user: &str, server: &str, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
+        eventually(format!("{user}/{server} is ready"), timeout, || async {
             let (status, model) = self.admin_get(&format!("/users/{user}")).await;
             assert_eq!(status, 200, "{model}");
             let s = &model["servers"][server];
             if s["ready"] == true {
-                return s.clone();
+                return Ok(s.clone());
             }
-            assert!(
-                Instant::now() < deadline,
-                "{user}/{server} not ready: {model}\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            // the log is read only if the wait fails
+            Err(Lazy(move || {
+                format!("{model}\nthe hub's log:\n{}", self.log_text())
+            }))
+        })
+        .await
     }
 }
 
