@@ -11,8 +11,6 @@ pub mod liveness;
 pub mod members;
 pub mod timing;
 
-pub use lease::ServeLease;
-pub use live_set::{draining, read_live_set, record_live};
+pub use live_set::{draining, read_live_set};
 pub use liveness::run_liveness;
 pub use members::await_everywhere;
-pub use timing::SERVE_LEASE;

@@ -98,9 +98,14 @@ pub fn within_named_limit(
     Ok(())
 }
 
-/// The (user, server) of a call that crossed the wire: names its sender validated.
+/// The user a call that crossed the wire names (its sender validated it).
+pub fn user_of_call(user: &str) -> Result<UserName, OpError> {
+    UserName::parse(user).map_err(|e| OpError::BadRequest(e.to_string()))
+}
+
+/// The (user, server) a call that crossed the wire names (its sender validated them).
 pub fn names_of_call(user: &str, server: &str) -> Result<(UserName, ServerName), OpError> {
-    let user = UserName::parse(user).map_err(|e| OpError::BadRequest(e.to_string()))?;
+    let user = user_of_call(user)?;
     let server = ServerName::parse(server).map_err(|e| OpError::BadRequest(e.to_string()))?;
     Ok((user, server))
 }

@@ -15,7 +15,7 @@ use galilean_proto::wire::{Call, NewToken, Reply, ServerSummary, StartOutcome};
 use crate::error::OpError;
 use crate::membership::members::await_everywhere;
 use crate::membership::timing::{unix_ms, PING_TIMEOUT, SERVE_LEASE};
-use crate::policy::servers::names_of_call;
+use crate::policy::servers::{names_of_call, user_of_call};
 use crate::router::ask::ask;
 use crate::router::registry::Router;
 use crate::server::messages::ServerMsg;
@@ -266,13 +266,13 @@ impl Router {
                 Ok(Reply::Done)
             }
             Call::CreateUser { name, admin } => {
-                let actor = self.user(&user_name(&name)?).await?;
+                let actor = self.user(&user_of_call(&name)?).await?;
                 Ok(Reply::User(
                     ask(&actor, |reply| UserMsg::Create { admin, reply }).await??,
                 ))
             }
             Call::SetAdmin { name, admin } => {
-                let actor = self.user(&user_name(&name)?).await?;
+                let actor = self.user(&user_of_call(&name)?).await?;
                 Ok(Reply::User(
                     ask(&actor, |reply| UserMsg::SetAdmin { admin, reply }).await??,
                 ))
@@ -282,18 +282,18 @@ impl Router {
                 Ok(Reply::Done)
             }
             Call::CreateToken { name, spec } => {
-                let actor = self.user(&user_name(&name)?).await?;
+                let actor = self.user(&user_of_call(&name)?).await?;
                 let (rec, secret) =
                     ask(&actor, |reply| UserMsg::CreateToken { spec, reply }).await??;
                 Ok(Reply::Token(rec, secret))
             }
             Call::DeleteToken { name, id } => {
-                let actor = self.user(&user_name(&name)?).await?;
+                let actor = self.user(&user_of_call(&name)?).await?;
                 ask(&actor, |reply| UserMsg::DeleteToken { id, reply }).await??;
                 Ok(Reply::Done)
             }
             Call::EndSession { name, session_id } => {
-                let actor = self.user(&user_name(&name)?).await?;
+                let actor = self.user(&user_of_call(&name)?).await?;
                 ask(&actor, |reply| UserMsg::EndSession { session_id, reply }).await??;
                 Ok(Reply::Done)
             }
@@ -356,7 +356,7 @@ impl Router {
     /// Deletes a user this node owns: stops and removes each of its servers through the
     /// server's actor, then has the user's actor delete the user and what it owns.
     async fn delete_user_here(self: &Arc<Self>, name: &str) -> Result<(), OpError> {
-        let user = user_name(name)?;
+        let user = user_of_call(name)?;
         let actor = self.user(&user).await?;
         if !self.ctx().replica.read(|s| s.users.contains_key(name)) {
             return Err(OpError::NotFound(format!("No such user: {name}")));
@@ -378,10 +378,6 @@ impl Router {
         }
         ask(&actor, |reply| UserMsg::Delete { reply }).await?
     }
-}
-
-fn user_name(s: &str) -> Result<galilean_proto::names::UserName, OpError> {
-    galilean_proto::names::UserName::parse(s).map_err(|e| OpError::BadRequest(e.to_string()))
 }
 
 fn unexpected(reply: Reply) -> OpError {

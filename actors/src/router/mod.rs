@@ -16,4 +16,4 @@ pub use ask::ask;
 pub use dial::ClusterLink;
 pub use node_actor::NodeRouterActor;
 pub use registry::Router;
-pub use wire::{router_actor, router_group, RouterMsg};
+pub use wire::{router_actor, RouterMsg};

@@ -7,5 +7,4 @@ pub mod messages;
 mod spawn;
 mod state;
 
-pub use actor::{ServerActor, ServerArgs};
-pub use messages::{Progress, ServerMsg, ServerStatus};
+pub use messages::{Progress, ServerMsg};

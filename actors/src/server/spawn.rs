@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use galilean_proto::live::LiveSet;
 use galilean_proto::models::ProgressEvent;
 use galilean_proto::records::{ServerPhase, SpawnerState};
 use ractor::ActorRef;
@@ -186,7 +185,7 @@ pub fn launch_check(
         }
         let user = record.0.as_str();
         if let Some(set) = read_live_set(&ctx.replica) {
-            <LiveSet as LiveSetRules>::check_owner(&set, user, owned)
+            set.check_owner(user, owned)
                 .map_err(|_| format!("{user} is no longer this node's to start"))?;
         }
         let ours = ctx.replica.read(|s| {

@@ -119,11 +119,11 @@ pub fn live_member_of(pgrp: i32) -> bool {
 }
 
 /// How many times `/proc` was scanned (for a test).
-pub static SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The process groups that have a live (non-zombie) member, from one scan of `/proc`:
 /// a read of every process's `stat`, thousands of files with a storm's servers running.
-pub fn scan_live_groups() -> std::collections::HashSet<i32> {
+fn scan_live_groups() -> std::collections::HashSet<i32> {
     SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Default::default();
@@ -143,7 +143,7 @@ pub fn scan_live_groups() -> std::collections::HashSet<i32> {
 /// enough for a node to miss its pings and be declared gone). A scan begun after
 /// `asked` is as good as one of the caller's own: a group with no live member then
 /// never gains one (only its members could start one).
-pub async fn live_groups(asked: Instant) -> Arc<std::collections::HashSet<i32>> {
+pub(crate) async fn live_groups(asked: Instant) -> Arc<std::collections::HashSet<i32>> {
     type Scan = Option<(Instant, Arc<std::collections::HashSet<i32>>)>;
     static LAST: tokio::sync::Mutex<Scan> = tokio::sync::Mutex::const_new(None);
     let mut last = LAST.lock().await;

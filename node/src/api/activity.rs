@@ -14,8 +14,7 @@ use galilean_proto::time::{self, now_micros};
 use serde_json::Value;
 
 use crate::api::caller::{require, Caller};
-use crate::api::request::json_body;
-use crate::api::request::path_user;
+use crate::api::request::{json_body, path_user};
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
 

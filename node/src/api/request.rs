@@ -1,9 +1,9 @@
 //! Reading what a request names: a user from the URL path, and an optional JSON body.
 
-use crate::error::{ApiResult, HttpError};
-
 use galilean_actors::policy::text::clip;
 use galilean_proto::names::UserName;
+
+use crate::error::{ApiResult, HttpError};
 
 /// Parses a user name from a URL path; invalid names cannot exist, so 404.
 pub fn path_user(name: &str) -> ApiResult<UserName> {

@@ -17,8 +17,7 @@ use galilean_proto::wire::StartOutcome;
 use serde_json::Value;
 
 use crate::api::caller::{require, Caller};
-use crate::api::request::json_body;
-use crate::api::request::path_user;
+use crate::api::request::{json_body, path_user};
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
 

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use galilean_actors::policy::scopes::{self, ScopeOwner, ScopeSet, Target};
 use galilean_actors::policy::text::clip;
-use galilean_actors::policy::tokens::token_grant;
 use galilean_proto::records::{Owner, TokenRecord};
 use galilean_proto::time::now_micros;
 use galilean_proto::wire::NewToken;
@@ -18,8 +17,7 @@ use serde_json::json;
 
 use crate::api::caller::{require, Caller};
 use crate::api::models::token_model;
-use crate::api::request::json_body;
-use crate::api::request::path_user;
+use crate::api::request::{json_body, path_user};
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
 
@@ -40,7 +38,9 @@ fn model_of(
     state: &galilean_actors::replica::State,
     t: &TokenRecord,
 ) -> galilean_proto::models::TokenModel {
-    let expanded = token_grant(state, t, |name| app.services.get(name).map(|svc| svc.admin))
+    let expanded = app
+        .tokens
+        .grant(state, t)
         .map(|grant| grant.scopes.to_strings())
         .unwrap_or_default();
     let client = state.clients.get(&t.client_id);

@@ -18,8 +18,7 @@ use serde_json::{json, Map, Value};
 
 use crate::api::caller::{require, Caller};
 use crate::api::models::user_model;
-use crate::api::request::json_body;
-use crate::api::request::path_user;
+use crate::api::request::{json_body, path_user};
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
 

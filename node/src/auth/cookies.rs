@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use galilean_actors::policy::scopes::{self};
+use galilean_actors::policy::scopes;
 use galilean_proto::records::Owner;
 use galilean_proto::time::now_micros;
 

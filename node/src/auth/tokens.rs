@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use axum::http::{header, HeaderMap};
-use galilean_actors::policy::tokens::token_grant;
+use galilean_actors::policy::tokens::{token_grant, Grant};
+use galilean_actors::replica::State;
 use galilean_actors::secrets::sha256_hex;
 use galilean_actors::Replica;
+use galilean_proto::records::TokenRecord;
 use galilean_proto::time::now_micros;
 use galilean_storage::Version;
 
@@ -69,7 +71,7 @@ impl Tokens {
         }
         let (version, expires_at, identity) = self.replica.read(|s| {
             let tok = s.tokens.get(&hash)?;
-            let grant = token_grant(s, tok, |name| self.service_admins.get(name).copied())?;
+            let grant = self.grant(s, tok)?;
             let identity = Identity {
                 owner: tok.owner.clone(),
                 admin: grant.admin,
@@ -86,6 +88,12 @@ impl Tokens {
             return None;
         }
         Some((*identity).clone())
+    }
+
+    /// What `tok` holds by the replica's `state`: what its checks enforce, and what token
+    /// listings show. `None` when its owner no longer exists.
+    pub fn grant(&self, state: &State, tok: &TokenRecord) -> Option<Grant> {
+        token_grant(state, tok, |name| self.service_admins.get(name).copied())
     }
 
     /// The cached answer for `hash` at `version`, if there is one.

@@ -8,9 +8,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::auth::cookies::cookie_user;
-use crate::auth::cookies::jar;
-use crate::auth::cookies::SESSION_COOKIE;
+use crate::auth::cookies::{cookie_user, jar, SESSION_COOKIE};
 
 pub const XSRF_COOKIE: &str = "_xsrf";
 

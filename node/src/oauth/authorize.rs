@@ -18,8 +18,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::auth;
-use crate::http::respond::set_cookie;
-use crate::http::respond::{login_redirect, urlencode};
+use crate::http::respond::{login_redirect, set_cookie, urlencode};
 
 type App = State<Arc<AppState>>;
 

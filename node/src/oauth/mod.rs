@@ -12,8 +12,6 @@ use crate::app::AppState;
 mod authorize;
 mod token;
 
-pub use authorize::CODE_LIFETIME_SECS;
-
 /// The OAuth routes; `api` is the API prefix without its trailing slash.
 pub fn routes(api: &str) -> Router<Arc<AppState>> {
     Router::new()

@@ -14,15 +14,8 @@ use serde_json::{json, Value};
 
 use crate::app::AppState;
 use crate::http::respond::login_redirect;
-use crate::pages::render::common;
-use crate::pages::render::logged_in;
-use crate::pages::render::merge;
-use crate::pages::render::page_user;
-use crate::pages::render::peer_ip;
-use crate::pages::render::render;
-use crate::pages::render::server_url;
-use crate::pages::urls::progress_url;
-use crate::pages::urls::server_suffix;
+use crate::pages::render::{common, logged_in, merge, page_user, peer_ip, render, server_url};
+use crate::pages::urls::{progress_url, server_suffix};
 
 type App = State<Arc<AppState>>;
 

@@ -9,24 +9,16 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use cookie::{Cookie, SameSite};
+use galilean_actors::policy::text::clip;
 use galilean_proto::names::UserName;
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::auth::{self, LOGIN_COOKIE, SESSION_COOKIE, XSRF_COOKIE};
-use crate::http::respond::clear_cookie;
-use crate::http::respond::query_arg;
-use crate::http::respond::redirect;
-use crate::http::respond::set_cookie;
-use crate::pages::render::common;
-use crate::pages::render::default_destination;
-use crate::pages::render::error_page_for;
-use crate::pages::render::merge;
-use crate::pages::render::page_user;
-use crate::pages::render::peer_ip;
-use crate::pages::render::render;
-use crate::pages::render::valid_next;
-use galilean_actors::policy::text::clip;
+use crate::http::respond::{clear_cookie, query_arg, redirect, set_cookie};
+use crate::pages::render::{
+    common, default_destination, error_page_for, merge, page_user, peer_ip, render, valid_next,
+};
 
 type App = State<Arc<AppState>>;
 

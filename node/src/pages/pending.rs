@@ -13,21 +13,12 @@ use galilean_proto::records::ServerPhase;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::http::respond::login_redirect;
-use crate::http::respond::query_arg;
-use crate::http::respond::redirect;
-use crate::pages::render::common;
-use crate::pages::render::merge;
-use crate::pages::render::op_error_page;
-use crate::pages::render::page_user;
-use crate::pages::render::peer_ip;
-use crate::pages::render::render;
-use crate::pages::render::server_url;
-use crate::pages::render::valid_next;
-use crate::pages::render::with_next;
+use crate::http::respond::{login_redirect, query_arg, redirect};
+use crate::pages::render::{
+    common, merge, op_error_page, page_user, peer_ip, render, server_url, valid_next, with_next,
+};
 use crate::pages::target::page_target;
-use crate::pages::urls::progress_url;
-use crate::pages::urls::spawn_url;
+use crate::pages::urls::{progress_url, spawn_url};
 
 type App = State<Arc<AppState>>;
 

@@ -13,10 +13,9 @@ use galilean_proto::records::ServerPhase;
 use serde_json::{json, Value};
 
 use crate::app::AppState;
-use crate::auth::{self};
+use crate::auth;
 use crate::http::next_url;
-use crate::http::respond::login_redirect;
-use crate::http::respond::urlencode;
+use crate::http::respond::{login_redirect, urlencode};
 
 /// The page context every template gets.
 pub(crate) fn common(app: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Value {

@@ -16,18 +16,11 @@ use galilean_proto::wire::StartOutcome;
 use serde_json::Value;
 
 use crate::app::AppState;
-use crate::auth::{self};
-use crate::http::respond::login_redirect;
-use crate::http::respond::query_arg;
-use crate::http::respond::query_pairs;
-use crate::http::respond::redirect;
-use crate::pages::render::error_page_for;
-use crate::pages::render::op_error_page;
-use crate::pages::render::page_user;
-use crate::pages::render::peer_ip;
-use crate::pages::render::server_url;
-use crate::pages::render::valid_next;
-use crate::pages::render::with_next;
+use crate::auth;
+use crate::http::respond::{login_redirect, query_arg, query_pairs, redirect};
+use crate::pages::render::{
+    error_page_for, op_error_page, page_user, peer_ip, server_url, valid_next, with_next,
+};
 use crate::pages::target::page_target;
 use crate::pages::urls::pending_url;
 

@@ -6,11 +6,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use galilean_actors::policy::scopes::{Access, Target};
 use galilean_actors::policy::servers::requested_server;
+use galilean_actors::policy::text::clip;
 use galilean_proto::names::{ServerName, UserName};
 
 use crate::app::AppState;
 use crate::pages::render::error_page_for;
-use galilean_actors::policy::text::clip;
 
 /// Resolves the (user, server) a spawn-like page is about and checks that the logged-in
 /// user may act on it with `scope`.

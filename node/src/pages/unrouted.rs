@@ -9,23 +9,16 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use galilean_actors::policy::scopes::{Access, Target};
+use galilean_actors::policy::text::clip;
 use galilean_proto::names::{ServerName, UserName};
 use galilean_proto::records::ServerPhase;
 
 use crate::app::AppState;
-use crate::auth::{self};
-use crate::http::respond::json_error;
-use crate::http::respond::login_redirect;
-use crate::http::respond::query_arg;
-use crate::http::respond::redirect;
+use crate::auth;
+use crate::http::respond::{json_error, login_redirect, query_arg, redirect};
 use crate::pages::pending::not_running_page;
-use crate::pages::render::error_page_for;
-use crate::pages::render::logged_in;
-use crate::pages::render::server_url;
-use crate::pages::render::with_next;
-use crate::pages::urls::pending_url;
-use crate::pages::urls::spawn_url;
-use galilean_actors::policy::text::clip;
+use crate::pages::render::{error_page_for, logged_in, server_url, with_next};
+use crate::pages::urls::{pending_url, spawn_url};
 
 type App = State<Arc<AppState>>;
 

@@ -30,9 +30,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::activity::ActivityRecorder;
-use super::headers;
 use super::routes::Route;
-use super::upgrade;
+use super::{headers, upgrade};
 
 /// Body of every response the proxy produces: the backend's stream, passed through, or a
 /// small page of its own.

@@ -10,16 +10,10 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::start::build::build_at;
-use crate::start::listen::listen;
-use crate::start::listen::wait_for_signal;
-use crate::start::listen::Door;
+use crate::start::listen::{listen, wait_for_signal, Door};
 use crate::start::node::Node;
 use crate::start::peers::follow_membership;
-use crate::start::stores::node_tls;
-use crate::start::stores::open_fdb;
-use crate::start::stores::open_store;
-use crate::start::stores::start_raft;
-use crate::start::stores::ClusterStore;
+use crate::start::stores::{node_tls, open_fdb, open_store, start_raft, ClusterStore};
 
 /// How a node starts, beyond its config.
 #[derive(Debug, Clone, Copy, Default)]

@@ -18,14 +18,11 @@ use crate::config::Config;
 use crate::http::front::{Front, PublishedRoutes};
 use crate::pages::templates::Templates;
 use crate::proxy::ActivityRecorder;
-use crate::start::background::feed_routes;
-use crate::start::background::flush_activity_forever;
+use crate::start::background::{feed_routes, flush_activity_forever};
 use crate::start::listen::Door;
 use crate::start::node::Node;
-use crate::start::peers::actor_addr;
-use crate::start::peers::actor_link;
-use crate::start::reconcile::reconcile_admins;
-use crate::start::reconcile::reconcile_services;
+use crate::start::peers::{actor_addr, actor_link};
+use crate::start::reconcile::{reconcile_admins, reconcile_services};
 use crate::start::stores::Leadership;
 
 /// Everything above the store: replica, actors, reconciled config state, the hub.

@@ -11,8 +11,5 @@ mod peers;
 mod reconcile;
 mod stores;
 
-pub use background::{flush_activity, ACTIVITY_FLUSH_INTERVAL};
 pub use boot::{run, start, start_with_options, start_with_store, StartOptions};
-pub use listen::listen;
 pub use node::{init_tracing, Node};
-pub use stores::{open_store, RAFT_FILE, STORE_FILE};

@@ -8,9 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
-use crate::start::background::flush_activity;
-use crate::start::background::stop_all_servers;
-use crate::start::background::LAST_FLUSH_TIMEOUT;
+use crate::start::background::{flush_activity, stop_all_servers, LAST_FLUSH_TIMEOUT};
 
 /// Sets up logging to stderr; `RUST_LOG` wins over the configured level.
 pub fn init_tracing(level: &str) {
