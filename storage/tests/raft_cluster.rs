@@ -198,6 +198,62 @@ async fn a_new_leader_takes_over_and_nothing_acknowledged_is_lost() {
     }
 }
 
+/// A leader whose raft stops while its endpoint still answers (a node shutting down)
+/// fails the writes forwarded to it; the followers send them again to the next leader,
+/// so no write through a follower fails, and every acknowledged one is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_forwarded_to_a_leader_that_stops_go_to_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = Arc::new(cluster(dir.path()).await);
+    let l = leader(&nodes, Duration::from_secs(5)).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for f in [(l + 1) % 3, (l + 2) % 3] {
+        let (nodes, stop) = (nodes.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut written = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("w{f}-{i:04}");
+                match put(&nodes[f].store, key.as_bytes(), b"v").await {
+                    Ok(version) => written.push(version),
+                    Err(e) => return Err(format!("{key} through node {f}: {e}")),
+                }
+                i += 1;
+            }
+            Ok(written)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // the raft stops; the endpoint stays up and answers forwarded writes with the failure
+    nodes[l].store.raft().shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut all = Vec::new();
+    for w in writers {
+        all.extend(w.await.unwrap().unwrap());
+    }
+    assert!(
+        all.len() > 20,
+        "too few writes to show anything: {}",
+        all.len()
+    );
+    let survivor = &nodes[(l + 1) % 3].store;
+    survivor
+        .state_machine()
+        .wait_applied(*all.iter().max().unwrap())
+        .await;
+    let count = survivor
+        .begin()
+        .await
+        .unwrap()
+        .get_range(b"w", b"x", 100_000, false)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(count, all.len(), "every write acknowledged is there, once");
+}
+
 /// A leader whose followers are gone cannot commit: a write through it fails as
 /// unavailable within the commit deadline instead of waiting for a majority that may
 /// never come back (a node stopping with the rest of its cluster waited forever on its

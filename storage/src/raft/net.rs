@@ -52,6 +52,11 @@ pub enum ForwardError {
     NotLeader(Option<NodeId>),
     #[error("raft failed: {0}")]
     Raft(String),
+    /// The leader's raft stopped or its storage failed while it held the write (a node
+    /// shutting down): the write may have reached its log, and its request id makes
+    /// sending it again safe.
+    #[error("the leader's raft failed: {0}")]
+    LeaderFailed(String),
     /// The write never left this node (the leader refused the connection): safe to
     /// send again.
     #[error("cannot connect to the leader: {0}")]
@@ -508,6 +513,7 @@ async fn handle(
             let answer: Result<CommandResult, ForwardError> = match raft.client_write(command).await
             {
                 Ok(r) => Ok(r.data),
+                Err(RaftError::Fatal(f)) => Err(ForwardError::LeaderFailed(f.to_string())),
                 Err(e) => Err(match e.forward_to_leader() {
                     Some(f) => ForwardError::NotLeader(f.leader_id),
                     None => ForwardError::Raft(e.to_string()),

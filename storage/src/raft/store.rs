@@ -228,7 +228,8 @@ impl Inner {
                     ForwardError::NoLeader
                     | ForwardError::NotLeader(_)
                     | ForwardError::NotSent(_)
-                    | ForwardError::Unreachable(_),
+                    | ForwardError::Unreachable(_)
+                    | ForwardError::LeaderFailed(_),
                 ) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
