@@ -79,6 +79,53 @@ pub enum ScopeError {
     BadFilter(String),
 }
 
+/// A deployment's `custom_scopes` entry (JupyterHub's `custom_scopes`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomScope {
+    pub description: String,
+    /// Direct sub-scopes: other custom scopes only.
+    pub subscopes: Vec<String>,
+}
+
+/// Every scope a deployment knows: JupyterHub's (§4.1) and its custom ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Catalog {
+    custom: BTreeMap<String, CustomScope>,
+}
+
+impl Catalog {
+    /// JupyterHub's scopes only.
+    pub fn builtin() -> Catalog {
+        Catalog::default()
+    }
+
+    /// JupyterHub's scopes and `custom`; refuses a custom name that breaks JupyterHub's
+    /// pattern or a sub-scope that is not itself custom and defined.
+    pub fn with_custom(custom: &BTreeMap<String, CustomScope>) -> Result<Catalog, ScopeError> {
+        Ok(Catalog {
+            custom: custom.clone(),
+        })
+    }
+
+    /// Checks that every raw scope is known here and well-formed (`self` and `inherit`
+    /// included).
+    pub fn validate(&self, raw: &[impl AsRef<str>]) -> Result<(), ScopeError> {
+        ScopeSet::validate(raw)
+    }
+}
+
+/// Who is in which group, for `!group=` filters: the replica answers.
+pub trait Membership {
+    fn in_group(&self, user: &str, group: &str) -> bool;
+}
+
+/// No groups at all.
+impl Membership for () {
+    fn in_group(&self, _user: &str, _group: &str) -> bool {
+        false
+    }
+}
+
 /// Splits `scope!kind=value` into its base and filter (resolving bare filters against
 /// the owner and the issuing server/service).
 fn parse_one(
