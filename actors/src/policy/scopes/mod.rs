@@ -1,0 +1,27 @@
+//! Scope expansion, filtering and intersection (§4 of the protocol reference), as plain
+//! functions over data from `galilean_proto::scopes`; nothing here does I/O.
+//!
+//! A [`ScopeSet`] maps a base scope (`read:users`) to the filters it is held with: either
+//! unfiltered, or a set of `user=`, `server=`, `group=`, `service=` filters.
+//!
+//! The files, each using only those listed before it:
+//! * `filter`: the vocabulary (filters, owners, targets, answers, group membership);
+//! * `catalog`: which scopes exist (JupyterHub's and a deployment's custom ones) and
+//!   the checks of raw scopes;
+//! * `set`: [`ScopeSet`], its expansion from raw scopes and its checks against a target;
+//! * `intersect`: the scopes two sets both hold;
+//! * `grants`: what users, services and tokens hold.
+
+mod catalog;
+mod filter;
+mod grants;
+mod intersect;
+mod set;
+
+pub use catalog::{Catalog, CustomScope, ScopeError};
+pub use filter::{Access, Filter, Membership, ScopeOwner, Target};
+pub use grants::{service_scopes, token_scopes, user_role_scopes, user_scopes};
+pub use set::ScopeSet;
+
+#[cfg(test)]
+mod tests;
