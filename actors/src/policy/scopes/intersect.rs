@@ -1,24 +1,23 @@
 //! The scopes two sets both hold (JupyterHub's `intersect_expanded_scopes`): for tokens
 //! against their owner, and requested scopes against held ones.
 
-use super::filter::Filter;
+use super::filter::Membership;
 use super::set::{Held, ScopeSet};
 
 impl ScopeSet {
-    /// Whether `filter` (held by one side) is covered by `by` (held by the other),
-    /// understanding `user=u ⊇ server=u/s`. Groups are matched only literally.
-    fn covers(by: &Filter, filter: &Filter) -> bool {
-        match (by, filter) {
-            (a, b) if a == b => true,
-            (Filter::User(u), Filter::Server(s)) => {
-                s.split_once('/').is_some_and(|(su, _)| su == u)
-            }
-            _ => false,
-        }
+    /// [`ScopeSet::intersect_in`] without groups: `!group=` filters meet only the same
+    /// group (JupyterHub without a database, where this can grant less than intended).
+    pub fn intersect(&self, other: &ScopeSet) -> ScopeSet {
+        self.intersect_in(other, &())
     }
 
-    /// The scopes held by both sets (the narrower filter wins).
-    pub fn intersect(&self, other: &ScopeSet) -> ScopeSet {
+    /// The scopes held by both sets, the narrower filter winning: per base scope, an
+    /// unfiltered hold meets the other side's filters; otherwise a filter on one side
+    /// survives when the other side has one covering it, so `!user=u` meets
+    /// `!server=u/s` as the server, and, with `membership`, `!group=g` meets `!user=u`
+    /// as the user and `!server=u/s` as the server when `u` is in `g`. Groups meet
+    /// groups only literally.
+    pub fn intersect_in(&self, other: &ScopeSet, membership: &dyn Membership) -> ScopeSet {
         let mut out = ScopeSet::default();
         for (base, a) in &self.held {
             let Some(b) = other.held.get(base) else {
@@ -34,9 +33,9 @@ impl ScopeSet {
                 (Held::Some(fa), Held::Some(fb)) => {
                     for x in fa {
                         for y in fb {
-                            if Self::covers(x, y) {
+                            if x.covers(y, membership) {
                                 out.add(base, Some(y.clone()));
-                            } else if Self::covers(y, x) {
+                            } else if y.covers(x, membership) {
                                 out.add(base, Some(x.clone()));
                             }
                         }

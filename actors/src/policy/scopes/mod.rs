@@ -19,7 +19,7 @@ mod intersect;
 mod set;
 
 pub use catalog::{Catalog, CustomScope, ScopeError};
-pub use filter::{Access, Filter, Membership, ScopeOwner, Target};
+pub use filter::{Access, Filter, FilterKind, Membership, ScopeOwner, Target};
 pub use grants::{service_scopes, token_scopes, user_role_scopes, user_scopes};
 pub use set::ScopeSet;
 

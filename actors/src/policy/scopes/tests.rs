@@ -1,5 +1,7 @@
 //! Galilean's own cases for the scope engine.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 fn alice() -> ScopeOwner {
@@ -134,4 +136,237 @@ fn service_without_role_can_only_identify() {
     assert!(s.to_strings().is_empty());
     let s = token_scopes(&[], &owner, &service_scopes("culler", false), None);
     assert_eq!(s.to_strings(), vec!["read:services:name!service=culler"]);
+}
+
+fn groups(user: &str, group: &str) -> bool {
+    matches!(
+        (user, group),
+        ("alice" | "bob", "physics") | ("carol", "chemistry")
+    )
+}
+
+#[test]
+fn group_filters_cover_members_and_their_servers() {
+    let s = ScopeSet::expand(&["read:users!group=physics"], &alice(), None).unwrap();
+    let check = |t| s.check_in("read:users", t, &groups);
+    assert_eq!(check(Target::User("bob")), Access::Allowed);
+    assert_eq!(check(Target::User("carol")), Access::FilteredOut);
+    let bob_nb = Target::Server {
+        user: "bob",
+        server: "nb",
+    };
+    assert_eq!(check(bob_nb), Access::Allowed);
+    assert_eq!(check(Target::Group("physics")), Access::Allowed);
+    assert_eq!(check(Target::Group("chemistry")), Access::FilteredOut);
+    // without membership, a group filter covers only its group
+    assert_eq!(
+        s.check("read:users", Target::User("bob")),
+        Access::FilteredOut
+    );
+    assert_eq!(
+        s.check("read:users", Target::Group("physics")),
+        Access::Allowed
+    );
+}
+
+#[test]
+fn a_filtered_scope_allows_nothing_without_a_target() {
+    // JupyterHub's needs_scope: 403 for a scope held only with filters
+    let s = ScopeSet::expand(&["admin:users!user=alice"], &alice(), None).unwrap();
+    assert_eq!(s.check("admin:users", Target::Global), Access::Denied);
+    assert_eq!(
+        s.check_any(&["read:hub", "admin:users"], Target::Global),
+        Access::Denied
+    );
+    assert_eq!(
+        s.check("admin:users", Target::User("alice")),
+        Access::Allowed
+    );
+}
+
+#[test]
+fn intersection_resolves_groups_with_membership() {
+    let a = ScopeSet::expand(&["read:users!group=physics"], &alice(), None).unwrap();
+    let b = ScopeSet::expand(
+        &["read:users!user=bob", "read:users!user=carol"],
+        &alice(),
+        None,
+    )
+    .unwrap();
+    let want = vec![
+        "read:users!user=bob",
+        "read:users:activity!user=bob",
+        "read:users:groups!user=bob",
+        "read:users:name!user=bob",
+    ];
+    assert_eq!(a.intersect_in(&b, &groups).to_strings(), want);
+    assert_eq!(b.intersect_in(&a, &groups).to_strings(), want);
+    assert!(a.intersect(&b).is_empty());
+}
+
+#[test]
+fn all_is_refused_as_renamed() {
+    assert_eq!(ScopeSet::validate(&["all"]), Err(ScopeError::AllIsInherit));
+    assert_eq!(
+        ScopeError::AllIsInherit.to_string(),
+        "Draft scope 'all' is now called 'inherit'"
+    );
+}
+
+#[test]
+fn bare_and_valued_filters_are_well_formed() {
+    let ok = [
+        "read:users!user",
+        "read:users!user=bob",
+        "access:servers!server",
+        "access:servers!server=bob/",
+        "read:groups!group=physics",
+        "access:services!service",
+        "access:services!service=culler",
+        "self",
+        "inherit",
+    ];
+    ScopeSet::validate(&ok).unwrap();
+    for bad in [
+        "read:users!group",
+        "read:users!server=bob",
+        "read:users!service=",
+        "read:users!users=bob",
+        "read:users!",
+    ] {
+        assert_eq!(
+            ScopeSet::validate(&[bad]),
+            Err(ScopeError::BadFilter(bad.to_owned())),
+            "{bad}"
+        );
+    }
+}
+
+fn custom(defs: &[(&str, &[&str])]) -> BTreeMap<String, CustomScope> {
+    defs.iter()
+        .map(|(name, subs)| {
+            let def = CustomScope {
+                description: Some(format!("about {name}")),
+                subscopes: subs.iter().map(|s| s.to_string()).collect(),
+            };
+            (name.to_string(), def)
+        })
+        .collect()
+}
+
+#[test]
+fn custom_scope_names_follow_jupyterhubs_pattern() {
+    for ok in [
+        "custom:abc",
+        "custom:jupyter_server:read:*",
+        "custom:0-a_",
+        "custom:a:b*",
+    ] {
+        Catalog::with_custom(&custom(&[(ok, &[])])).unwrap();
+    }
+    for bad in [
+        "custom:ab",
+        "custom:_abc",
+        "custom:abc-",
+        "custom:abc:",
+        "custom:Abc",
+        "custom:a b",
+        "custom",
+        "self",
+        "inherit",
+    ] {
+        let got = Catalog::with_custom(&custom(&[(bad, &[])]));
+        assert!(matches!(got, Err(ScopeError::BadCustom(_))), "{bad}");
+    }
+}
+
+#[test]
+fn custom_scopes_expand_to_their_subscopes_under_the_same_filter() {
+    let catalog = Catalog::with_custom(&custom(&[
+        ("custom:jupyter:read", &["custom:jupyter:read:contents"]),
+        ("custom:jupyter:read:contents", &[]),
+    ]))
+    .unwrap();
+    catalog
+        .validate(&["custom:jupyter:read!server=alice/", "read:users"])
+        .unwrap();
+    assert_eq!(
+        Catalog::builtin().validate(&["custom:jupyter:read"]),
+        Err(ScopeError::Unknown("custom:jupyter:read".into()))
+    );
+    let s = ScopeSet::expand_in(&catalog, &["custom:jupyter:read!user"], &alice(), None).unwrap();
+    assert_eq!(
+        s.to_strings(),
+        vec![
+            "custom:jupyter:read!user=alice",
+            "custom:jupyter:read:contents!user=alice",
+        ]
+    );
+}
+
+#[test]
+fn custom_scopes_may_not_be_their_own_subscopes() {
+    let got = Catalog::with_custom(&custom(&[
+        ("custom:aaa", &["custom:bbb"]),
+        ("custom:bbb", &["custom:ccc"]),
+        ("custom:ccc", &["custom:aaa"]),
+    ]));
+    assert_eq!(
+        got,
+        Err(ScopeError::BadCustom(
+            "custom scope custom:aaa is its own subscope: \
+             custom:aaa -> custom:bbb -> custom:ccc -> custom:aaa"
+                .into()
+        ))
+    );
+}
+
+#[test]
+fn a_server_filter_drops_every_read_users_scope() {
+    // JupyterHub drops the base scope too when it is one of read:users*
+    let s = ScopeSet::expand(&["read:users!server=alice/nb"], &alice(), None).unwrap();
+    assert!(s.is_empty());
+    let s = ScopeSet::expand(&["servers!server=alice/nb"], &alice(), None).unwrap();
+    assert_eq!(
+        s.to_strings(),
+        vec![
+            "delete:servers!server=alice/nb",
+            "read:servers!server=alice/nb",
+            "servers!server=alice/nb",
+            "start:servers!server=alice/nb",
+        ]
+    );
+}
+
+#[test]
+fn bare_filters_without_a_target_drop_the_scope() {
+    let culler = ScopeOwner::Service("culler".into());
+    let s = ScopeSet::expand(
+        &[
+            "read:users!user",
+            "access:servers!server",
+            "read:services!service",
+        ],
+        &culler,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        s.to_strings(),
+        vec![
+            "read:services!service=culler",
+            "read:services:name!service=culler",
+        ]
+    );
+    // an issuing service wins over the owning one
+    let issuer = Filter::Service("dashboard".into());
+    let s = ScopeSet::expand(&["access:services!service"], &culler, Some(&issuer)).unwrap();
+    assert_eq!(s.to_strings(), vec!["access:services!service=dashboard"]);
+}
+
+#[test]
+fn expanded_scopes_read_back_as_they_are() {
+    let s = ScopeSet::from_expanded(&["users!user=bob", "read:users"]).unwrap();
+    assert_eq!(s.to_strings(), vec!["read:users", "users!user=bob"]);
+    assert!(ScopeSet::from_expanded(&["users!user"]).is_err());
 }
