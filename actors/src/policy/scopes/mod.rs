@@ -10,6 +10,7 @@
 //!   the checks of raw scopes;
 //! * `set`: [`ScopeSet`], its expansion from raw scopes and its checks against a target;
 //! * `intersect`: the scopes two sets both hold;
+//! * `visible`: what a list endpoint may show under a filtered list scope;
 //! * `grants`: what users, services and tokens hold.
 
 mod catalog;
@@ -17,11 +18,13 @@ mod filter;
 mod grants;
 mod intersect;
 mod set;
+mod visible;
 
 pub use catalog::{Catalog, CustomScope, ScopeError};
 pub use filter::{Access, Filter, FilterKind, Membership, ScopeOwner, Target};
 pub use grants::{service_scopes, token_scopes, user_role_scopes, user_scopes};
 pub use set::ScopeSet;
+pub use visible::{list_filter_kinds, Visible, LIST_FILTER_KINDS};
 
 #[cfg(test)]
 mod tests;

@@ -370,3 +370,37 @@ fn expanded_scopes_read_back_as_they_are() {
     assert_eq!(s.to_strings(), vec!["read:users", "users!user=bob"]);
     assert!(ScopeSet::from_expanded(&["users!user"]).is_err());
 }
+
+#[test]
+fn visible_names_what_list_filters_cover() {
+    let s = ScopeSet::expand(
+        &[
+            "list:users!user=dave",
+            "list:users!group=physics",
+            "read:servers!server=carol/nb",
+        ],
+        &alice(),
+        None,
+    )
+    .unwrap();
+    let v = s.visible("list:users");
+    assert!(v.only(list_filter_kinds("list:users").unwrap()));
+    assert!(!v.only(list_filter_kinds("list:groups").unwrap()));
+    assert_eq!(
+        v.kinds(),
+        [FilterKind::User, FilterKind::Group].into_iter().collect()
+    );
+    for (user, shown) in [("dave", true), ("bob", true), ("carol", false)] {
+        assert_eq!(v.user(user, &groups), shown, "{user}");
+    }
+    assert!(v.server("bob", "", &groups));
+    assert!(!v.server("carol", "nb", &groups));
+    let servers = s.visible("read:servers");
+    assert!(servers.server("carol", "nb", &()));
+    assert!(!servers.server("carol", "other", &()));
+    assert!(!servers.user("carol", &()));
+    assert_eq!(s.visible("list:groups"), Visible::None);
+    assert!(!Visible::None.user("dave", &()));
+    assert!(Visible::All.group("anything") && Visible::All.only(&[]));
+    assert_eq!(list_filter_kinds("list:services"), None);
+}
