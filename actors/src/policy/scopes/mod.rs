@@ -11,7 +11,7 @@
 //! * `set`: [`ScopeSet`], its expansion from raw scopes and its checks against a target;
 //! * `intersect`: the scopes two sets both hold;
 //! * `visible`: what a list endpoint may show under a filtered list scope;
-//! * `grants`: what users, services and tokens hold.
+//! * `grants`: what users, services and tokens hold, and what a new token may be given.
 
 mod catalog;
 mod filter;
@@ -22,7 +22,10 @@ mod visible;
 
 pub use catalog::{Catalog, CustomScope, ScopeError};
 pub use filter::{Access, Filter, FilterKind, Membership, ScopeOwner, Target};
-pub use grants::{service_scopes, token_scopes, user_role_scopes, user_scopes};
+pub use grants::{
+    identify_scopes, resolve_requested_scopes, service_scopes, token_excess, token_scopes,
+    token_scopes_in, user_role_scopes, user_scopes,
+};
 pub use set::ScopeSet;
 pub use visible::{list_filter_kinds, Visible, LIST_FILTER_KINDS};
 

@@ -1,6 +1,6 @@
 //! Galilean's own cases for the scope engine.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 
@@ -125,16 +125,16 @@ fn server_filter_drops_read_users_subscopes() {
 }
 
 #[test]
-fn service_without_role_can_only_identify() {
+fn service_without_role_holds_nothing() {
+    // as in JupyterHub: even its identify scopes are met with what it holds (none);
+    // GET /hub/api/user lets it read its own identity by itself
     let owner = ScopeOwner::Service("culler".into());
-    let s = token_scopes(
-        &["inherit".into()],
-        &owner,
-        &service_scopes("culler", false),
-        None,
-    );
-    assert!(s.to_strings().is_empty());
-    let s = token_scopes(&[], &owner, &service_scopes("culler", false), None);
+    let none = service_scopes("culler", false);
+    let s = token_scopes(&["inherit".into()], &owner, &none, None);
+    assert!(s.is_empty());
+    let s = token_scopes(&[], &owner, &none, None);
+    assert!(s.is_empty());
+    let s = token_scopes(&[], &owner, &service_scopes("culler", true), None);
     assert_eq!(s.to_strings(), vec!["read:services:name!service=culler"]);
 }
 
@@ -403,4 +403,90 @@ fn visible_names_what_list_filters_cover() {
     assert!(!Visible::None.user("dave", &()));
     assert!(Visible::All.group("anything") && Visible::All.only(&[]));
     assert_eq!(list_filter_kinds("list:services"), None);
+}
+
+#[test]
+fn token_excess_names_what_the_owner_lacks() {
+    let owner = user_scopes("alice", false);
+    let catalog = Catalog::builtin();
+    let excess = |raw: &[&str]| token_excess(&catalog, raw, &alice(), None, &owner, &groups);
+    assert_eq!(excess(&["inherit"]), Ok(vec![]));
+    assert_eq!(
+        excess(&["read:users!user", "tokens!user=alice"]),
+        Ok(vec![])
+    );
+    assert_eq!(
+        excess(&["read:users:name!user=bob", "read:tokens!user=alice"]),
+        Ok(vec!["read:users:name!user=bob".to_owned()])
+    );
+    assert_eq!(
+        excess(&["nope"]),
+        Err(ScopeError::Unknown("nope".to_owned()))
+    );
+    // a group's members are the owner's to give when the owner holds them
+    let owner = ScopeSet::expand(&["read:users!group=physics"], &alice(), None).unwrap();
+    let got = token_excess(
+        &catalog,
+        &["read:users:name!user=bob"],
+        &alice(),
+        None,
+        &owner,
+        &groups,
+    );
+    assert_eq!(got, Ok(vec![]));
+}
+
+#[test]
+fn tokens_meet_group_filters_with_membership() {
+    let owner = ScopeSet::expand(&["self", "read:users!group=physics"], &alice(), None).unwrap();
+    let raw = [
+        "read:users:activity!user=bob",
+        "read:users:activity!user=carol",
+    ];
+    let s = token_scopes_in(&Catalog::builtin(), &raw, &alice(), &owner, None, &groups);
+    assert_eq!(
+        s.to_strings(),
+        vec![
+            "read:users:activity!user=bob",
+            "read:users:groups!user=alice",
+            "read:users:name!user=alice",
+        ]
+    );
+}
+
+#[test]
+fn requested_scopes_resolve_against_what_is_on_offer() {
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let catalog = Catalog::builtin();
+    let resolve = |requested: &[&str], have: &[&str]| {
+        resolve_requested_scopes(
+            &catalog,
+            &set(requested),
+            &set(have),
+            &alice(),
+            None,
+            &groups,
+        )
+        .unwrap()
+    };
+    // as written
+    assert_eq!(
+        resolve(&["inherit", "read:users"], &["inherit"]),
+        (set(&["inherit"]), set(&["read:users"]))
+    );
+    // through group membership
+    assert_eq!(
+        resolve(&["read:users!user=bob"], &["read:users!group=physics"]),
+        (set(&["read:users!user=bob"]), set(&[]))
+    );
+    // in part: the part held, expanded
+    assert_eq!(
+        resolve(&["users!user=bob"], &["read:users:name"]),
+        (set(&["read:users:name!user=bob"]), set(&["users!user=bob"]))
+    );
+    // a scope that expands to nothing is allowed, as JupyterHub allows it
+    assert_eq!(
+        resolve(&["read:users!server=bob/"], &[]),
+        (set(&["read:users!server=bob/"]), set(&[]))
+    );
 }
