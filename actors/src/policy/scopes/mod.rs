@@ -30,4 +30,6 @@ pub use set::ScopeSet;
 pub use visible::{list_filter_kinds, Visible, LIST_FILTER_KINDS};
 
 #[cfg(test)]
+mod ported;
+#[cfg(test)]
 mod tests;

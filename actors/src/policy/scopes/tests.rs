@@ -1,4 +1,4 @@
-//! Galilean's own cases for the scope engine.
+//! Galilean's own cases for the scope engine; JupyterHub's are in `ported`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
