@@ -1,5 +1,5 @@
 //! JupyterHub's scopes and default roles, as data (§4 of the protocol reference).
-//! Expansion and filtering live in `galilean_actors::scopes`.
+//! Expansion, filtering and checks live in `galilean_actors::policy::scopes`.
 
 /// Every scope and its direct sub-scopes.
 pub const SCOPES: &[(&str, &[&str])] = &[
