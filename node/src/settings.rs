@@ -1,15 +1,16 @@
-//! Settings every node of a cluster must share (authenticator, spawner, services, cookie
-//! and URL policies, the member list). The first node to start records them in the store;
+//! Settings every node of a cluster must share (authenticator, spawner, services, roles,
+//! groups and custom scopes, cookie and URL policies, the member list). The first node to start records them in the store;
 //! a node whose config differs is refused with the keys that differ, unless it is started
 //! with `--update-cluster-settings`, which makes its settings the recorded ones.
 //!
 //! Secrets are compared by their SHA-256, so the store never holds them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use galilean_actors::secrets::sha256_hex;
 use galilean_actors::{keys, OpError};
 use galilean_storage::Store;
+use serde_json::Value as Json;
 
 use crate::config::Config;
 
@@ -63,6 +64,41 @@ pub fn agreed(config: &Config) -> BTreeMap<String, String> {
             format!("name={:?} admin={} api_token={token}", s.name, s.admin),
         );
     }
+    // by name, each in a canonical form: the order of entries, of list items and of keys
+    // in the file does not matter
+    for r in &config.roles {
+        put(
+            &format!("roles[{:?}]", r.name),
+            format!(
+                "description={:?} scopes={:?} users={:?} groups={:?} services={:?}",
+                r.description,
+                sorted(&r.scopes),
+                sorted(&r.users),
+                sorted(&r.groups),
+                sorted(&r.services)
+            ),
+        );
+    }
+    for g in &config.groups {
+        put(
+            &format!("groups[{:?}]", g.name),
+            format!(
+                "users={:?} properties={}",
+                sorted(&g.users),
+                canonical_json(&Json::Object(g.properties.clone()))
+            ),
+        );
+    }
+    for (name, scope) in &config.custom_scopes {
+        put(
+            &format!("custom_scopes[{name:?}]"),
+            format!(
+                "description={:?} subscopes={:?}",
+                scope.description,
+                sorted(&scope.subscopes)
+            ),
+        );
+    }
     // with raft, not cluster.peers: they only seed the membership, which raft keeps and
     // `galilean cluster add|remove` changes, so a node added later lists more peers. On
     // a shared store the peers are the membership, and every node must route alike.
@@ -78,6 +114,31 @@ pub fn agreed(config: &Config) -> BTreeMap<String, String> {
         }
     }
     m
+}
+
+/// The distinct items, in order.
+fn sorted(items: &[String]) -> BTreeSet<&str> {
+    items.iter().map(String::as_str).collect()
+}
+
+/// `value` as JSON text with every object's keys in order, whatever order the map keeps.
+fn canonical_json(value: &Json) -> String {
+    match value {
+        Json::Object(map) => {
+            let entries: BTreeMap<&String, String> =
+                map.iter().map(|(k, v)| (k, canonical_json(v))).collect();
+            let entries: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{v}", Json::String(k.clone())))
+                .collect();
+            format!("{{{}}}", entries.join(","))
+        }
+        Json::Array(items) => {
+            let items: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Why a node may not join.
@@ -114,8 +175,7 @@ pub async fn agree(
         };
         match recorded {
             Some(theirs) if !update => {
-                let keys: std::collections::BTreeSet<&String> =
-                    theirs.keys().chain(mine.keys()).collect();
+                let keys: BTreeSet<&String> = theirs.keys().chain(mine.keys()).collect();
                 keys.into_iter()
                     .filter(|k| theirs.get(*k) != mine.get(*k))
                     .cloned()
@@ -162,5 +222,113 @@ mod tests {
         let reordered = config(r#""2@127.0.0.1:7103", "1@127.0.0.1:7101""#);
         assert_eq!(on_fdb(a.clone()), on_fdb(reordered));
         assert_ne!(on_fdb(a)["cluster.peers"], on_fdb(b)["cluster.peers"]);
+    }
+
+    fn rbac(text: &str) -> Config {
+        Config::parse(text, std::path::Path::new("t.toml"), &BTreeMap::new()).unwrap()
+    }
+
+    const RBAC: &str = r#"
+        [[services]]
+        name = "culler"
+
+        [[roles]]
+        name = "grader"
+        description = "grades"
+        scopes = ["read:users", "list:users"]
+        users = ["ada", "bob"]
+        groups = ["staff"]
+        services = ["culler"]
+
+        [[roles]]
+        name = "user"
+        scopes = ["self", "access:services"]
+
+        [[groups]]
+        name = "physics"
+        users = ["alice", "bob"]
+        properties = { course = "PHY101", rooms = { main = "A1", lab = "B2" } }
+
+        [custom_scopes."custom:grades:read"]
+        description = "read grades"
+
+        [custom_scopes."custom:grades"]
+        description = "grades"
+        subscopes = ["custom:grades:read"]
+    "#;
+
+    /// The same roles, groups and custom scopes, every list, table and entry in another
+    /// order.
+    const RBAC_REORDERED: &str = r#"
+        [custom_scopes."custom:grades"]
+        subscopes = ["custom:grades:read"]
+        description = "grades"
+
+        [custom_scopes."custom:grades:read"]
+        description = "read grades"
+
+        [[groups]]
+        properties = { rooms = { lab = "B2", main = "A1" }, course = "PHY101" }
+        users = ["bob", "alice"]
+        name = "physics"
+
+        [[roles]]
+        name = "user"
+        scopes = ["access:services", "self"]
+
+        [[roles]]
+        services = ["culler"]
+        groups = ["staff"]
+        users = ["bob", "ada"]
+        scopes = ["list:users", "read:users"]
+        description = "grades"
+        name = "grader"
+
+        [[services]]
+        name = "culler"
+    "#;
+
+    #[tokio::test]
+    async fn roles_groups_and_custom_scopes_must_agree_in_any_order() {
+        let store = galilean_storage::MemoryStore::new();
+        let mine = agreed(&rbac(RBAC));
+        for key in [
+            r#"roles["grader"]"#,
+            r#"roles["user"]"#,
+            r#"groups["physics"]"#,
+            r#"custom_scopes["custom:grades"]"#,
+            r#"custom_scopes["custom:grades:read"]"#,
+        ] {
+            assert!(mine.contains_key(key), "{key} missing from {mine:#?}");
+        }
+        agree(&store, &mine, false).await.unwrap();
+        agree(&store, &agreed(&rbac(RBAC_REORDERED)), false)
+            .await
+            .unwrap();
+
+        // a node whose roles, groups or custom scopes differ is refused, naming them
+        let other = RBAC
+            .replace(r#"users = ["ada", "bob"]"#, r#"users = ["ada"]"#)
+            .replace(r#"course = "PHY101""#, r#"course = "PHY102""#)
+            .replace(
+                r#"description = "read grades""#,
+                r#"description = "see grades""#,
+            );
+        let refused = agree(&store, &agreed(&rbac(&other)), false).await;
+        match refused {
+            Err(SettingsError::Differ(keys)) => assert_eq!(
+                keys,
+                [
+                    r#"custom_scopes["custom:grades:read"]"#,
+                    r#"groups["physics"]"#,
+                    r#"roles["grader"]"#
+                ]
+            ),
+            other => panic!("expected the settings to differ, got {other:?}"),
+        }
+        // and so is one without them
+        let without = rbac("[[services]]\nname = \"culler\"\n");
+        let refused = agree(&store, &agreed(&without), false).await;
+        assert!(matches!(refused, Err(SettingsError::Differ(keys)) if keys.len() == 5));
     }
 }

@@ -8,7 +8,7 @@ use toml::Value;
 
 use super::errors::ConfigError;
 use super::reader::Reader;
-use super::values::{choice, Secret};
+use super::values::{choice, parse_name, Secret};
 
 /// Replaces `authenticator.password`.
 pub const ENV_AUTHENTICATOR_PASSWORD: &str = "GALILEAN_AUTHENTICATOR_PASSWORD";
@@ -77,13 +77,7 @@ pub(super) fn read_authenticator(
     if let Some(p) = r.env_override(env, ENV_AUTHENTICATOR_PASSWORD, "password", parse_password) {
         password = Some(p);
     }
-    let user_name = |s: &str| {
-        if s.is_empty() {
-            Err("user names must not be empty".to_owned())
-        } else {
-            Ok(s.to_owned())
-        }
-    };
+    let user_name = |s: &str| parse_name(s, "user");
     AuthenticatorConfig {
         class: r
             .parsed("class", |s| choice(s, AuthenticatorClass::ALL))

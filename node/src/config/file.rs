@@ -4,13 +4,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use galilean_actors::policy::scopes::{Catalog, CustomScope};
 use toml::{Table, Value};
 
 use super::authenticator::{read_authenticator, AuthenticatorConfig};
 use super::cluster::{read_cluster, ClusterConfig};
+use super::custom_scopes::read_custom_scopes;
 use super::errors::{ConfigError, ConfigErrors};
+use super::groups::{read_groups, GroupConfig};
 use super::hub::{read_hub, HubConfig};
 use super::reader::Reader;
+use super::roles::{read_roles, RoleConfig};
 use super::services::{read_services, ServiceConfig};
 use super::spawner::{default_home_dir_template, read_spawner, SpawnerConfig};
 use super::storage::{read_storage, StorageBackendKind, StorageConfig, DEFAULT_FDB_ROOT};
@@ -30,6 +34,18 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// `[storage]`: where state is kept.
     pub storage: StorageConfig,
+    /// `[[roles]]`: named sets of scopes and who holds them, JupyterHub's `load_roles`;
+    /// only the roles the file defines or redefines (the default roles it leaves alone
+    /// are JupyterHub's).
+    pub roles: Vec<RoleConfig>,
+    /// `[[groups]]`: groups of users, JupyterHub's `load_groups`.
+    pub groups: Vec<GroupConfig>,
+    /// `[custom_scopes]`: the deployment's own scopes, JupyterHub's `custom_scopes`, by
+    /// name. [`Config::scopes_catalog`] is built from them when the config is parsed.
+    pub custom_scopes: BTreeMap<String, CustomScope>,
+    /// Every scope known here: JupyterHub's and `custom_scopes`; the roles' scopes were
+    /// checked against it.
+    pub(super) scopes_catalog: Catalog,
     /// The file this was read from; empty for [`Config::default_for_tests`].
     pub source: PathBuf,
 }
@@ -63,6 +79,9 @@ impl Config {
                 "services",
                 "cluster",
                 "storage",
+                "roles",
+                "groups",
+                "custom_scopes",
             ],
         );
         let root = top.table.expect("the root is a table");
@@ -70,6 +89,16 @@ impl Config {
         let authenticator = read_authenticator(&mut errors, root.get("authenticator"), env);
         let spawner = read_spawner(&mut errors, root.get("spawner"), &hub.data_dir);
         let services = read_services(&mut errors, root.get("services"), env);
+        let custom = read_custom_scopes(&mut errors, root.get("custom_scopes"));
+        let service_names = services.iter().map(|s| s.name.clone()).collect();
+        let roles = read_roles(
+            &mut errors,
+            root.get("roles"),
+            custom.catalog.as_ref(),
+            &custom.scopes,
+            &service_names,
+        );
+        let groups = read_groups(&mut errors, root.get("groups"));
         let cluster = read_cluster(&mut errors, root.get("cluster"), env);
         let storage = read_storage(
             &mut errors,
@@ -86,8 +115,18 @@ impl Config {
             services,
             cluster,
             storage,
+            roles,
+            groups,
+            custom_scopes: custom.scopes,
+            scopes_catalog: custom.catalog.unwrap_or_else(Catalog::builtin),
             source: path.to_path_buf(),
         })
+    }
+
+    /// Every scope this deployment knows: JupyterHub's and [`Config::custom_scopes`], as
+    /// built when the config was parsed.
+    pub fn scopes_catalog(&self) -> &Catalog {
+        &self.scopes_catalog
     }
 
     /// Reads and parses the file at `path`; an unreadable file is an error naming it.
@@ -128,6 +167,10 @@ impl Config {
                 fdb_cluster_file: None,
                 fdb_root: DEFAULT_FDB_ROOT.to_owned(),
             },
+            roles: Vec::new(),
+            groups: Vec::new(),
+            custom_scopes: BTreeMap::new(),
+            scopes_catalog: Catalog::builtin(),
             source: PathBuf::new(),
         }
     }

@@ -18,8 +18,32 @@
 //!
 //! [[services]]
 //! name = "idle-culler"
-//! admin = true
+//!
+//! [[roles]]                       # JupyterHub's load_roles
+//! name = "idle-culler"
+//! description = "cull idle servers"
+//! scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+//! services = ["idle-culler"]      # and/or users = [...], groups = [...]
+//!
+//! [[groups]]                      # JupyterHub's load_groups
+//! name = "physics"
+//! users = ["alice", "bob"]
+//! properties = { course = "PHY101" }
+//!
+//! [custom_scopes."custom:grades:read"]    # JupyterHub's custom_scopes
+//! description = "read grades"
+//! subscopes = []
 //! ```
+//!
+//! # Roles, groups and custom scopes
+//!
+//! `[[roles]]`, `[[groups]]` and `[custom_scopes]` are JupyterHub's `load_roles`,
+//! `load_groups` and `custom_scopes`, with its rules: role names and custom scope names
+//! follow its patterns, a role's scopes must be known (JupyterHub's, the custom ones,
+//! `self`, `inherit`), a role's services must be `[[services]]` entries, and a custom
+//! scope's sub-scopes must be custom scopes defined alongside. A role named `user`,
+//! `admin`, `server` or `token` redefines that default role (see [`RoleConfig`]). Every
+//! node of a cluster must have the same roles, groups and custom scopes.
 //!
 //! # Environment
 //!
@@ -64,21 +88,29 @@
 //! | `services.rs` | `[[services]]`: [`ServiceConfig`], [`service_token_env_var`] |
 //! | `cluster.rs` | `[cluster]`: [`ClusterConfig`], [`ClusterTls`], [`Peer`] |
 //! | `storage.rs` | `[storage]`: [`StorageConfig`], [`StorageBackendKind`] |
-//! | `values.rs` | value types, and parsers used by several keys or sections: [`Secret`], [`BindUrl`], [`LogLevel`], URLs, paths |
+//! | `roles.rs` | `[[roles]]`: [`RoleConfig`], JupyterHub's default roles and what redefining one may change |
+//! | `groups.rs` | `[[groups]]`: [`GroupConfig`], properties as JSON |
+//! | `custom_scopes.rs` | `[custom_scopes]`: their checks, and the catalog of scopes built from them ([`Config::scopes_catalog`]) |
+//! | `values.rs` | value types, and parsers used by several keys or sections: [`Secret`], [`BindUrl`], [`LogLevel`], URLs, paths, names |
 //! | `reader.rs` | the helper that reads one TOML table, collecting every problem with its key |
 //! | `errors.rs` | [`ConfigError`], [`ConfigErrors`] |
 
 mod authenticator;
 mod cluster;
+mod custom_scopes;
 mod errors;
 mod file;
+mod groups;
 mod hub;
 mod reader;
+mod roles;
 mod services;
 mod spawner;
 mod storage;
 mod values;
 
+#[cfg(test)]
+mod rbac_tests;
 #[cfg(test)]
 mod tests;
 
@@ -86,7 +118,10 @@ pub use authenticator::{AuthenticatorClass, AuthenticatorConfig, ENV_AUTHENTICAT
 pub use cluster::{ClusterConfig, ClusterTls, Peer, ENV_CLUSTER_SECRET};
 pub use errors::{ConfigError, ConfigErrors};
 pub use file::Config;
+pub use galilean_actors::policy::scopes::{Catalog, CustomScope};
+pub use groups::GroupConfig;
 pub use hub::{HubConfig, ENV_HUB_BIND_URL, ENV_HUB_DATA_DIR};
+pub use roles::RoleConfig;
 pub use services::{service_token_env_var, ServiceConfig};
 pub use spawner::{SpawnerClass, SpawnerConfig};
 pub use storage::{StorageBackendKind, StorageConfig, DEFAULT_FDB_ROOT};

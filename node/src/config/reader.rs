@@ -227,8 +227,33 @@ impl<'t, 'e> Reader<'t, 'e> {
     }
 }
 
+/// The entries of a `[[name]]` section (an array of tables); an absent section is empty,
+/// and any other value is reported under `name` and read as empty. Each entry is still
+/// checked to be a table when it is opened with [`Reader::open`].
+pub(super) fn array_of_tables<'t>(
+    errors: &mut Vec<ConfigError>,
+    name: &str,
+    value: Option<&'t Value>,
+) -> &'t [Value] {
+    match value {
+        None => &[],
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            let message = format!(
+                "expected an array of tables ([[{name}]]), found {}",
+                found(other)
+            );
+            errors.push(ConfigError {
+                key: name.to_owned(),
+                message,
+            });
+            &[]
+        }
+    }
+}
+
 /// A key as written in a dotted path: bare if TOML allows, quoted otherwise.
-fn key_segment(key: &str) -> Cow<'_, str> {
+pub(super) fn key_segment(key: &str) -> Cow<'_, str> {
     let bare = !key.is_empty()
         && key
             .chars()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use toml::Value;
 
 use super::errors::ConfigError;
-use super::reader::{found, Reader};
+use super::reader::{array_of_tables, Reader};
 use super::values::Secret;
 
 /// The variable that replaces the `api_token` of the service named `service_name`:
@@ -37,21 +37,7 @@ pub(super) fn read_services(
     value: Option<&Value>,
     env: &BTreeMap<String, String>,
 ) -> Vec<ServiceConfig> {
-    let items = match value {
-        None => return Vec::new(),
-        Some(Value::Array(items)) => items,
-        Some(other) => {
-            let message = format!(
-                "expected an array of tables ([[services]]), found {}",
-                found(other)
-            );
-            errors.push(ConfigError {
-                key: "services".into(),
-                message,
-            });
-            return Vec::new();
-        }
-    };
+    let items = array_of_tables(errors, "services", value);
     let mut services = Vec::new();
     // service name → index, and token variable → index, to report clashes.
     let mut names: BTreeMap<String, usize> = BTreeMap::new();

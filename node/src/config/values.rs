@@ -1,7 +1,7 @@
 //! The value types of the config and the text parsers that more than one key or section
 //! uses: [`Secret`], [`BindUrl`], [`LogLevel`], the URL checks behind `hub.bind_url`,
-//! `hub.base_url`, `hub.public_url` and `hub.connect_url`, paths, and a choice among named
-//! values.
+//! `hub.base_url`, `hub.public_url` and `hub.connect_url`, paths, user and group names, and
+//! a choice among named values.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -121,6 +121,16 @@ pub(super) fn choice<T: Copy>(text: &str, options: &[(&str, T)]) -> Result<T, St
                 names.join(", ")
             ))
         }
+    }
+}
+
+/// A user or group name as the config lists them (`what` is `"user"` or `"group"`): any
+/// string but the empty one, kept as written.
+pub(super) fn parse_name(text: &str, what: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err(format!("{what} names must not be empty"))
+    } else {
+        Ok(text.to_owned())
     }
 }
 
