@@ -149,6 +149,19 @@ pub struct OAuthCodeRecord {
     pub expires_at: Micros,
 }
 
+/// A group of users (JupyterHub's groups, §2.9). Its members are keys of their own in
+/// the store, so adding one does not rewrite the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    #[serde(default = "format")]
+    pub v: u8,
+    pub id: u64,
+    pub name: String,
+    /// JSON text of the group's `properties` object.
+    pub properties: String,
+    pub created: Micros,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +241,21 @@ mod tests {
         assert_eq!(decode::<ServerRecord>(&bytes).unwrap(), s);
     }
 
+    #[test]
+    fn golden_group_record() {
+        let g = GroupRecord {
+            v: FORMAT,
+            id: 4,
+            name: "physics".into(),
+            properties: r#"{"course":"PHY101"}"#.into(),
+            created: 9,
+        };
+        let bytes = encode(&g).unwrap();
+        assert_eq!(hex(&bytes), GOLDEN_GROUP);
+        assert_eq!(decode::<GroupRecord>(&bytes).unwrap(), g);
+    }
+
+    const GOLDEN_GROUP: &str = "85a17601a2696404a46e616d65a770687973696373aa70726f70657274696573b37b22636f75727365223a22504859313031227da76372656174656409";
     const GOLDEN_USER: &str =
         "87a17601a2696407a46e616d65a5616c696365a561646d696ec2a763726561746564cf00060a24181e4000ad6c6173745f6163746976697479c0a9636f6f6b69655f6964a26331";
     const GOLDEN_TOKEN: &str =

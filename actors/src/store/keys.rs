@@ -7,6 +7,9 @@
 //! | `("t", sha256 hex of the secret)` | [`TokenRecord`](galilean_proto::records::TokenRecord) |
 //! | `("c", client id)` | [`OAuthClientRecord`](galilean_proto::records::OAuthClientRecord) |
 //! | `("code", sha256 hex of the code)` | [`OAuthCodeRecord`](galilean_proto::records::OAuthCodeRecord) |
+//! | `("g", group)` | [`GroupRecord`](galilean_proto::records::GroupRecord) |
+//! | `("gm", group, user)` | empty: `user` is a member of `group` |
+//! | `("ug", user, group)` | empty: the same membership, found from the user (not in the replica) |
 //! | `("m", name)` | hub metadata: the cookie secret, id sequences, the live set, draining marks |
 //! | `("lease",)` | the leader lease of nodes that share a store (FoundationDB); not in the replica |
 
@@ -18,6 +21,9 @@ pub const TOKEN: &str = "t";
 pub const CLIENT: &str = "c";
 pub const CODE: &str = "code";
 pub const META: &str = "m";
+pub const GROUP: &str = "g";
+pub const MEMBER: &str = "gm";
+pub const USER_GROUP: &str = "ug";
 
 fn pack(parts: &[&str]) -> Vec<u8> {
     let elems: Vec<Element> = parts.iter().map(|p| Element::from(*p)).collect();
@@ -47,6 +53,30 @@ pub fn client(client_id: &str) -> Vec<u8> {
 
 pub fn code(hash_hex: &str) -> Vec<u8> {
     pack(&[CODE, hash_hex])
+}
+
+pub fn group(name: &str) -> Vec<u8> {
+    pack(&[GROUP, name])
+}
+
+/// `user`'s membership of `group`, as the group holds it.
+pub fn member(group: &str, user: &str) -> Vec<u8> {
+    pack(&[MEMBER, group, user])
+}
+
+/// Every member of `group`.
+pub fn members_of(group: &str) -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[MEMBER, group]))
+}
+
+/// `user`'s membership of `group`, as the user holds it.
+pub fn user_group(user: &str, group: &str) -> Vec<u8> {
+    pack(&[USER_GROUP, user, group])
+}
+
+/// Every group `user` is in.
+pub fn groups_of(user: &str) -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[USER_GROUP, user]))
 }
 
 pub fn meta(name: &str) -> Vec<u8> {
@@ -86,6 +116,11 @@ pub enum KeyKind {
     Client(String),
     Code(String),
     Meta(String),
+    Group(String),
+    /// `(group, user)`.
+    Member(String, String),
+    /// `(user, group)`.
+    UserGroup(String, String),
     Other,
 }
 
@@ -105,6 +140,9 @@ pub fn classify(key: &[u8]) -> KeyKind {
         [CLIENT, c] => KeyKind::Client((*c).to_owned()),
         [CODE, h] => KeyKind::Code((*h).to_owned()),
         [META, m] => KeyKind::Meta((*m).to_owned()),
+        [GROUP, g] => KeyKind::Group((*g).to_owned()),
+        [MEMBER, g, u] => KeyKind::Member((*g).to_owned(), (*u).to_owned()),
+        [USER_GROUP, u, g] => KeyKind::UserGroup((*u).to_owned(), (*g).to_owned()),
         _ => KeyKind::Other,
     }
 }
@@ -121,6 +159,15 @@ mod tests {
             KeyKind::Server("alice".into(), "nb1".into())
         );
         assert_eq!(classify(&token("ab")), KeyKind::Token("ab".into()));
+        assert_eq!(classify(&group("g")), KeyKind::Group("g".into()));
+        assert_eq!(
+            classify(&member("g", "alice")),
+            KeyKind::Member("g".into(), "alice".into())
+        );
+        assert_eq!(
+            classify(&user_group("alice", "g")),
+            KeyKind::UserGroup("alice".into(), "g".into())
+        );
         assert_eq!(classify(b"junk\xff"), KeyKind::Other);
     }
 

@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod fence;
+pub mod groups;
 pub mod keys;
 pub mod meta;
 pub mod oauth;

@@ -103,8 +103,8 @@ pub async fn set_admin(
     })
 }
 
-/// Deletes a user's record, its servers' records and the tokens (by hash) it owns, in
-/// one transaction fenced by its owner.
+/// Deletes a user's record, its servers' records, its group memberships and the tokens
+/// (by hash) it owns, in one transaction fenced by its owner.
 pub async fn delete_user(
     store: &dyn Store,
     name: &str,
@@ -116,6 +116,7 @@ pub async fn delete_user(
         fence(tx.as_mut(), name, owned).await?;
         tx.clear(&keys::user(name));
         tx.clear_range(&begin, &end);
+        crate::store::groups::leave_all_groups(tx.as_mut(), name).await?;
         for h in tokens {
             tx.clear(&keys::token(h));
         }
