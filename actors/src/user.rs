@@ -165,13 +165,10 @@ impl UserState {
             return Err(OpError::NotFound(format!("No such user: {name}")));
         }
         let owner = self.owner();
-        let tokens: Vec<String> = self.ctx.replica.read(|s| {
-            s.tokens
-                .iter()
-                .filter(|(_, t)| t.owner == owner)
-                .map(|(h, _)| h.clone())
-                .collect()
-        });
+        let tokens: Vec<String> = self
+            .ctx
+            .replica
+            .read(|s| s.tokens_of(&owner).map(|(h, _)| h.clone()).collect());
         let v = users::delete_user(self.ctx.store.as_ref(), name, &tokens, self.owned).await?;
         self.ctx.replica.wait_for(v).await;
         Ok(())
@@ -192,9 +189,8 @@ impl UserState {
             if tok.client_id == "jupyterhub" {
                 return vec![hash.clone()];
             }
-            s.tokens
-                .iter()
-                .filter(|(_, t)| t.owner == owner && t.client_id == tok.client_id)
+            s.tokens_of(&owner)
+                .filter(|(_, t)| t.client_id == tok.client_id)
                 .map(|(h, _)| h.clone())
                 .collect()
         });
@@ -212,9 +208,8 @@ impl UserState {
     async fn end_session(&self, session_id: &str) -> Result<(), OpError> {
         let owner = self.owner();
         let doomed: Vec<String> = self.ctx.replica.read(|s| {
-            s.tokens
-                .iter()
-                .filter(|(_, t)| t.owner == owner && t.session_id.as_deref() == Some(session_id))
+            s.tokens_of(&owner)
+                .filter(|(_, t)| t.session_id.as_deref() == Some(session_id))
                 .map(|(h, _)| h.clone())
                 .collect()
         });

@@ -151,8 +151,13 @@ impl Rbac {
             }
         }
         let raw = self.raw_scopes(&roles);
-        ScopeSet::expand_in(&self.catalog, &raw, &ScopeOwner::User(name.to_owned()), None)
-            .unwrap_or_default()
+        ScopeSet::expand_in(
+            &self.catalog,
+            &raw,
+            &ScopeOwner::User(name.to_owned()),
+            None,
+        )
+        .unwrap_or_default()
     }
 
     /// What a service holds through its roles; `None` when there is no such service.

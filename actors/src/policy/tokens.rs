@@ -5,6 +5,7 @@
 
 use galilean_proto::records::{Owner, TokenRecord};
 
+use crate::policy::rbac::Rbac;
 use crate::policy::scopes::{self, Filter, ScopeOwner, ScopeSet};
 use crate::replica::State;
 
@@ -17,43 +18,44 @@ pub struct Grant {
     pub scopes: ScopeSet,
 }
 
-/// The grant of `tok` by the replica's `state`; `service_admin` says whether a service
-/// exists and is an admin (`None`: no such service). `None` when the token's owner no
-/// longer exists: such a token grants nothing.
-pub fn token_grant(
-    state: &State,
-    tok: &TokenRecord,
-    service_admin: impl Fn(&str) -> Option<bool>,
-) -> Option<Grant> {
-    let (owner_scopes, admin, owner) = match &tok.owner {
+/// What the owner of a token, a user or a service, holds now by the replica's `state`
+/// and the roles of `rbac`: `(scopes, admin)`. `None` when there is no such owner.
+pub fn owner_grant(state: &State, rbac: &Rbac, owner: &Owner) -> Option<(ScopeSet, bool)> {
+    match owner {
         Owner::User(u) => {
             let admin = state.users.get(u)?.admin;
-            (
-                scopes::user_scopes(u, admin),
-                admin,
-                ScopeOwner::User(u.clone()),
-            )
+            Some((rbac.user_scopes(u, admin, state.groups_of(u)), admin))
         }
-        Owner::Service(n) => {
-            let admin = service_admin(n)?;
-            (
-                scopes::service_scopes(n, admin),
-                admin,
-                ScopeOwner::Service(n.clone()),
-            )
-        }
+        Owner::Service(n) => Some((rbac.service_scopes(n)?, rbac.service_admin(n)?)),
+    }
+}
+
+/// The grant of `tok` by the replica's `state` and the scopes `rbac` knows, given what
+/// its owner holds now (`owner_grant`).
+pub fn token_grant(
+    state: &State,
+    rbac: &Rbac,
+    tok: &TokenRecord,
+    owner_scopes: &ScopeSet,
+    admin: bool,
+) -> Grant {
+    let owner = match &tok.owner {
+        Owner::User(u) => ScopeOwner::User(u.clone()),
+        Owner::Service(n) => ScopeOwner::Service(n.clone()),
     };
-    let scopes = scopes::token_scopes(
+    let scopes = scopes::token_scopes_in(
+        rbac.catalog(),
         &tok.scopes,
         &owner,
-        &owner_scopes,
+        owner_scopes,
         issuer(state, &tok.client_id).as_ref(),
+        state,
     );
-    Some(Grant {
+    Grant {
         owner,
         admin,
         scopes,
-    })
+    }
 }
 
 /// The filter the OAuth client `client_id` puts on the tokens it issues: its server's,

@@ -119,9 +119,8 @@ impl ServerState {
         let user = self.user.as_str().to_owned();
         let doomed: Vec<String> = self.ctx.replica.read(|s| {
             let issued = s
-                .tokens
-                .iter()
-                .filter(|(_, t)| t.client_id == client_id && t.owner == Owner::User(user.clone()))
+                .tokens_of(&Owner::User(user.clone()))
+                .filter(|(_, t)| t.client_id == client_id)
                 .map(|(h, _)| h.clone());
             let own = s
                 .servers
