@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cookie::Key;
+use galilean_actors::policy::scopes::{Access, Target};
 use galilean_actors::{HubCtx, Replica, Router};
 use galilean_storage::Store;
 
@@ -48,5 +49,16 @@ pub struct AppState {
 impl AppState {
     pub fn api_prefix(&self) -> String {
         format!("{}api/", self.hub_prefix)
+    }
+
+    /// Whether user `name` holds `base` for `target` now, through its roles and groups
+    /// (`!group=` filters matched against the replica's memberships).
+    pub fn user_may(&self, name: &str, base: &str, target: Target<'_>) -> Access {
+        let owner = galilean_proto::records::Owner::User(name.to_owned());
+        self.replica
+            .read(|s| match self.tokens.grants().held(s, &owner) {
+                Some(held) => held.scopes.check_in(base, target, s),
+                None => Access::Denied,
+            })
     }
 }

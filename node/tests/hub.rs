@@ -55,6 +55,24 @@ async fn api_root_info_and_version_header() {
     assert_eq!(me["name"], "test-admin");
 }
 
+/// The status of a GET of `path` sent as written, with `cookie`.
+async fn raw_get(base: &str, path: &str, cookie: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text}"))
+}
+
 #[tokio::test]
 async fn login_rules_and_next_validation() {
     let hub = Hub::tiny(
@@ -136,6 +154,56 @@ async fn login_rules_and_next_validation() {
             "{next:?} -> {l:?}"
         );
     }
+    // a session id planted before the login (fixation) is replaced at login
+    let b = Browser::new(&hub.url);
+    let planted = "0123456789abcdef0123456789abcdef";
+    b.jar.add_cookie_str(
+        &format!("jupyterhub-session-id={planted}; Path=/"),
+        &hub.url.parse().unwrap(),
+    );
+    assert_eq!(b.login("alice", "sesame", None).await.0, 302);
+    let session = b.cookie("/", "jupyterhub-session-id").unwrap();
+    assert_ne!(
+        session, planted,
+        "the planted session id survived the login"
+    );
+    assert_eq!(session.len(), 32);
+    // pages may be framed by the hub's own pages only; API answers by nothing
+    let page = b.get("/hub/token").await;
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        "frame-ancestors 'self'; report-uri /hub/security/csp-report"
+    );
+    let api = b.get("/hub/api/").await;
+    assert_eq!(
+        api.headers()["content-security-policy"],
+        "frame-ancestors 'none'; report-uri /hub/security/csp-report; default-src 'none'"
+    );
+    // user-redirect stays below the user's own prefix however a dot segment is written
+    // (sent raw: a URL parser would fold the dot segments before they are sent)
+    let cookie = b
+        .cookies("/hub/")
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    for sneaky in [
+        ".%2e/bob/",
+        "%2e./bob/",
+        "%2E%2e/bob/",
+        "a/%2e%2E/%2e%2e/bob",
+        "%2f%2fevil.com",
+    ] {
+        let status = raw_get(&hub.url, &format!("/hub/user-redirect/{sneaky}"), &cookie).await;
+        assert_eq!(status, 400, "{sneaky}");
+    }
+    let r = b.get("/hub/user-redirect/lab/tree/a.ipynb?x=1").await;
+    assert_eq!(r.status().as_u16(), 302);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        "/user/alice/lab/tree/a.ipynb?x=1"
+    );
+
     // same-host absolute URL is reduced to its path
     let b = Browser::new(&hub.url);
     let next = format!("{}/user/alice/tree?x=1", hub.url);

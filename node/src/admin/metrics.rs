@@ -16,7 +16,7 @@ type App = State<Arc<AppState>>;
 
 /// Prometheus-style counters; the store counters let tests assert on reads and writes.
 pub async fn metrics(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
-    require(&id, &["read:metrics"], Target::Global)?;
+    require(&app, &id, &["read:metrics"], Target::Global)?;
     let c = app.store.counters().snapshot();
     let (users, running) = app.replica.read(|s| {
         (

@@ -28,7 +28,7 @@ pub async fn activity(
     body: Bytes,
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
-    require(&id, &["users:activity"], Target::User(user.as_str()))?;
+    require(&app, &id, &["users:activity"], Target::User(user.as_str()))?;
     let body: Value =
         json_body(&body)?.ok_or_else(|| HttpError::bad_request("body must be a JSON object"))?;
     let Value::Object(obj) = body else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
-use galilean_actors::policy::scopes::{Access, Target};
+use galilean_actors::policy::scopes::{list_filter_kinds, Access, Target, Visible};
 use galilean_proto::time::now_micros;
 
 use crate::app::AppState;
@@ -84,9 +84,18 @@ fn note_activity(app: &AppState, id: &Identity) {
 }
 
 /// Requires any of `scopes` for `target`: 403 when none is held, 404 when held but
-/// filtered out (JupyterHub hides existence).
-pub fn require(id: &Identity, scopes: &[&str], target: Target<'_>) -> ApiResult<()> {
-    match id.scopes.check_any(scopes, target) {
+/// filtered out (JupyterHub hides existence). `!group=` filters are matched against the
+/// replica's memberships.
+pub fn require(
+    app: &AppState,
+    id: &Identity,
+    scopes: &[&str],
+    target: Target<'_>,
+) -> ApiResult<()> {
+    let access = app
+        .replica
+        .read(|s| id.scopes.check_any_in(scopes, target, s));
+    match access {
         Access::Allowed => Ok(()),
         Access::FilteredOut => Err(HttpError::new(
             StatusCode::NOT_FOUND,
@@ -96,5 +105,25 @@ pub fn require(id: &Identity, scopes: &[&str], target: Target<'_>) -> ApiResult<
             "Action is not authorized with current scopes; requires any of [{}]",
             scopes.join(", ")
         ))),
+    }
+}
+
+/// What a list endpoint guarded by `base` may show the caller (§4.2, JupyterHub's
+/// post-filter): everything, or what the filters name. 403 when `base` is not held, or
+/// is held with a filter the endpoint does not take (`list:users!server=a/b`).
+pub fn list_scope(id: &Identity, base: &str) -> ApiResult<Visible> {
+    let visible = id.scopes.visible(base);
+    let refuse = || {
+        HttpError::forbidden(format!(
+            "Action is not authorized with current scopes; requires any of [{base}]"
+        ))
+    };
+    match &visible {
+        Visible::None => Err(refuse()),
+        Visible::All => Ok(visible),
+        Visible::Some { .. } => match list_filter_kinds(base) {
+            Some(kinds) if !visible.only(kinds) => Err(refuse()),
+            _ => Ok(visible),
+        },
     }
 }

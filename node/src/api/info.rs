@@ -24,7 +24,7 @@ pub async fn root() -> Response {
 }
 
 pub async fn info(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
-    require(&id, &["read:hub"], Target::Global)?;
+    require(&app, &id, &["read:hub"], Target::Global)?;
     Ok(Json(json!({
         "version": galilean_proto::JUPYTERHUB_VERSION,
         "galilean_version": galilean_proto::GALILEAN_VERSION,

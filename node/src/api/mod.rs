@@ -10,8 +10,10 @@ use crate::app::AppState;
 
 mod activity;
 pub mod caller;
+mod groups;
 mod info;
 pub mod models;
+mod paging;
 mod progress;
 mod proxy;
 pub mod request;
@@ -60,6 +62,21 @@ pub fn routes(api: &str) -> Router<Arc<AppState>> {
         .route(
             &r("/users/{name}/tokens/{token_id}"),
             get(tokens::get_one).delete(tokens::delete),
+        )
+        .route(&r("/groups"), get(groups::list).post(groups::create_many))
+        .route(
+            &r("/groups/{name}"),
+            get(groups::get_one)
+                .post(groups::create_one)
+                .delete(groups::delete),
+        )
+        .route(
+            &r("/groups/{name}/users"),
+            post(groups::add_users).delete(groups::remove_users),
+        )
+        .route(
+            &r("/groups/{name}/properties"),
+            axum::routing::put(groups::set_properties),
         )
         .route(&r("/proxy"), get(proxy::proxy))
 }

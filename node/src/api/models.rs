@@ -63,7 +63,7 @@ pub fn user_model(
     include_stopped: bool,
 ) -> Value {
     let t = Target::User(&user.name);
-    let has = |s: &str| scopes.check(s, t) == Access::Allowed;
+    let has = |s: &str| scopes.check_in(s, t, state) == Access::Allowed;
     let mut m = Map::new();
     m.insert("kind".into(), "user".into());
     m.insert("name".into(), user.name.clone().into());
@@ -74,14 +74,22 @@ pub fn user_model(
         m.insert("user_info".into(), Value::Null);
     }
     if has("read:users") || has("read:roles:users") {
-        let mut roles = vec![Value::from("user")];
-        if user.admin {
-            roles.push("admin".into());
-        }
-        m.insert("roles".into(), Value::Array(roles));
+        let roles = app
+            .tokens
+            .grants()
+            .rbac()
+            .user_roles(&user.name, user.admin);
+        m.insert(
+            "roles".into(),
+            Value::Array(roles.into_iter().map(Value::from).collect()),
+        );
     }
     if has("read:users") || has("read:users:groups") {
-        m.insert("groups".into(), Value::Array(vec![]));
+        let groups = state.groups_of(&user.name);
+        m.insert(
+            "groups".into(),
+            Value::Array(groups.iter().map(|g| Value::from(g.as_str())).collect()),
+        );
     }
     let default = state
         .servers
@@ -121,10 +129,11 @@ pub fn user_model(
                 user: &user.name,
                 server: &s.name,
             };
-            if scopes.check("read:servers", target) != Access::Allowed {
+            if scopes.check_in("read:servers", target, state) != Access::Allowed {
                 continue;
             }
-            let with_state = scopes.check("admin:server_state", target) == Access::Allowed;
+            let with_state =
+                scopes.check_in("admin:server_state", target, state) == Access::Allowed;
             let model = server_model(app, s, with_state);
             servers.insert(
                 s.name.clone(),

@@ -36,6 +36,7 @@ async fn progress(
             .map_err(|_| HttpError::not_found(format!("No such server: {}", clip(server))))?
     };
     require(
+        app,
         &id.0,
         &["read:servers"],
         Target::Server {

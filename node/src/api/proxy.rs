@@ -18,7 +18,7 @@ use crate::error::ApiResult;
 type App = State<Arc<AppState>>;
 
 pub async fn proxy(State(app): App, Caller(id): Caller) -> ApiResult<Response> {
-    require(&id, &["proxy"], Target::Global)?;
+    require(&app, &id, &["proxy"], Target::Global)?;
     let routes = app.replica.read(|s| {
         let mut m = Map::new();
         for r in s.servers.values() {

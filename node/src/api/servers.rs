@@ -79,6 +79,7 @@ async fn start(
     let user = path_user(name)?;
     let server = server_name(app, server)?;
     require(
+        app,
         &id.0,
         &["start:servers", "servers"],
         Target::Server {
@@ -144,6 +145,7 @@ async fn stop(
         })?
     };
     require(
+        app,
         &id.0,
         &["delete:servers", "servers"],
         Target::Server {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use galilean_actors::policy::scopes::{self, ScopeOwner, ScopeSet, Target};
+use galilean_actors::policy::scopes::{self, token_excess, token_scopes_in, ScopeOwner, Target};
 use galilean_actors::policy::text::clip;
 use galilean_proto::records::{Owner, TokenRecord};
 use galilean_proto::time::now_micros;
@@ -54,7 +54,7 @@ pub async fn list(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
-    require(&id, &["read:tokens"], Target::User(user.as_str()))?;
+    require(&app, &id, &["read:tokens"], Target::User(user.as_str()))?;
     let now = now_micros();
     let tokens = app.replica.read(|s| {
         if !s.users.contains_key(user.as_str()) {
@@ -62,9 +62,9 @@ pub async fn list(
         }
         let owner = Owner::User(user.as_str().to_owned());
         let mut list: Vec<&Arc<TokenRecord>> = s
-            .tokens
-            .values()
-            .filter(|t| t.owner == owner && t.expires_at.is_none_or(|e| e > now))
+            .tokens_of(&owner)
+            .map(|(_, t)| t)
+            .filter(|t| t.expires_at.is_none_or(|e| e > now))
             .collect();
         list.sort_by_key(|t| std::cmp::Reverse(t.last_activity.unwrap_or(t.created)));
         Some(
@@ -93,7 +93,10 @@ pub async fn create(
     body: Bytes,
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
-    if id.scopes.check("tokens", Target::User(user.as_str())) != scopes::Access::Allowed {
+    let may = app.replica.read(|s| {
+        id.scopes.check_in("tokens", Target::User(user.as_str()), s) == scopes::Access::Allowed
+    });
+    if !may {
         return Err(HttpError::forbidden(format!(
             "User {user} not found or no permissions to generate tokens"
         )));
@@ -107,19 +110,15 @@ pub async fn create(
     let raw = match (req.scopes, req.roles) {
         (Some(s), _) => s,
         (None, Some(roles)) => {
+            let rbac = app.tokens.grants().rbac();
             let mut raw = Vec::new();
             for r in roles {
-                match r.as_str() {
-                    "token" => raw.push("inherit".to_owned()),
-                    "user" => raw.push("self".to_owned()),
-                    "server" => raw.extend([
-                        "users:activity!user".to_owned(),
-                        "access:servers!user".to_owned(),
-                    ]),
-                    other => {
+                match rbac.role_scopes(&r) {
+                    Some(scopes) => raw.extend(scopes.iter().cloned()),
+                    None => {
                         return Err(HttpError::bad_request(format!(
                             "Role {} does not exist",
-                            clip(other)
+                            clip(&r)
                         )))
                     }
                 }
@@ -128,30 +127,59 @@ pub async fn create(
         }
         (None, None) => vec!["inherit".to_owned()],
     };
-    ScopeSet::validate(&raw).map_err(|e| HttpError::bad_request(e.to_string()))?;
-    let (owner_scopes, exists) = app.replica.read(|s| {
-        let u = s.users.get(user.as_str());
-        (
-            scopes::user_scopes(user.as_str(), u.is_some_and(|r| r.admin)),
-            u.is_some(),
-        )
-    });
-    if !exists {
+    let catalog = app.tokens.grants().rbac().catalog();
+    catalog
+        .validate(&raw)
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
+    let owner = Owner::User(user.as_str().to_owned());
+    let Some(held) = app.replica.read(|s| app.tokens.grants().held(s, &owner)) else {
         return Err(HttpError::forbidden(format!(
             "User {user} not found or no permissions to generate tokens"
         )));
+    };
+    let scope_owner = ScopeOwner::User(user.as_str().to_owned());
+    let (beyond_owner, beyond_requester) = app
+        .replica
+        .read(|s| {
+            let beyond_owner = token_excess(catalog, &raw, &scope_owner, None, &held.scopes, s)?;
+            // what the token would hold (`inherit`: all the owner holds) must be held by
+            // whoever asks for it too: a caller may hand on only what it has
+            let would = token_scopes_in(catalog, &raw, &scope_owner, &held.scopes, None, s);
+            let kept: std::collections::BTreeSet<String> = would
+                .intersect_in(&id.scopes, s)
+                .to_strings()
+                .into_iter()
+                .collect();
+            let beyond_requester: Vec<String> = would
+                .to_strings()
+                .into_iter()
+                .filter(|x| !kept.contains(x))
+                .collect();
+            Ok::<_, scopes::ScopeError>((beyond_owner, beyond_requester))
+        })
+        .map_err(|e| HttpError::bad_request(e.to_string()))?;
+    let listed = |scopes: &[String]| {
+        scopes
+            .iter()
+            .map(|s| clip(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !beyond_owner.is_empty() {
+        return Err(HttpError::bad_request(format!(
+            "Not assigning requested scopes {} not held by User {user}",
+            listed(&beyond_owner)
+        )));
     }
-    if !raw.iter().any(|s| s == "inherit") {
-        let owner = ScopeOwner::User(user.as_str().to_owned());
-        let requested = ScopeSet::expand(&raw, &owner, None)
-            .map_err(|e| HttpError::bad_request(e.to_string()))?;
-        let allowed = requested.intersect(&owner_scopes).intersect(&id.scopes);
-        if allowed != requested {
-            return Err(HttpError::bad_request(format!(
-                "Not assigning requested scopes {} not held by {user}",
-                raw.iter().map(|s| clip(s)).collect::<Vec<_>>().join(", ")
-            )));
-        }
+    if !beyond_requester.is_empty() {
+        let requester = match &id.owner {
+            Owner::User(u) => format!("User {u}"),
+            Owner::Service(s) => format!("Service {s}"),
+        };
+        return Err(HttpError::forbidden(format!(
+            "Not assigning requested scopes {} not held by {requester}",
+            listed(&beyond_requester)
+        )));
     }
     let expires_in = match req.expires_in {
         None => None,
@@ -194,7 +222,7 @@ pub async fn get_one(
     Path((name, token_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
-    require(&id, &["read:tokens"], Target::User(user.as_str()))?;
+    require(&app, &id, &["read:tokens"], Target::User(user.as_str()))?;
     let tid = parse_id(&token_id, user.as_str())?;
     let model = app.replica.read(|s| {
         let hash = s.token_ids.get(&tid)?;
@@ -212,7 +240,7 @@ pub async fn delete(
     Path((name, token_id)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
-    require(&id, &["tokens"], Target::User(user.as_str()))?;
+    require(&app, &id, &["tokens"], Target::User(user.as_str()))?;
     let tid = parse_id(&token_id, user.as_str())?;
     app.router.delete_token(&user, tid).await?;
     Ok((

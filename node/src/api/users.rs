@@ -5,19 +5,20 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use galilean_actors::policy::scopes::Target;
+use galilean_actors::policy::scopes::{Target, Visible};
 use galilean_actors::policy::text::clip;
 use galilean_actors::store::users;
 use galilean_proto::names::UserName;
-use galilean_proto::records::ServerPhase;
+use galilean_proto::records::{ServerPhase, UserRecord};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::api::caller::{require, Caller};
+use crate::api::caller::{list_scope, require, Caller};
 use crate::api::models::user_model;
+use crate::api::paging::Page;
 use crate::api::request::{json_body, path_user};
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
@@ -32,24 +33,6 @@ pub struct ListQuery {
     include_stopped_servers: Option<String>,
 }
 
-fn wants_envelope(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT).iter().any(|v| {
-        v.to_str().unwrap_or("").split(',').any(|item| {
-            item.trim()
-                .eq_ignore_ascii_case("application/jupyterhub-pagination+json")
-        })
-    })
-}
-
-fn int_arg(v: &Option<String>) -> ApiResult<Option<i64>> {
-    match v {
-        None => Ok(None),
-        Some(s) => s.trim().parse::<i64>().map(|n| Some(n.abs())).map_err(|_| {
-            HttpError::bad_request("Invalid argument type, offset and limit must be integers")
-        }),
-    }
-}
-
 type App = State<Arc<AppState>>;
 
 pub async fn list(
@@ -59,18 +42,9 @@ pub async fn list(
     uri: axum::http::Uri,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Response> {
-    let every_user = match require(&id, &["list:users"], Target::Global) {
-        Ok(()) => true,
-        // a filtered list:users still lists, restricted to what the filter covers
-        Err(_) if id.scopes.has_any("list:users") => false,
-        Err(e) => return Err(e),
-    };
-    let envelope = wants_envelope(&headers);
-    const MAX: i64 = 200;
-    let offset = int_arg(&q.offset)?.unwrap_or(0) as usize;
-    let limit = int_arg(&q.limit)?
-        .unwrap_or(if envelope { 50 } else { MAX })
-        .clamp(1, MAX) as usize;
+    let visible = list_scope(&id, "list:users")?;
+    let every_user = visible == Visible::All;
+    let page = Page::of(q.offset.as_deref(), q.limit.as_deref(), &headers, false)?;
     let state_filter = match q.state.as_deref() {
         None | Some("") => None,
         Some(s @ ("active" | "ready" | "inactive")) => Some(s.to_owned()),
@@ -103,9 +77,7 @@ pub async fn list(
                 Item = &Arc<galilean_proto::records::UserRecord>,
             >|
              -> Vec<Value> {
-                users
-                    .skip(offset)
-                    .take(limit)
+                page.slice(users)
                     .map(|u| user_model(&app, s, u, &id.scopes, include_stopped))
                     .collect()
             };
@@ -116,13 +88,18 @@ pub async fn list(
             };
             return (items, s.users.len());
         }
-        let mut users: Vec<_> = s
-            .users
-            .values()
-            .filter(|u| {
-                id.scopes.check("list:users", Target::User(&u.name))
-                    == galilean_actors::policy::scopes::Access::Allowed
-            })
+        let candidates: Box<dyn Iterator<Item = &Arc<UserRecord>>> = match &visible {
+            // only the users the filters name, and the members of the groups they name
+            Visible::Some { users, groups, .. } => {
+                let mut names: std::collections::BTreeSet<&String> = users.iter().collect();
+                for g in groups {
+                    names.extend(s.members_of(g));
+                }
+                Box::new(names.into_iter().filter_map(|n| s.users.get(n)))
+            }
+            _ => Box::new(s.users.values()),
+        };
+        let mut users: Vec<_> = candidates
             .filter(|u| {
                 name_filter
                     .as_ref()
@@ -147,42 +124,13 @@ pub async fn list(
             users.reverse();
         }
         let total = users.len();
-        let items: Vec<Value> = users
-            .into_iter()
-            .skip(offset)
-            .take(limit)
+        let items: Vec<Value> = page
+            .slice(users.into_iter())
             .map(|u| user_model(&app, s, u, &id.scopes, include_stopped))
             .collect();
         (items, total)
     });
-    if !envelope {
-        return Ok(Json(Value::Array(items)).into_response());
-    }
-    let next = (offset + limit < total).then(|| {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        let proto = headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("http");
-        let mut pairs: Vec<(String, String)> = uri
-            .query()
-            .and_then(|q| serde_urlencoded::from_str(q).ok())
-            .unwrap_or_default();
-        pairs.retain(|(k, _)| k != "offset" && k != "limit");
-        pairs.push(("limit".into(), limit.to_string()));
-        pairs.push(("offset".into(), (offset + limit).to_string()));
-        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-        json!({"offset": offset + limit, "limit": limit,
-               "url": format!("{proto}://{host}{}?{query}", uri.path())})
-    });
-    Ok(Json(json!({
-        "items": items,
-        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next},
-    }))
-    .into_response())
+    Ok(page.respond(items, total, &headers, &uri))
 }
 
 #[derive(Deserialize)]
@@ -194,7 +142,7 @@ pub struct CreateMany {
 }
 
 pub async fn create_many(State(app): App, Caller(id): Caller, body: Bytes) -> ApiResult<Response> {
-    require(&id, &["admin:users"], Target::Global)?;
+    require(&app, &id, &["admin:users"], Target::Global)?;
     let req: CreateMany = json_body(&body)?
         .ok_or_else(|| HttpError::bad_request("Must specify at least one user to create"))?;
     if req.usernames.is_empty() {
@@ -248,6 +196,7 @@ pub async fn get_one(
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
     require(
+        &app,
         &id,
         &[
             "read:users",
@@ -286,7 +235,7 @@ pub async fn create_one(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    require(&id, &["admin:users"], Target::Global)?;
+    require(&app, &id, &["admin:users"], Target::Global)?;
     let user = UserName::normalize(&name)
         .map_err(|e| HttpError::bad_request(format!("Invalid username: {} ({e})", clip(&name))))?;
     let req: CreateOne = json_body(&body)?.unwrap_or_default();
@@ -312,7 +261,7 @@ pub async fn patch(
     body: Bytes,
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
-    require(&id, &["admin:users"], Target::User(user.as_str()))?;
+    require(&app, &id, &["admin:users"], Target::User(user.as_str()))?;
     let req: Map<String, Value> =
         json_body(&body)?.ok_or_else(|| HttpError::bad_request("Body must be a JSON object"))?;
     let unknown: Vec<&String> = req
@@ -372,7 +321,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let user = path_user(&name)?;
-    require(&id, &["delete:users"], Target::User(user.as_str()))?;
+    require(&app, &id, &["delete:users"], Target::User(user.as_str()))?;
     if id.user_name() == Some(user.as_str()) {
         return Err(HttpError::bad_request("Cannot delete yourself!"));
     }

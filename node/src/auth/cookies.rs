@@ -1,11 +1,8 @@
 //! The hub's cookies (§3.6): the encrypted login cookie and the user it names, the
 //! identity it gives, and the browser session id.
 
-use std::sync::Arc;
-
 use axum::http::{header, HeaderMap};
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use galilean_actors::policy::scopes;
 use galilean_proto::records::Owner;
 use galilean_proto::time::now_micros;
 
@@ -47,7 +44,7 @@ pub fn login_cookie(app: &AppState, key: &Key, name: &str, cookie_id: &str) -> C
         .unwrap_or_else(|| Cookie::new(LOGIN_COOKIE, ""))
 }
 
-/// The user named by a valid login cookie.
+/// The user named by a valid login cookie, and whether an administrator.
 pub fn cookie_user(app: &AppState, jar: &CookieJar) -> Option<(String, bool)> {
     let c = jar.private(&app.cookie_key).get(LOGIN_COOKIE)?;
     let v: serde_json::Value = serde_json::from_str(c.value()).ok()?;
@@ -66,11 +63,13 @@ pub fn cookie_user(app: &AppState, jar: &CookieJar) -> Option<(String, bool)> {
 /// Identity from the login cookie.
 pub fn identify_cookie(app: &AppState, headers: &HeaderMap) -> Option<Identity> {
     let jar = jar(headers);
-    let (name, admin) = cookie_user(app, &jar)?;
+    let (name, _) = cookie_user(app, &jar)?;
+    let owner = Owner::User(name);
+    let held = app.replica.read(|s| app.tokens.grants().held(s, &owner))?;
     Some(Identity {
-        scopes: Arc::new(scopes::user_scopes(&name, admin)),
-        owner: Owner::User(name),
-        admin,
+        scopes: held.scopes,
+        owner,
+        admin: held.admin,
         token_id: None,
         token_hash: None,
         session_id: jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()),
@@ -88,11 +87,16 @@ pub fn browser_session(app: &AppState, headers: &HeaderMap) -> (String, Option<C
     match existing {
         Some(id) => (id, None),
         None => {
-            let id = uuid::Uuid::new_v4().simple().to_string();
+            let id = new_session_id();
             let cookie = session_cookie(app, &id);
             (id, Some(cookie))
         }
     }
+}
+
+/// A new browser session id: 32 random hex digits, as JupyterHub's `uuid4().hex`.
+pub fn new_session_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The `jupyterhub-session-id` cookie: path `P`, so servers and services receive it.

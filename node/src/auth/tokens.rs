@@ -1,7 +1,7 @@
 //! API tokens (§2.1): the `Authorization: token|bearer` header, and a secret resolved to
 //! an identity from the local replica only. The scopes are the token's grant
-//! (`policy::tokens`), the same ones token listings show, resolved once per replica
-//! version and kept until the replica changes.
+//! (`policy::tokens`), the same ones token listings show, resolved once and kept until
+//! grants change or the token goes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,8 +13,8 @@ use galilean_actors::secrets::sha256_hex;
 use galilean_actors::Replica;
 use galilean_proto::records::TokenRecord;
 use galilean_proto::time::now_micros;
-use galilean_storage::Version;
 
+use crate::auth::grants::Grants;
 use crate::auth::identity::Identity;
 
 /// The token of an `Authorization: token X` or `Bearer X` header.
@@ -28,21 +28,22 @@ pub fn header_token(headers: &HeaderMap) -> Option<&str> {
     (!token.is_empty() && !token.contains(char::is_whitespace)).then_some(token)
 }
 
-/// Token checks against the replica. A token's identity is resolved once per replica
-/// version and cached by hash: expanding its scopes (its owner's roles, the token's own
-/// list, the issuing client's filter) allocates a set per scope, too much to repeat on
-/// every request. Any applied change to the replica makes every entry stale, so an answer
-/// is never older than the replica it would have been computed from. Keyed by hash: no
-/// secret is kept.
+/// Token checks against the replica. A token's identity is resolved once and cached by
+/// hash: expanding its scopes (its owner's roles, the token's own list, the issuing
+/// client's filter) allocates a set per scope, too much to repeat on every request. An
+/// entry holds while the replica's grants generation is the one it was resolved at and
+/// the token's record is still there: a change of anyone's grants makes every entry
+/// stale, a token's deletion its own, and other writes (new tokens, activity, servers)
+/// none. Keyed by hash: no secret is kept.
 pub struct Tokens {
     replica: Arc<Replica>,
-    /// The services from config, with whether each is an administrator.
-    service_admins: HashMap<String, bool>,
+    grants: Arc<Grants>,
     resolved: RwLock<HashMap<String, Cached>>,
 }
 
 struct Cached {
-    version: Version,
+    generation: u64,
+    token_id: u64,
     expires_at: Option<i64>,
     identity: Arc<Identity>,
 }
@@ -52,12 +53,17 @@ impl Tokens {
     /// overwritten otherwise).
     const MAX_ENTRIES: usize = 100_000;
 
-    pub fn new(replica: Arc<Replica>, service_admins: HashMap<String, bool>) -> Tokens {
+    pub fn new(replica: Arc<Replica>, grants: Arc<Grants>) -> Tokens {
         Tokens {
             replica,
-            service_admins,
+            grants,
             resolved: RwLock::default(),
         }
+    }
+
+    /// What owners hold through their roles and groups.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
     }
 
     /// Resolves a token secret: owner, expiry, effective scopes. `None` for an unknown,
@@ -65,11 +71,15 @@ impl Tokens {
     pub fn identify(&self, secret: &str) -> Option<Identity> {
         let hash = sha256_hex(secret);
         let now = now_micros();
-        let version = self.replica.read(|s| s.version);
-        if let Some(hit) = self.cached(&hash, version, now) {
+        let (generation, token_id) = self.replica.read(|s| {
+            let id = s.tokens.get(&hash).map(|t| t.id);
+            (s.grants_generation, id)
+        });
+        let token_id = token_id?;
+        if let Some(hit) = self.cached(&hash, generation, token_id, now) {
             return hit;
         }
-        let (version, expires_at, identity) = self.replica.read(|s| {
+        let (generation, expires_at, identity) = self.replica.read(|s| {
             let tok = s.tokens.get(&hash)?;
             let grant = self.grant(s, tok)?;
             let identity = Identity {
@@ -81,9 +91,9 @@ impl Tokens {
                 session_id: tok.session_id.clone(),
                 via_cookie: false,
             };
-            Some((s.version, tok.expires_at, Arc::new(identity)))
+            Some((s.grants_generation, tok.expires_at, Arc::new(identity)))
         })?;
-        self.keep(&hash, version, expires_at, identity.clone());
+        self.keep(&hash, generation, expires_at, identity.clone());
         if expires_at.is_some_and(|e| e <= now) {
             return None;
         }
@@ -93,26 +103,45 @@ impl Tokens {
     /// What `tok` holds by the replica's `state`: what its checks enforce, and what token
     /// listings show. `None` when its owner no longer exists.
     pub fn grant(&self, state: &State, tok: &TokenRecord) -> Option<Grant> {
-        token_grant(state, tok, |name| self.service_admins.get(name).copied())
+        let held = self.grants.held(state, &tok.owner)?;
+        Some(token_grant(
+            state,
+            self.grants.rbac(),
+            tok,
+            &held.scopes,
+            held.admin,
+        ))
     }
 
-    /// The cached answer for `hash` at `version`, if there is one.
-    fn cached(&self, hash: &str, version: Version, now: i64) -> Option<Option<Identity>> {
+    /// The cached answer for `hash`, if it still holds.
+    fn cached(
+        &self,
+        hash: &str,
+        generation: u64,
+        token_id: u64,
+        now: i64,
+    ) -> Option<Option<Identity>> {
         let map = self.resolved.read().unwrap_or_else(|e| e.into_inner());
-        let c = map.get(hash).filter(|c| c.version == version)?;
+        let c = map
+            .get(hash)
+            .filter(|c| c.generation == generation && c.token_id == token_id)?;
         if c.expires_at.is_some_and(|e| e <= now) {
             return Some(None);
         }
         Some(Some((*c.identity).clone()))
     }
 
-    fn keep(&self, hash: &str, version: Version, expires_at: Option<i64>, identity: Arc<Identity>) {
+    fn keep(&self, hash: &str, generation: u64, expires_at: Option<i64>, identity: Arc<Identity>) {
+        let Some(token_id) = identity.token_id else {
+            return;
+        };
         let mut map = self.resolved.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= Self::MAX_ENTRIES && !map.contains_key(hash) {
             map.clear();
         }
         let cached = Cached {
-            version,
+            generation,
+            token_id,
             expires_at,
             identity,
         };

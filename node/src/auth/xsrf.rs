@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use axum::http::{header, HeaderMap, Method};
 use base64::Engine;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::app::AppState;
 use crate::auth::cookies::{cookie_user, jar, SESSION_COOKIE};
@@ -38,11 +38,19 @@ pub fn xsrf_for(app: &AppState, session_id: &str, user: &str) -> String {
     xsrf_digest(app, &format!("{session_id}:{user}"))
 }
 
+/// HMAC-SHA256 of the login state under the hub's XSRF secret, truncated to 24 bytes.
 fn xsrf_digest(app: &AppState, state: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(app.xsrf_secret.as_slice());
-    h.update(state.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&h.finalize()[..24])
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(&hmac_sha256(&app.xsrf_secret, state)[..24])
+}
+
+fn hmac_sha256(key: &[u8], message: &str) -> [u8; 32] {
+    use hmac::Mac;
+    // HMAC takes a key of any length: new_from_slice cannot fail for it
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of every length"));
+    mac.update(message.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
 /// Whether a cookie-authenticated request passes XSRF (§2.1): navigation-style GETs
@@ -86,4 +94,19 @@ pub fn query_xsrf(query: Option<&str>) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == "_xsrf")
         .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hmac_sha256;
+
+    #[test]
+    fn the_token_is_rfc_4231_s_hmac_sha256() {
+        // RFC 4231, test case 2
+        let mac = hmac_sha256(b"Jefe", "what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 }

@@ -75,7 +75,7 @@ pub(super) fn read_custom_scopes(
         scopes.insert(
             name.clone(),
             CustomScope {
-                description: description.unwrap_or_default(),
+                description,
                 subscopes,
             },
         );

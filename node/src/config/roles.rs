@@ -200,10 +200,6 @@ fn check_scope(
     catalog: Option<&Catalog>,
     custom: &BTreeMap<String, CustomScope>,
 ) -> Result<String, String> {
-    let base = scope.split_once('!').map_or(scope, |(base, _)| base);
-    if base == "all" {
-        return Err(format!("unknown scope: {scope} (now called \"inherit\")"));
-    }
     let checked = match catalog {
         Some(catalog) => catalog.validate(&[scope]),
         None if names_custom(scope, custom) => Ok(()),

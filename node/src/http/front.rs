@@ -149,7 +149,7 @@ impl Front {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            self.stamp(&mut response);
+            self.stamp(&mut response, is_api);
             return Ok(response.map(Either::Right));
         }
         let may_write = may_write(req.method(), req.uri().path(), &self.app.hub_prefix);
@@ -167,13 +167,27 @@ impl Front {
         if response.status().is_client_error() || response.status().is_server_error() {
             response = describe_bare_error(&self.app, response, is_api).await;
         }
-        self.stamp(&mut response);
+        self.stamp(&mut response, is_api);
         Ok(response.map(Either::Right))
     }
 
-    /// The version headers of every hub response.
-    fn stamp(&self, response: &mut Response<Body>) {
+    /// The headers of every hub response: versions, `Secure` on cookies behind TLS, and
+    /// JupyterHub's Content-Security-Policy (§2.1): pages may be framed by the hub's own
+    /// pages only (the consent and token pages must not be framed by another site),
+    /// API answers by nothing.
+    fn stamp(&self, response: &mut Response<Body>, is_api: bool) {
         let h = response.headers_mut();
+        if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+            let report = format!("report-uri {}security/csp-report", self.app.hub_prefix);
+            let policy = if is_api {
+                format!("frame-ancestors 'none'; {report}; default-src 'none'")
+            } else {
+                format!("frame-ancestors 'self'; {report}")
+            };
+            if let Ok(v) = HeaderValue::from_str(&policy) {
+                h.insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+        }
         if self.secure_cookies {
             let cookies: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
             h.remove(header::SET_COOKIE);

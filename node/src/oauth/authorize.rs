@@ -176,17 +176,16 @@ fn parse_authorize(app: &AppState, query: Option<&str>) -> Result<AuthorizeReque
 }
 
 /// The user's permission for the client's target (§3.2 step 3).
-fn may_access(id: &auth::Identity, client: &OAuthClientRecord) -> bool {
-    if let Some((u, s)) = &client.server {
-        return id
-            .scopes
-            .check("access:servers", Target::Server { user: u, server: s })
-            == Access::Allowed;
-    }
-    if let Some(name) = &client.service {
-        return id.scopes.check("access:services", Target::Service(name)) == Access::Allowed;
-    }
-    false
+fn may_access(app: &AppState, id: &auth::Identity, client: &OAuthClientRecord) -> bool {
+    let (base, target) = if let Some((u, s)) = &client.server {
+        ("access:servers", Target::Server { user: u, server: s })
+    } else if let Some(name) = &client.service {
+        ("access:services", Target::Service(name))
+    } else {
+        return false;
+    };
+    app.replica
+        .read(|s| id.scopes.check_in(base, target, s) == Access::Allowed)
 }
 
 /// A valid request from a user who may use the client (§3.2 steps 2-3), and the user.
@@ -204,7 +203,7 @@ fn checked_request(
             "Only users can authorize clients",
         ));
     };
-    if !may_access(id, &req.client) {
+    if !may_access(app, id, &req.client) {
         tracing::info!(user = %user, client = %req.client.client_id, "authorize refused");
         return Err(page_error(
             app,

@@ -204,7 +204,8 @@ pub(crate) async fn login_post(
     tracing::info!(user = %clip(name.as_str()), "logged in");
     let to = next.unwrap_or_else(|| default_destination(&app, name.as_str()));
     let mut r = redirect(StatusCode::FOUND, &to);
-    let (session, _) = auth::browser_session(&app, &headers);
+    // a new session at every login: an id planted before it (fixation) names nothing
+    let session = auth::new_session_id();
     set_cookie(&mut r, &auth::session_cookie(&app, &session));
     let lc = auth::login_cookie(&app, &app.cookie_key, &rec.name, &rec.cookie_id);
     set_cookie(&mut r, &lc);

@@ -119,8 +119,8 @@ pub(crate) fn not_running_page(
     status: StatusCode,
     message: Option<&str>,
 ) -> Response {
-    let scopes = galilean_actors::policy::scopes::user_scopes(&me.0, me.1);
-    let may_spawn = scopes.check(
+    let may_spawn = app.user_may(
+        &me.0,
         "servers",
         Target::Server {
             user: user.as_str(),

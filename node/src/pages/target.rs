@@ -34,12 +34,11 @@ pub(crate) fn page_target(
     })?;
     let server = requested_server(server.unwrap_or(""), app.config.hub.allow_named_servers)
         .map_err(|e| error_page_for(app, headers, StatusCode::BAD_REQUEST, Some(&e.to_string())))?;
-    let scopes = galilean_actors::policy::scopes::user_scopes(&me.0, me.1);
     let target = Target::Server {
         user: user.as_str(),
         server: server.as_str(),
     };
-    match scopes.check(scope, target) {
+    match app.user_may(&me.0, scope, target) {
         Access::Allowed => {}
         _ => {
             return Err(error_page_for(

@@ -113,7 +113,10 @@ async fn not_routed(
             user: user.as_str(),
             server: server.as_str(),
         };
-        if get && id.scopes.check("access:servers", target) != Access::Allowed {
+        let allowed = app
+            .replica
+            .read(|s| id.scopes.check_in("access:servers", target, s) == Access::Allowed);
+        if get && !allowed {
             return error_page_for(
                 app,
                 headers,
@@ -257,13 +260,9 @@ pub(crate) async fn user_redirect(State(app): App, headers: HeaderMap, uri: Uri)
     };
     let prefix = format!("{}user-redirect/", app.hub_prefix);
     let raw = uri.path().strip_prefix(&prefix).unwrap_or("");
-    // keep it a path below the user's prefix: no '..' tricks, no leading slashes
+    // keep it a path below the user's prefix: no leading slashes, no dot segments
     let rest = raw.trim_start_matches('/');
-    if rest
-        .split('/')
-        .any(|seg| seg == ".." || seg == "%2e%2e" || seg == "%2E%2E")
-        || rest.contains('\\')
-    {
+    if !stays_below(rest) {
         return error_page_for(
             &app,
             &headers,
@@ -279,6 +278,17 @@ pub(crate) async fn user_redirect(State(app): App, headers: HeaderMap, uri: Uri)
     redirect(StatusCode::FOUND, &to)
 }
 
+/// Whether `path`, appended to a prefix, stays below it: no segment is `.` or `..`
+/// once percent-decoded (`%2e%2E`, `.%2e`, `%2E.` included), and none hides a slash or a
+/// backslash (`%2f`, `%5c`) that a later hop would read as one.
+fn stays_below(path: &str) -> bool {
+    !path.contains('\\')
+        && path.split('/').all(|seg| {
+            let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
+            decoded != "." && decoded != ".." && !decoded.contains(['/', '\\'])
+        })
+}
+
 pub(crate) async fn not_found(State(app): App, headers: HeaderMap, uri: Uri) -> Response {
     if uri.path().starts_with(&app.api_prefix())
         || uri.path() == app.api_prefix().trim_end_matches('/')
@@ -286,4 +296,44 @@ pub(crate) async fn not_found(State(app): App, headers: HeaderMap, uri: Uri) -> 
         return json_error(StatusCode::NOT_FOUND, "Not Found");
     }
     error_page_for(&app, &headers, StatusCode::NOT_FOUND, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stays_below;
+
+    #[test]
+    fn dot_segments_are_refused_however_they_are_written() {
+        for bad in [
+            "..",
+            "a/../b",
+            "%2e%2e",
+            "%2E%2e/x",
+            ".%2e",
+            "%2e.",
+            ".%2E/tree",
+            "%2E.",
+            ".",
+            "a/%2e",
+            "a%2fb/../c",
+            "%2f",
+            "..%2f",
+            "a\\b",
+            "%5c",
+            "%2e%2e%5c",
+        ] {
+            assert!(!stays_below(bad), "{bad}");
+        }
+        for good in [
+            "",
+            "lab",
+            "lab/tree/a.ipynb",
+            "a..b",
+            "...",
+            "%2e%2e%2e",
+            "x/.hidden",
+        ] {
+            assert!(stays_below(good), "{good}");
+        }
+    }
 }

@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use galilean_actors::membership::run_liveness;
+use galilean_actors::policy::rbac::RoleSpec;
 use galilean_actors::spawner::backends::{self, Backend};
 use galilean_actors::spawner::readiness::probe_client;
 use galilean_actors::store::meta;
 use galilean_actors::{HubCtx, Replica, Router, SpawnSettings};
+use galilean_proto::names::UserName;
 use galilean_storage::Store;
 use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::auth::Tokens;
+use crate::auth::{Grants, Tokens};
 use crate::config::Config;
 use crate::http::front::{Front, PublishedRoutes};
 use crate::pages::templates::Templates;
@@ -22,7 +24,7 @@ use crate::start::background::{feed_routes, flush_activity_forever};
 use crate::start::listen::Door;
 use crate::start::node::Node;
 use crate::start::peers::{actor_addr, actor_link};
-use crate::start::reconcile::{reconcile_admins, reconcile_services};
+use crate::start::reconcile::{reconcile_admins, reconcile_services, reconcile_users_and_groups};
 use crate::start::stores::Leadership;
 
 /// Everything above the store: replica, actors, reconciled config state, the hub.
@@ -130,14 +132,36 @@ pub(crate) async fn build_at(
         .map_err(|e| anyhow::anyhow!("bad cookie secret in the store: {e}"))?;
 
     let services = reconcile_services(&config, store.as_ref(), &replica).await?;
-    let tokens = Tokens::new(
-        replica.clone(),
+    let catalog = galilean_actors::policy::scopes::Catalog::with_custom(&config.custom_scopes)
+        .map_err(|e| anyhow::anyhow!("custom_scopes: {e}"))?;
+    let roles: Vec<RoleSpec> = config
+        .roles
+        .iter()
+        .map(|r| RoleSpec {
+            name: r.name.clone(),
+            description: r.description.clone(),
+            scopes: r.scopes.clone(),
+            users: r
+                .users
+                .iter()
+                .filter_map(|n| UserName::normalize(n).ok())
+                .map(|n| n.as_str().to_owned())
+                .collect(),
+            groups: r.groups.clone(),
+            services: r.services.clone(),
+        })
+        .collect();
+    let rbac = galilean_actors::policy::rbac::Rbac::new(
+        catalog,
+        &roles,
         services
             .values()
             .map(|s| (s.name.clone(), s.admin))
             .collect(),
     );
+    let tokens = Tokens::new(replica.clone(), Arc::new(Grants::new(Arc::new(rbac))));
     reconcile_admins(&config, store.as_ref(), &replica).await?;
+    reconcile_users_and_groups(&config, store.as_ref(), &replica).await?;
 
     let templates =
         Templates::new(&config.hub.template_paths).context("cannot load page templates")?;
