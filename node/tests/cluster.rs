@@ -1949,3 +1949,54 @@ async fn cleanup_servers_stops_a_node_s_servers_even_after_its_majority_left() {
         node.log_text()
     );
 }
+
+/// Removing a user from a group is acknowledged only when every node enforces it: a
+/// member's token loses the group's role, and a token filtered to the group loses the
+/// removed member, on every node at the answer, whichever node made the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_removed_through_one_node_is_refused_by_every_node_at_the_answer() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let roles = "\n[[roles]]\nname = \"physics-reader\"\nscopes = [\"read:users!group=physics\"]\ngroups = [\"readers\"]\n\n\
+                 [[groups]]\nname = \"physics\"\nusers = [\"alice\", \"carol\"]\n\n\
+                 [[groups]]\nname = \"readers\"\nusers = [\"tom\"]\n";
+    let nodes = three_nodes_with(dir.path(), |c| format!("{c}{roles}")).await;
+    let (tom, _) = new_token(&nodes[0].url, "tom").await;
+    let sees = |url: String, user: &'static str| {
+        let tom = tom.clone();
+        async move {
+            client()
+                .get(format!("{url}/hub/api/users/{user}"))
+                .header("Authorization", format!("token {tom}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for n in &nodes {
+        assert_eq!(sees(n.url.clone(), "carol").await, 200, "node {}", n.id);
+        assert_eq!(sees(n.url.clone(), "alice").await, 200, "node {}", n.id);
+    }
+    let remove = |url: &str, group: &str, user: &str| {
+        client()
+            .delete(format!("{url}/hub/api/groups/{group}/users"))
+            .header("Authorization", format!("token {ADMIN_TOKEN}"))
+            .json(&serde_json::json!({ "users": [user] }))
+            .send()
+    };
+    // carol leaves physics through node 2: no node shows her to tom from the answer on
+    let r = remove(&nodes[1].url, "physics", "carol").await.unwrap();
+    assert_eq!(r.status(), 200);
+    for n in &nodes {
+        assert_eq!(sees(n.url.clone(), "carol").await, 404, "node {}", n.id);
+        assert_eq!(sees(n.url.clone(), "alice").await, 200, "node {}", n.id);
+    }
+    // tom leaves readers through node 3: his token loses the role everywhere at once
+    let r = remove(&nodes[2].url, "readers", "tom").await.unwrap();
+    assert_eq!(r.status(), 200);
+    for n in &nodes {
+        assert_eq!(sees(n.url.clone(), "alice").await, 404, "node {}", n.id);
+    }
+}

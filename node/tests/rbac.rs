@@ -376,3 +376,197 @@ async fn roles_reach_services_groups_members_and_their_tokens() {
     let (s, _) = call(&hub, &tom, Method::GET, "/users", None).await;
     assert_eq!(s, 403);
 }
+
+/// A token may hold neither more than its owner (400) nor more than whoever asks for it
+/// (403): a token holding only `tokens!user=alice` cannot mint one that inherits all of
+/// alice's rights.
+#[tokio::test]
+async fn a_new_token_holds_no_more_than_its_owner_or_its_requester() {
+    let hub = Hub::with_hub("", "", CONFIG);
+    let narrow = token_of(&hub, "alice", json!(["tokens!user=alice"])).await;
+    for body in [
+        json!({}),
+        json!({"scopes": ["inherit"]}),
+        json!({"roles": ["token"]}),
+    ] {
+        let (s, e) = call(
+            &hub,
+            &narrow,
+            Method::POST,
+            "/users/alice/tokens",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, 403, "{body}: {e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("not held by User alice"),
+            "{e}"
+        );
+    }
+    let (s, e) = call(
+        &hub,
+        &narrow,
+        Method::POST,
+        "/users/alice/tokens",
+        Some(json!({"scopes": ["read:users!user=alice"]})),
+    )
+    .await;
+    assert_eq!(s, 403, "{e}");
+    // what the requester holds it may hand on
+    let (s, t) = call(
+        &hub,
+        &narrow,
+        Method::POST,
+        "/users/alice/tokens",
+        Some(json!({"scopes": ["read:tokens!user=alice"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    // beyond the owner: 400, as JupyterHub
+    let (s, e) = call(
+        &hub,
+        ADMIN_TOKEN,
+        Method::POST,
+        "/users/alice/tokens",
+        Some(json!({"scopes": ["admin:users"]})),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("not held by User alice"),
+        "{e}"
+    );
+    // a role of the config by name; an unknown one is a 400
+    let (s, e) = call(
+        &hub,
+        ADMIN_TOKEN,
+        Method::POST,
+        "/users/tom/tokens",
+        Some(json!({"roles": ["physics-teacher"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{e}");
+    let (s, _) = call(
+        &hub,
+        ADMIN_TOKEN,
+        Method::POST,
+        "/users/tom/tokens",
+        Some(json!({"roles": ["no-such-role"]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn custom_scopes_and_role_names_reach_models_and_tokens() {
+    let hub = Hub::with_hub(
+        "",
+        "",
+        &format!(
+            "{CONFIG}\n[[roles]]\nname = \"grader\"\nscopes = [\"custom:grades:read\"]\nusers = [\"alice\"]\nservices = [\"test-admin\"]\n\n\
+             [[roles]]\nname = \"auditor\"\nscopes = [\"custom:grades:audit\"]\nusers = [\"carol\"]\n\n\
+             [custom_scopes.\"custom:grades:read\"]\ndescription = \"read grades\"\n\n\
+             [custom_scopes.\"custom:grades:audit\"]\ndescription = \"audit grades\"\n"
+        ),
+    );
+    let alice = token_of(&hub, "alice", json!(["inherit"])).await;
+    let (s, me) = call(&hub, &alice, Method::GET, "/user", None).await;
+    assert_eq!(s, 200);
+    let scopes: Vec<&str> = me["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(scopes.contains(&"custom:grades:read"), "{scopes:?}");
+    let (_, u) = call(&hub, ADMIN_TOKEN, Method::GET, "/users/alice", None).await;
+    assert_eq!(u["roles"], json!(["grader", "user"]));
+    let (_, g) = call(&hub, ADMIN_TOKEN, Method::GET, "/groups/teachers", None).await;
+    assert_eq!(g["roles"], json!(["physics-teacher"]));
+    // a token may ask for a custom scope its owner holds, not one it does not
+    let (s, t) = call(
+        &hub,
+        ADMIN_TOKEN,
+        Method::POST,
+        "/users/alice/tokens",
+        Some(json!({"scopes": ["custom:grades:read"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    let (s, _) = call(
+        &hub,
+        ADMIN_TOKEN,
+        Method::POST,
+        "/users/bob/tokens",
+        Some(json!({"scopes": ["custom:grades:read"]})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = call(
+        &hub,
+        ADMIN_TOKEN,
+        Method::POST,
+        "/users/bob/tokens",
+        Some(json!({"scopes": ["custom:nope"]})),
+    )
+    .await;
+    assert_eq!(s, 400); // an administrator hands on only what it holds: carol's audit scope is not among
+                        // its scopes, so it cannot mint a token that inherits it (JupyterHub would)
+    let (s, e) = call(&hub, ADMIN_TOKEN, Method::POST, "/users/carol/tokens", None).await;
+    assert_eq!(s, 403, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("custom:grades:audit"),
+        "{e}"
+    );
+}
+
+/// `[[groups]]` at start-up adds members and never removes one, and replaces the
+/// properties; what the API did to groups survives a restart.
+#[tokio::test]
+async fn config_groups_add_members_and_replace_properties_at_every_start() {
+    let mut hub = Hub::with_hub("", "", CONFIG);
+    let admin = ADMIN_TOKEN;
+    let (s, _) = call(&hub, admin, Method::POST, "/users/carol", None).await;
+    assert!(s == 201 || s == 409);
+    let (s, _) = call(
+        &hub,
+        admin,
+        Method::DELETE,
+        "/groups/physics/users",
+        Some(json!({"users": ["bob"]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &hub,
+        admin,
+        Method::POST,
+        "/groups/physics/users",
+        Some(json!({"users": ["carol"]})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&hub, admin, Method::POST, "/groups/made-here", None).await;
+    assert_eq!(s, 201);
+    hub.stop();
+    let text = std::fs::read_to_string(&hub.config).unwrap().replace(
+        "users = [\"alice\", \"bob\"]\nproperties = { course = \"PHY101\" }",
+        "users = [\"alice\", \"dave\"]\nproperties = { course = \"PHY102\", term = 2 }",
+    );
+    std::fs::write(&hub.config, text).unwrap();
+    hub.start();
+    let (_, g) = call(&hub, admin, Method::GET, "/groups/physics", None).await;
+    assert_eq!(g["users"], json!(["alice", "carol", "dave"]));
+    assert_eq!(g["properties"], json!({"course": "PHY102", "term": 2}));
+    let (s, _) = call(&hub, admin, Method::GET, "/groups/made-here", None).await;
+    assert_eq!(s, 200);
+}

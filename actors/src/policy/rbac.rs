@@ -142,6 +142,16 @@ impl Rbac {
         raw.into_iter().collect()
     }
 
+    /// `raw` expanded for `owner` with this deployment's scopes. The config's roles were
+    /// checked against the same catalog, so this cannot fail; if it did, the owner would
+    /// hold nothing, never more, and the log says why.
+    fn expand(&self, raw: &[String], owner: ScopeOwner) -> ScopeSet {
+        ScopeSet::expand_in(&self.catalog, raw, &owner, None).unwrap_or_else(|e| {
+            tracing::error!(?owner, "the roles' scopes do not expand: {e}");
+            ScopeSet::default()
+        })
+    }
+
     /// What a user holds through its roles and its groups' roles (§4.4; shares apart).
     pub fn user_scopes(&self, name: &str, admin: bool, groups: &BTreeSet<String>) -> ScopeSet {
         let mut roles: BTreeSet<String> = self.user_roles(name, admin).into_iter().collect();
@@ -151,22 +161,14 @@ impl Rbac {
             }
         }
         let raw = self.raw_scopes(&roles);
-        ScopeSet::expand_in(
-            &self.catalog,
-            &raw,
-            &ScopeOwner::User(name.to_owned()),
-            None,
-        )
-        .unwrap_or_default()
+        self.expand(&raw, ScopeOwner::User(name.to_owned()))
     }
 
     /// What a service holds through its roles; `None` when there is no such service.
     pub fn service_scopes(&self, name: &str) -> Option<ScopeSet> {
         let roles = self.service_roles(name)?;
         let raw = self.raw_scopes(&roles);
-        Some(
-            ScopeSet::expand(&raw, &ScopeOwner::Service(name.to_owned()), None).unwrap_or_default(),
-        )
+        Some(self.expand(&raw, ScopeOwner::Service(name.to_owned())))
     }
 
     /// Every role: name, description and raw scopes, in name order.
@@ -251,6 +253,40 @@ mod tests {
         assert_eq!(r.user_roles("bob", false), vec!["user"]);
         assert_eq!(r.group_roles("teachers"), vec!["graders"]);
         assert_eq!(r.user_roles("bob", true), vec!["admin", "user"]);
+    }
+
+    #[test]
+    fn custom_scopes_of_roles_reach_their_holders() {
+        let custom = BTreeMap::from([(
+            "custom:grades:read".to_owned(),
+            crate::policy::scopes::CustomScope {
+                description: Some("read grades".into()),
+                subscopes: vec![],
+            },
+        )]);
+        let grader = RoleSpec {
+            name: "grader".into(),
+            scopes: strings(&["custom:grades:read"]),
+            users: vec!["alice".into()],
+            services: vec!["boss".into()],
+            ..RoleSpec::default()
+        };
+        let r = Rbac::new(
+            Catalog::with_custom(&custom).unwrap(),
+            &[grader],
+            HashMap::from([("boss".to_owned(), true)]),
+        );
+        let alice = r.user_scopes("alice", false, &BTreeSet::new());
+        assert_eq!(
+            alice.check("custom:grades:read", Target::Global),
+            Access::Allowed
+        );
+        let boss = r.service_scopes("boss").unwrap();
+        assert_eq!(
+            boss.check("custom:grades:read", Target::Global),
+            Access::Allowed
+        );
+        assert_eq!(boss.check("admin:users", Target::Global), Access::Allowed);
     }
 
     #[test]

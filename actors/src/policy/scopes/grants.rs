@@ -1,47 +1,14 @@
-//! What users, services and tokens hold (§4.3, §4.4 of the protocol reference): the
-//! default roles' scopes expanded for their owner, a token's scopes narrowed to what its
-//! owner holds, and which requested scopes a new token may be given (JupyterHub's
+//! What tokens hold (§4.4 of the protocol reference): a token's scopes narrowed to what
+//! its owner holds (which `policy::rbac` resolves from roles), and which requested scopes a new token may be given (JupyterHub's
 //! `get_scopes_for`, `_check_token_scopes` and `_resolve_requested_scopes`).
 
 use std::collections::BTreeSet;
 
-use galilean_proto::scopes::{ADMIN_ROLE_SCOPES, INHERIT, SELF};
+use galilean_proto::scopes::INHERIT;
 
 use super::catalog::{Catalog, ScopeError};
 use super::filter::{Filter, Membership, ScopeOwner};
 use super::set::ScopeSet;
-
-/// The raw role scopes of a user: the `user` role, plus the `admin` role for admins.
-pub fn user_role_scopes(admin: bool) -> Vec<String> {
-    let mut raw = vec![SELF.to_owned()];
-    if admin {
-        raw.extend(ADMIN_ROLE_SCOPES.iter().map(|s| s.to_string()));
-    }
-    raw
-}
-
-/// The effective scopes of a user (cookie authentication).
-pub fn user_scopes(name: &str, admin: bool) -> ScopeSet {
-    ScopeSet::expand(
-        &user_role_scopes(admin),
-        &ScopeOwner::User(name.to_owned()),
-        None,
-    )
-    .unwrap_or_default()
-}
-
-/// The effective scopes of a service: the admin role when `admin`, else nothing.
-pub fn service_scopes(name: &str, admin: bool) -> ScopeSet {
-    if !admin {
-        return ScopeSet::default();
-    }
-    ScopeSet::expand(
-        ADMIN_ROLE_SCOPES,
-        &ScopeOwner::Service(name.to_owned()),
-        None,
-    )
-    .unwrap_or_default()
-}
 
 /// What a token needs to say whose it is (JupyterHub's `identify_scopes`): a user's name
 /// and groups, or a service's name.

@@ -23,8 +23,7 @@ mod visible;
 pub use catalog::{Catalog, CustomScope, ScopeError};
 pub use filter::{Access, Filter, FilterKind, Membership, ScopeOwner, Target};
 pub use grants::{
-    identify_scopes, resolve_requested_scopes, service_scopes, token_excess, token_scopes,
-    token_scopes_in, user_role_scopes, user_scopes,
+    identify_scopes, resolve_requested_scopes, token_excess, token_scopes, token_scopes_in,
 };
 pub use set::ScopeSet;
 pub use visible::{list_filter_kinds, Visible, LIST_FILTER_KINDS};

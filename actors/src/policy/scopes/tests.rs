@@ -8,6 +8,38 @@ fn alice() -> ScopeOwner {
     ScopeOwner::User("alice".into())
 }
 
+// The default roles as the tests here need them, without groups or config roles
+// (`policy::rbac` holds them for the hub).
+
+fn user_role_scopes(admin: bool) -> Vec<String> {
+    let mut raw = vec![galilean_proto::scopes::SELF.to_owned()];
+    if admin {
+        raw.extend(
+            galilean_proto::scopes::ADMIN_ROLE_SCOPES
+                .iter()
+                .map(|s| s.to_string()),
+        );
+    }
+    raw
+}
+
+fn user_scopes(name: &str, admin: bool) -> ScopeSet {
+    ScopeSet::expand(
+        &user_role_scopes(admin),
+        &ScopeOwner::User(name.to_owned()),
+        None,
+    )
+    .unwrap()
+}
+
+fn service_scopes(name: &str, admin: bool) -> ScopeSet {
+    if !admin {
+        return ScopeSet::default();
+    }
+    let raw = galilean_proto::scopes::ADMIN_ROLE_SCOPES;
+    ScopeSet::expand(raw, &ScopeOwner::Service(name.to_owned()), None).unwrap()
+}
+
 #[test]
 fn self_expands_to_user_filtered_scopes() {
     let s = user_scopes("alice", false);
