@@ -2000,3 +2000,123 @@ async fn a_membership_removed_through_one_node_is_refused_by_every_node_at_the_a
         assert_eq!(sees(n.url.clone(), "alice").await, 404, "node {}", n.id);
     }
 }
+
+/// A share revoked, or a share code deleted, through one node is refused by every node
+/// at the answer: the recipient's scopes lose the server on each node, and no node's
+/// accept-share page takes the deleted code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_or_code_revoked_through_one_node_is_refused_by_every_node_at_the_answer() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let role = "\n[[roles]]\nname = \"sharer\"\nscopes = [\"shares!user\", \"read:users:name\"]\nusers = [\"alice\"]\n";
+    let nodes = three_nodes_with(dir.path(), |c| format!("{c}{role}")).await;
+    for u in ["bob", "carol"] {
+        assert_eq!(
+            call(&nodes[0].url, reqwest::Method::POST, &format!("/users/{u}"))
+                .await
+                .0,
+            201
+        );
+    }
+    let (alice, _) = new_token(&nodes[0].url, "alice").await;
+    let (bob, _) = new_token(&nodes[0].url, "bob").await;
+    let send = |url: &str, m: reqwest::Method, path: &str, token: &str, body: Option<Value>| {
+        let mut r = client()
+            .request(m, format!("{url}/hub/api{path}"))
+            .header("Authorization", format!("token {token}"));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let access = "access:servers!server=alice/";
+    let holds = |url: String| {
+        let bob = bob.clone();
+        async move {
+            let me: Value = client()
+                .get(format!("{url}/hub/api/user"))
+                .header("Authorization", format!("token {bob}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            me["scopes"].as_array().unwrap().iter().any(|s| s == access)
+        }
+    };
+    let r = send(
+        &nodes[0].url,
+        reqwest::Method::POST,
+        "/shares/alice/",
+        &alice,
+        Some(serde_json::json!({"user": "bob"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in &nodes {
+        assert!(
+            holds(n.url.clone()).await,
+            "node {} does not show the share",
+            n.id
+        );
+    }
+    let r = send(
+        &nodes[1].url,
+        reqwest::Method::PATCH,
+        "/shares/alice/",
+        &alice,
+        Some(serde_json::json!({"user": "bob"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    for n in &nodes {
+        assert!(
+            !holds(n.url.clone()).await,
+            "node {} honours a revoked share",
+            n.id
+        );
+    }
+
+    // a code made through node 1, deleted through node 3: no node takes it after the 204
+    let made: Value = send(
+        &nodes[0].url,
+        reqwest::Method::POST,
+        "/share-codes/alice/",
+        &alice,
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let accept = made["accept_url"].as_str().unwrap().to_owned();
+    let mut carol = Vec::new();
+    for n in &nodes {
+        let b = common::Browser::new(&n.url);
+        assert_eq!(b.login("carol", "x", None).await.0, 302);
+        assert_eq!(b.get(&accept).await.status(), 200, "node {}", n.id);
+        carol.push(b);
+    }
+    let r = send(
+        &nodes[2].url,
+        reqwest::Method::DELETE,
+        "/share-codes/alice/",
+        &alice,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 204);
+    for (n, b) in nodes.iter().zip(&carol) {
+        assert_eq!(
+            b.get(&accept).await.status(),
+            404,
+            "node {} takes a deleted code",
+            n.id
+        );
+    }
+}

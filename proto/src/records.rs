@@ -162,6 +162,61 @@ pub struct GroupRecord {
     pub created: Micros,
 }
 
+/// Whom a share grants access to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ShareWith {
+    User(String),
+    Group(String),
+}
+
+impl ShareWith {
+    /// `"user"` or `"group"`, as the share model's `kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ShareWith::User(_) => "user",
+            ShareWith::Group(_) => "group",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            ShareWith::User(n) | ShareWith::Group(n) => n,
+        }
+    }
+}
+
+/// A share (§2.12): access to one server of `owner`, granted to a user or a group, with
+/// scopes that always carry the filter `!server=<owner>/<server>`. One per (server,
+/// recipient): granting again adds scopes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareRecord {
+    #[serde(default = "format")]
+    pub v: u8,
+    pub owner: String,
+    pub server: String,
+    pub with: ShareWith,
+    /// Sorted, each with the server's filter.
+    pub scopes: Vec<String>,
+    pub created: Micros,
+}
+
+/// A share code (§2.12): exchanged by whoever holds the code for a share of their own.
+/// Stored under the SHA-256 of the code; the code itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareCodeRecord {
+    #[serde(default = "format")]
+    pub v: u8,
+    /// `sc_<id>` in the model.
+    pub id: u64,
+    pub owner: String,
+    pub server: String,
+    pub scopes: Vec<String>,
+    pub created: Micros,
+    pub expires_at: Micros,
+    pub exchange_count: u64,
+    pub last_exchanged_at: Option<Micros>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +310,37 @@ mod tests {
         assert_eq!(decode::<GroupRecord>(&bytes).unwrap(), g);
     }
 
+    #[test]
+    fn golden_share_records() {
+        let share = ShareRecord {
+            v: FORMAT,
+            owner: "alice".into(),
+            server: String::new(),
+            with: ShareWith::Group("physics".into()),
+            scopes: vec!["access:servers!server=alice/".into()],
+            created: 5,
+        };
+        let bytes = encode(&share).unwrap();
+        assert_eq!(hex(&bytes), GOLDEN_SHARE);
+        assert_eq!(decode::<ShareRecord>(&bytes).unwrap(), share);
+        let code = ShareCodeRecord {
+            v: FORMAT,
+            id: 2,
+            owner: "alice".into(),
+            server: "nb".into(),
+            scopes: vec!["access:servers!server=alice/nb".into()],
+            created: 5,
+            expires_at: 6,
+            exchange_count: 1,
+            last_exchanged_at: None,
+        };
+        let bytes = encode(&code).unwrap();
+        assert_eq!(hex(&bytes), GOLDEN_SHARE_CODE);
+        assert_eq!(decode::<ShareCodeRecord>(&bytes).unwrap(), code);
+    }
+
+    const GOLDEN_SHARE: &str = "86a17601a56f776e6572a5616c696365a6736572766572a0a47769746881a547726f7570a770687973696373a673636f70657391bc6163636573733a73657276657273217365727665723d616c6963652fa76372656174656405";
+    const GOLDEN_SHARE_CODE: &str = "89a17601a2696402a56f776e6572a5616c696365a6736572766572a26e62a673636f70657391be6163636573733a73657276657273217365727665723d616c6963652f6e62a76372656174656405aa657870697265735f617406ae65786368616e67655f636f756e7401b16c6173745f65786368616e6765645f6174c0";
     const GOLDEN_GROUP: &str = "85a17601a2696404a46e616d65a770687973696373aa70726f70657274696573b37b22636f75727365223a22504859313031227da76372656174656409";
     const GOLDEN_USER: &str =
         "87a17601a2696407a46e616d65a5616c696365a561646d696ec2a763726561746564cf00060a24181e4000ad6c6173745f6163746976697479c0a9636f6f6b69655f6964a26331";

@@ -164,6 +164,11 @@ impl Rbac {
         self.expand(&raw, ScopeOwner::User(name.to_owned()))
     }
 
+    /// `raw` scopes (a share's) expanded for user `name` with this deployment's scopes.
+    pub fn expand_for_user(&self, raw: &[String], name: &str) -> ScopeSet {
+        self.expand(raw, ScopeOwner::User(name.to_owned()))
+    }
+
     /// What a service holds through its roles; `None` when there is no such service.
     pub fn service_scopes(&self, name: &str) -> Option<ScopeSet> {
         let roles = self.service_roles(name)?;

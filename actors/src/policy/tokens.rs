@@ -19,12 +19,18 @@ pub struct Grant {
 }
 
 /// What the owner of a token, a user or a service, holds now by the replica's `state`
-/// and the roles of `rbac`: `(scopes, admin)`. `None` when there is no such owner.
+/// and the roles of `rbac` (a user: its roles, its groups' roles, and the shares granted
+/// to it or its groups): `(scopes, admin)`. `None` when there is no such owner.
 pub fn owner_grant(state: &State, rbac: &Rbac, owner: &Owner) -> Option<(ScopeSet, bool)> {
     match owner {
         Owner::User(u) => {
             let admin = state.users.get(u)?.admin;
-            Some((rbac.user_scopes(u, admin, state.groups_of(u)), admin))
+            let mut scopes = rbac.user_scopes(u, admin, state.groups_of(u));
+            // what was shared with the user or its groups (§4.4)
+            for share in state.shares_held_by(u) {
+                scopes.union(&rbac.expand_for_user(&share.scopes, u));
+            }
+            Some((scopes, admin))
         }
         Owner::Service(n) => Some((rbac.service_scopes(n)?, rbac.service_admin(n)?)),
     }

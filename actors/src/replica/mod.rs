@@ -3,6 +3,7 @@
 //! API reads) read here and never from the store. A writer that wants its own write to
 //! be visible waits with [`Replica::wait_for`] for the commit version it got.
 
+mod shares;
 mod state;
 
 use std::sync::{Arc, RwLock};
@@ -10,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use galilean_storage::{ChangeBatch, Store, StoreError, Version};
 use tokio::sync::{broadcast, watch};
 
+pub use shares::Shares;
 pub use state::State;
 
 /// The replica and the version it has applied.

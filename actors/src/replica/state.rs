@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use galilean_proto::codec::decode;
 use galilean_proto::records::{
-    GroupRecord, OAuthClientRecord, Owner, ServerRecord, TokenRecord, UserRecord,
+    GroupRecord, OAuthClientRecord, Owner, ServerRecord, ShareCodeRecord, ShareRecord, ShareWith,
+    TokenRecord, UserRecord,
 };
 use galilean_storage::tuple;
 use galilean_storage::{ChangeBatch, Mutation, Version};
 
 use crate::policy::scopes::Membership;
+use crate::replica::shares::Shares;
 use crate::store::keys::{self, KeyKind};
 
 /// Everything the replica holds. Cheap to read under a short read lock; never held
@@ -36,12 +38,13 @@ pub struct State {
     pub members: BTreeMap<String, BTreeSet<String>>,
     /// User → the groups it is in (the same memberships as `members`).
     pub user_groups: HashMap<String, BTreeSet<String>>,
+    pub shares: Shares,
     pub meta: HashMap<String, Vec<u8>>,
     /// Increases whenever a server record changes, and never decreases (the route table
     /// rebuilds on it, and is stamped with it).
     pub servers_generation: u64,
     /// Increases whenever something that grants scopes changes: a user's `admin`, a
-    /// group, a membership. Scopes resolved from the replica stay valid while it holds
+    /// group, a membership, a share. Scopes resolved from the replica stay valid while it holds
     /// (a token's own record is checked apart: its deletion revokes it alone).
     pub grants_generation: u64,
     pub version: Version,
@@ -106,10 +109,25 @@ impl State {
                 self.members.entry(group).or_default().insert(user);
                 self.grants_generation += 1;
             }
+            KeyKind::Share(..) => {
+                if let Ok(rec) = decode::<ShareRecord>(value) {
+                    self.shares.set_share(rec);
+                    self.grants_generation += 1;
+                }
+            }
+            KeyKind::ShareCode(hash) => {
+                if let Ok(rec) = decode::<ShareCodeRecord>(value) {
+                    self.shares.set_code(hash, rec);
+                }
+            }
             KeyKind::Meta(name) => {
                 self.meta.insert(name, value.to_vec());
             }
-            KeyKind::Code(_) | KeyKind::UserGroup(..) | KeyKind::Other => {}
+            KeyKind::Code(_)
+            | KeyKind::UserGroup(..)
+            | KeyKind::ShareTo(..)
+            | KeyKind::ShareCodeOf(..)
+            | KeyKind::Other => {}
         }
     }
 
@@ -157,10 +175,20 @@ impl State {
                 }
             }
             KeyKind::Member(group, user) => self.unmember(&group, &user),
+            KeyKind::Share(owner, server, with) => {
+                if self.shares.clear_share(&owner, &server, &with) {
+                    self.grants_generation += 1;
+                }
+            }
+            KeyKind::ShareCode(hash) => self.shares.clear_code(&hash),
             KeyKind::Meta(name) => {
                 self.meta.remove(&name);
             }
-            KeyKind::Code(_) | KeyKind::UserGroup(..) | KeyKind::Other => {}
+            KeyKind::Code(_)
+            | KeyKind::UserGroup(..)
+            | KeyKind::ShareTo(..)
+            | KeyKind::ShareCodeOf(..)
+            | KeyKind::Other => {}
         }
     }
 
@@ -214,7 +242,9 @@ impl State {
                 }
             }
             // not held in the replica
-            Some([kind, _]) if kind == keys::USER_GROUP => {}
+            Some([kind, ..])
+                if [keys::USER_GROUP, keys::SHARE_TO, keys::SHARE_CODE_OF]
+                    .contains(&kind.as_str()) => {}
             _ => {
                 let doomed: Vec<Vec<u8>> = self
                     .all_keys()
@@ -249,6 +279,12 @@ impl State {
         for (g, users) in &self.members {
             out.extend(users.iter().map(|u| keys::member(g, u)));
         }
+        out.extend(
+            self.shares
+                .all()
+                .map(|sh| keys::share(&sh.owner, &sh.server, &sh.with)),
+        );
+        out.extend(self.shares.all_codes().map(|(h, _)| keys::share_code(h)));
         out.extend(self.meta.keys().map(|m| keys::meta(m)));
         out
     }
@@ -292,6 +328,17 @@ impl State {
                 put(&keys::member(g, u), None);
             }
         }
+        for sh in self.shares.all() {
+            put(
+                &keys::share(&sh.owner, &sh.server, &sh.with),
+                enc(sh.as_ref()),
+            );
+        }
+        let mut codes: Vec<_> = self.shares.all_codes().collect();
+        codes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (hash, rec) in codes {
+            put(&keys::share_code(hash), enc(rec.as_ref()));
+        }
         let mut meta: Vec<_> = self.meta.iter().collect();
         meta.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (name, value) in meta {
@@ -326,6 +373,19 @@ impl State {
     /// The groups `user` is in, by name.
     pub fn groups_of(&self, user: &str) -> &BTreeSet<String> {
         self.user_groups.get(user).unwrap_or(&NO_GROUPS)
+    }
+
+    /// The shares `user` holds: granted to it, and to its groups.
+    pub fn shares_held_by<'a>(
+        &'a self,
+        user: &str,
+    ) -> impl Iterator<Item = &'a Arc<ShareRecord>> + 'a {
+        let own = self.shares.to(&ShareWith::User(user.to_owned()));
+        let groups = self
+            .groups_of(user)
+            .iter()
+            .flat_map(|g| self.shares.to(&ShareWith::Group(g.clone())));
+        own.chain(groups)
     }
 
     /// The members of `group`, by name.

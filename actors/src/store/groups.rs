@@ -130,7 +130,7 @@ pub async fn set_properties(
     })
 }
 
-/// Deletes `group` and its memberships. 404 without the group.
+/// Deletes `group`, its memberships and the shares granted to it. 404 without the group.
 pub async fn delete_group(store: &dyn Store, group: &str) -> Result<Version, OpError> {
     let (begin, end) = keys::members_of(group);
     let ((), v) = in_txn!(store, |tx| {
@@ -142,6 +142,11 @@ pub async fn delete_group(store: &dyn Store, group: &str) -> Result<Version, OpE
         }
         tx.clear(&keys::group(group));
         tx.clear_range(&begin, &end);
+        crate::store::shares::forget_shares_to(
+            tx.as_mut(),
+            &galilean_proto::records::ShareWith::Group(group.to_owned()),
+        )
+        .await?;
     })?;
     Ok(v)
 }

@@ -10,9 +10,14 @@
 //! | `("g", group)` | [`GroupRecord`](galilean_proto::records::GroupRecord) |
 //! | `("gm", group, user)` | empty: `user` is a member of `group` |
 //! | `("ug", user, group)` | empty: the same membership, found from the user (not in the replica) |
+//! | `("sh", owner, server, "u"/"g", name)` | [`ShareRecord`](galilean_proto::records::ShareRecord) |
+//! | `("shr", "u"/"g", name, owner, server)` | empty: the same share, found from its recipient (not in the replica) |
+//! | `("sc", sha256 hex of the code)` | [`ShareCodeRecord`](galilean_proto::records::ShareCodeRecord) |
+//! | `("scs", owner, server, sha256 hex)` | empty: the code, found from its server (not in the replica) |
 //! | `("m", name)` | hub metadata: the cookie secret, id sequences, the live set, draining marks |
 //! | `("lease",)` | the leader lease of nodes that share a store (FoundationDB); not in the replica |
 
+use galilean_proto::records::ShareWith;
 use galilean_storage::tuple::{self, Element};
 
 pub const USER: &str = "u";
@@ -24,6 +29,17 @@ pub const META: &str = "m";
 pub const GROUP: &str = "g";
 pub const MEMBER: &str = "gm";
 pub const USER_GROUP: &str = "ug";
+pub const SHARE: &str = "sh";
+pub const SHARE_TO: &str = "shr";
+pub const SHARE_CODE: &str = "sc";
+pub const SHARE_CODE_OF: &str = "scs";
+
+fn with_parts(with: &ShareWith) -> (&'static str, &str) {
+    match with {
+        ShareWith::User(n) => ("u", n),
+        ShareWith::Group(n) => ("g", n),
+    }
+}
 
 fn pack(parts: &[&str]) -> Vec<u8> {
     let elems: Vec<Element> = parts.iter().map(|p| Element::from(*p)).collect();
@@ -79,6 +95,53 @@ pub fn groups_of(user: &str) -> (Vec<u8>, Vec<u8>) {
     tuple::range(&pack(&[USER_GROUP, user]))
 }
 
+/// The share of `owner`'s server `server` with `with`.
+pub fn share(owner: &str, server: &str, with: &ShareWith) -> Vec<u8> {
+    let (kind, name) = with_parts(with);
+    pack(&[SHARE, owner, server, kind, name])
+}
+
+/// Every share of one server.
+pub fn shares_of_server(owner: &str, server: &str) -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[SHARE, owner, server]))
+}
+
+/// Every share of one owner's servers.
+pub fn shares_of_owner(owner: &str) -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[SHARE, owner]))
+}
+
+/// The share of `owner`'s `server` with `with`, as its recipient holds it.
+pub fn share_to(with: &ShareWith, owner: &str, server: &str) -> Vec<u8> {
+    let (kind, name) = with_parts(with);
+    pack(&[SHARE_TO, kind, name, owner, server])
+}
+
+/// Every share granted to `with`.
+pub fn shares_to(with: &ShareWith) -> (Vec<u8>, Vec<u8>) {
+    let (kind, name) = with_parts(with);
+    tuple::range(&pack(&[SHARE_TO, kind, name]))
+}
+
+pub fn share_code(hash_hex: &str) -> Vec<u8> {
+    pack(&[SHARE_CODE, hash_hex])
+}
+
+/// The code `hash_hex` of `owner`'s `server`, as the server holds it.
+pub fn share_code_of(owner: &str, server: &str, hash_hex: &str) -> Vec<u8> {
+    pack(&[SHARE_CODE_OF, owner, server, hash_hex])
+}
+
+/// Every code of one server.
+pub fn share_codes_of_server(owner: &str, server: &str) -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[SHARE_CODE_OF, owner, server]))
+}
+
+/// Every code of one owner's servers.
+pub fn share_codes_of_owner(owner: &str) -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[SHARE_CODE_OF, owner]))
+}
+
 pub fn meta(name: &str) -> Vec<u8> {
     pack(&[META, name])
 }
@@ -121,7 +184,22 @@ pub enum KeyKind {
     Member(String, String),
     /// `(user, group)`.
     UserGroup(String, String),
+    /// `(owner, server, recipient)`.
+    Share(String, String, ShareWith),
+    /// `(recipient, owner, server)`.
+    ShareTo(ShareWith, String, String),
+    ShareCode(String),
+    /// `(owner, server, hash)`.
+    ShareCodeOf(String, String, String),
     Other,
+}
+
+fn share_with(kind: &str, name: &str) -> Option<ShareWith> {
+    match kind {
+        "u" => Some(ShareWith::User(name.to_owned())),
+        "g" => Some(ShareWith::Group(name.to_owned())),
+        _ => None,
+    }
 }
 
 /// Decodes a key of this keyspace.
@@ -143,6 +221,18 @@ pub fn classify(key: &[u8]) -> KeyKind {
         [GROUP, g] => KeyKind::Group((*g).to_owned()),
         [MEMBER, g, u] => KeyKind::Member((*g).to_owned(), (*u).to_owned()),
         [USER_GROUP, u, g] => KeyKind::UserGroup((*u).to_owned(), (*g).to_owned()),
+        [SHARE, o, s, k, n] => match share_with(k, n) {
+            Some(with) => KeyKind::Share((*o).to_owned(), (*s).to_owned(), with),
+            None => KeyKind::Other,
+        },
+        [SHARE_TO, k, n, o, s] => match share_with(k, n) {
+            Some(with) => KeyKind::ShareTo(with, (*o).to_owned(), (*s).to_owned()),
+            None => KeyKind::Other,
+        },
+        [SHARE_CODE, h] => KeyKind::ShareCode((*h).to_owned()),
+        [SHARE_CODE_OF, o, s, h] => {
+            KeyKind::ShareCodeOf((*o).to_owned(), (*s).to_owned(), (*h).to_owned())
+        }
         _ => KeyKind::Other,
     }
 }
@@ -169,6 +259,16 @@ mod tests {
             KeyKind::UserGroup("alice".into(), "g".into())
         );
         assert_eq!(classify(b"junk\xff"), KeyKind::Other);
+        let bob = ShareWith::User("bob".into());
+        assert_eq!(
+            classify(&share("alice", "", &bob)),
+            KeyKind::Share("alice".into(), String::new(), bob.clone())
+        );
+        assert_eq!(
+            classify(&share_to(&bob, "alice", "nb")),
+            KeyKind::ShareTo(bob, "alice".into(), "nb".into())
+        );
+        assert_eq!(classify(&share_code("h")), KeyKind::ShareCode("h".into()));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod meta;
 pub mod oauth;
 pub mod servers;
+pub mod shares;
 pub mod tokens;
 pub mod txn;
 pub mod users;

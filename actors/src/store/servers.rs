@@ -209,6 +209,12 @@ impl ServerKey {
                     if let Some(mut rec) = rec {
                         if remove {
                             tx.clear(&key);
+                            crate::store::shares::forget_server(
+                                tx.as_mut(),
+                                &self.user,
+                                &self.server,
+                            )
+                            .await?;
                         } else {
                             rec.phase = ServerPhase::Stopped;
                             rec.started = None;

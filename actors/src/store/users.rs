@@ -103,8 +103,9 @@ pub async fn set_admin(
     })
 }
 
-/// Deletes a user's record, its servers' records, its group memberships and the tokens
-/// (by hash) it owns, in one transaction fenced by its owner.
+/// Deletes a user's record, its servers' records, its group memberships, the shares and
+/// share codes that name it and the tokens (by hash) it owns, in one transaction fenced
+/// by its owner.
 pub async fn delete_user(
     store: &dyn Store,
     name: &str,
@@ -117,6 +118,7 @@ pub async fn delete_user(
         tx.clear(&keys::user(name));
         tx.clear_range(&begin, &end);
         crate::store::groups::leave_all_groups(tx.as_mut(), name).await?;
+        crate::store::shares::forget_user(tx.as_mut(), name).await?;
         for h in tokens {
             tx.clear(&keys::token(h));
         }

@@ -18,6 +18,9 @@ mod progress;
 mod proxy;
 pub mod request;
 mod servers;
+mod share_codes;
+mod shared;
+mod shares;
 mod tokens;
 mod users;
 mod whoami;
@@ -77,6 +80,65 @@ pub fn routes(api: &str) -> Router<Arc<AppState>> {
         .route(
             &r("/groups/{name}/properties"),
             axum::routing::put(groups::set_properties),
+        )
+        .route(
+            &r("/shares/{owner}"),
+            get(shares::list_owner)
+                .post(shares::owner_method_not_allowed)
+                .patch(shares::owner_method_not_allowed)
+                .delete(shares::owner_method_not_allowed),
+        )
+        .route(
+            &r("/shares/{owner}/"),
+            get(shares::list_default)
+                .post(shares::grant_default)
+                .patch(shares::revoke_default)
+                .delete(shares::revoke_all_default),
+        )
+        .route(
+            &r("/shares/{owner}/{server}"),
+            get(shares::list_server)
+                .post(shares::grant)
+                .patch(shares::revoke)
+                .delete(shares::revoke_all),
+        )
+        .route(&r("/users/{name}/shared"), get(shared::list_user))
+        .route(
+            &r("/users/{name}/shared/{owner}/"),
+            get(shared::recipients::user_get_default)
+                .delete(shared::recipients::user_delete_default),
+        )
+        .route(
+            &r("/users/{name}/shared/{owner}/{server}"),
+            get(shared::recipients::user_get).delete(shared::recipients::user_delete),
+        )
+        .route(&r("/groups/{name}/shared"), get(shared::list_group))
+        .route(
+            &r("/groups/{name}/shared/{owner}/"),
+            get(shared::recipients::group_get_default)
+                .delete(shared::recipients::group_delete_default),
+        )
+        .route(
+            &r("/groups/{name}/shared/{owner}/{server}"),
+            get(shared::recipients::group_get).delete(shared::recipients::group_delete),
+        )
+        .route(
+            &r("/share-codes/{owner}"),
+            get(share_codes::list_owner)
+                .post(shares::owner_method_not_allowed)
+                .delete(shares::owner_method_not_allowed),
+        )
+        .route(
+            &r("/share-codes/{owner}/"),
+            get(share_codes::list_default)
+                .post(share_codes::create_default)
+                .delete(share_codes::delete_default),
+        )
+        .route(
+            &r("/share-codes/{owner}/{server}"),
+            get(share_codes::list_server)
+                .post(share_codes::create)
+                .delete(share_codes::delete),
         )
         .route(&r("/proxy"), get(proxy::proxy))
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use axum::http::{header, HeaderMap};
+use galilean_actors::policy::scopes::{Access, Target};
 use galilean_actors::policy::tokens::{token_grant, Grant};
 use galilean_actors::replica::State;
 use galilean_actors::secrets::sha256_hex;
@@ -82,6 +83,9 @@ impl Tokens {
         let (generation, expires_at, identity) = self.replica.read(|s| {
             let tok = s.tokens.get(&hash)?;
             let grant = self.grant(s, tok)?;
+            if !still_reaches_its_client(s, tok, &grant) {
+                return None;
+            }
             let identity = Identity {
                 owner: tok.owner.clone(),
                 admin: grant.admin,
@@ -147,4 +151,27 @@ impl Tokens {
         };
         crate::set_entry(&mut map, hash, cached);
     }
+}
+
+/// Whether an OAuth token's owner may still use the client that issued it: a token
+/// issued for a server or a service exists only to use it, so when its owner loses that
+/// access (a share revoked, a role or group gone) or the client is gone, the token is
+/// refused altogether, `GET /hub/api/user` included. JupyterHub keeps answering such a
+/// token with its identity; Galilean refuses it, so a revocation is complete at once.
+/// The hub's own tokens (client `jupyterhub`) are not tied to a client.
+fn still_reaches_its_client(state: &State, tok: &TokenRecord, grant: &Grant) -> bool {
+    if tok.client_id == "jupyterhub" {
+        return true;
+    }
+    let Some(client) = state.clients.get(&tok.client_id) else {
+        return false;
+    };
+    let (base, target) = if let Some((user, server)) = &client.server {
+        ("access:servers", Target::Server { user, server })
+    } else if let Some(service) = &client.service {
+        ("access:services", Target::Service(service))
+    } else {
+        return true;
+    };
+    grant.scopes.check_in(base, target, state) == Access::Allowed
 }

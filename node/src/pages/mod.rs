@@ -10,6 +10,7 @@ use axum::Router;
 
 use crate::app::AppState;
 
+mod accept_share;
 mod home;
 mod login;
 mod pending;
@@ -30,6 +31,10 @@ pub fn routes(p: &str, h: &str) -> Router<Arc<AppState>> {
         .route(&hub("logout"), get(login::logout))
         .route(&hub("home"), get(home::home))
         .route(&hub("token"), get(home::token_page))
+        .route(
+            &hub("accept-share"),
+            get(accept_share::offer).post(accept_share::accept),
+        )
         .route(
             &hub("spawn"),
             get(spawn::spawn_self).post(spawn::spawn_self),

@@ -36,6 +36,10 @@ const BUILTIN: &[(&str, &str)] = &[
     ("error.html", include_str!("../../templates/error.html")),
     ("token.html", include_str!("../../templates/token.html")),
     ("oauth.html", include_str!("../../templates/oauth.html")),
+    (
+        "accept_share.html",
+        include_str!("../../templates/accept_share.html"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
