@@ -332,6 +332,56 @@ pub async fn forget_server(
     Ok(())
 }
 
+/// Moves what names `owner`'s server `from` to `to`, in the caller's transaction (the
+/// server is renamed): its shares and codes, their scopes' filter rewritten for the new
+/// name, as JupyterHub's shares follow their server.
+pub async fn rename_server(
+    tx: &mut dyn Transaction,
+    owner: &str,
+    from: &str,
+    to: &str,
+) -> Result<(), OpError> {
+    let refilter = |scopes: &[String]| -> Vec<String> {
+        let filter = crate::policy::shares::server_filter(owner, to);
+        let mut out: Vec<String> = scopes
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}!{filter}",
+                    s.split_once('!').map_or(s.as_str(), |(b, _)| b)
+                )
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let (begin, end) = keys::shares_of_server(owner, from);
+    for (key, _) in tx.get_range(&begin, &end, 0, false).await? {
+        let Some(mut rec) = get::<ShareRecord>(tx, &key).await? else {
+            continue;
+        };
+        clear_share(tx, &rec.owner.clone(), from, &rec.with.clone());
+        rec.server = to.to_owned();
+        rec.scopes = refilter(&rec.scopes);
+        put_share(tx, &rec)?;
+    }
+    let (begin, end) = keys::share_codes_of_server(owner, from);
+    for (key, _) in tx.get_range(&begin, &end, 0, false).await? {
+        let KeyKind::ShareCodeOf(_, _, hash) = keys::classify(&key) else {
+            continue;
+        };
+        tx.clear(&key);
+        if let Some(mut code) = get::<ShareCodeRecord>(tx, &keys::share_code(&hash)).await? {
+            code.server = to.to_owned();
+            code.scopes = refilter(&code.scopes);
+            put(tx, &keys::share_code(&hash), &code)?;
+            tx.set(&keys::share_code_of(owner, to, &hash), b"");
+        }
+    }
+    Ok(())
+}
+
 /// Forgets every share and code that names `user`, in the caller's transaction (the
 /// user is deleted): its servers' shares and codes, and the shares granted to it.
 pub async fn forget_user(tx: &mut dyn Transaction, user: &str) -> Result<(), OpError> {

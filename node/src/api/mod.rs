@@ -17,6 +17,7 @@ mod paging;
 mod progress;
 mod proxy;
 pub mod request;
+mod server_records;
 mod servers;
 mod share_codes;
 mod shared;
@@ -50,8 +51,20 @@ pub fn routes(api: &str) -> Router<Arc<AppState>> {
             get(progress::progress_default),
         )
         .route(
+            &r("/users/{name}/servers/"),
+            get(server_records::get_default)
+                .put(server_records::put_default)
+                .patch(server_records::patch_default)
+                .post(servers::start_default)
+                .delete(servers::stop_default),
+        )
+        .route(
             &r("/users/{name}/servers/{server}"),
-            post(servers::start_named).delete(servers::stop_named),
+            get(server_records::get_named)
+                .put(server_records::put_named)
+                .patch(server_records::patch_named)
+                .post(servers::start_named)
+                .delete(servers::stop_named),
         )
         .route(
             &r("/users/{name}/servers/{server}/progress"),
