@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod context;
+pub mod crypt;
 pub mod error;
 pub mod membership;
 pub mod policy;

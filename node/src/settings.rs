@@ -55,6 +55,14 @@ pub fn agreed(config: &Config) -> BTreeMap<String, String> {
     );
     put("hub.cookie_max_age_days", format!("{:?}", h.cookie_max_age));
     put("hub.public_url", format!("{:?}", h.public_url));
+    // the same keys on every node, or a user's auth_state written through one node
+    // would not decrypt on another: compared by a digest, never shown
+    put(
+        "JUPYTERHUB_CRYPT_KEY",
+        config.crypt_keys.as_ref().map_or("none".into(), |k| {
+            format!("fingerprint:{}", k.fingerprint())
+        }),
+    );
     for (i, s) in config.services.iter().enumerate() {
         let token = s.api_token.as_ref().map_or("none".into(), |t| {
             format!("sha256:{}", sha256_hex(t.expose()))

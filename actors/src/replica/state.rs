@@ -39,6 +39,8 @@ pub struct State {
     /// User → the groups it is in (the same memberships as `members`).
     pub user_groups: HashMap<String, BTreeSet<String>>,
     pub shares: Shares,
+    /// User → its encrypted `auth_state` (a Fernet token).
+    pub auth_states: HashMap<String, Arc<str>>,
     pub meta: HashMap<String, Vec<u8>>,
     /// Increases whenever a server record changes, and never decreases (the route table
     /// rebuilds on it, and is stamped with it).
@@ -120,6 +122,11 @@ impl State {
                     self.shares.set_code(hash, rec);
                 }
             }
+            KeyKind::AuthState(user) => {
+                if let Ok(token) = std::str::from_utf8(value) {
+                    self.auth_states.insert(user, Arc::from(token));
+                }
+            }
             KeyKind::Meta(name) => {
                 self.meta.insert(name, value.to_vec());
             }
@@ -181,6 +188,9 @@ impl State {
                 }
             }
             KeyKind::ShareCode(hash) => self.shares.clear_code(&hash),
+            KeyKind::AuthState(user) => {
+                self.auth_states.remove(&user);
+            }
             KeyKind::Meta(name) => {
                 self.meta.remove(&name);
             }
@@ -285,6 +295,7 @@ impl State {
                 .map(|sh| keys::share(&sh.owner, &sh.server, &sh.with)),
         );
         out.extend(self.shares.all_codes().map(|(h, _)| keys::share_code(h)));
+        out.extend(self.auth_states.keys().map(|u| keys::auth_state(u)));
         out.extend(self.meta.keys().map(|m| keys::meta(m)));
         out
     }
@@ -338,6 +349,11 @@ impl State {
         codes.sort_unstable_by(|a, b| a.0.cmp(b.0));
         for (hash, rec) in codes {
             put(&keys::share_code(hash), enc(rec.as_ref()));
+        }
+        let mut states: Vec<_> = self.auth_states.iter().collect();
+        states.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (user, token) in states {
+            put(&keys::auth_state(user), Some(token.as_bytes().to_vec()));
         }
         let mut meta: Vec<_> = self.meta.iter().collect();
         meta.sort_unstable_by(|a, b| a.0.cmp(b.0));

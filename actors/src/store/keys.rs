@@ -14,6 +14,7 @@
 //! | `("shr", "u"/"g", name, owner, server)` | empty: the same share, found from its recipient (not in the replica) |
 //! | `("sc", sha256 hex of the code)` | [`ShareCodeRecord`](galilean_proto::records::ShareCodeRecord) |
 //! | `("scs", owner, server, sha256 hex)` | empty: the code, found from its server (not in the replica) |
+//! | `("as", user)` | the user's `auth_state`: a Fernet token of its JSON (`crypt`) |
 //! | `("m", name)` | hub metadata: the cookie secret, id sequences, the live set, draining marks |
 //! | `("lease",)` | the leader lease of nodes that share a store (FoundationDB); not in the replica |
 
@@ -29,6 +30,7 @@ pub const META: &str = "m";
 pub const GROUP: &str = "g";
 pub const MEMBER: &str = "gm";
 pub const USER_GROUP: &str = "ug";
+pub const AUTH_STATE: &str = "as";
 pub const SHARE: &str = "sh";
 pub const SHARE_TO: &str = "shr";
 pub const SHARE_CODE: &str = "sc";
@@ -93,6 +95,11 @@ pub fn user_group(user: &str, group: &str) -> Vec<u8> {
 /// Every group `user` is in.
 pub fn groups_of(user: &str) -> (Vec<u8>, Vec<u8>) {
     tuple::range(&pack(&[USER_GROUP, user]))
+}
+
+/// `user`'s encrypted `auth_state`.
+pub fn auth_state(user: &str) -> Vec<u8> {
+    pack(&[AUTH_STATE, user])
 }
 
 /// The share of `owner`'s server `server` with `with`.
@@ -189,6 +196,7 @@ pub enum KeyKind {
     /// `(recipient, owner, server)`.
     ShareTo(ShareWith, String, String),
     ShareCode(String),
+    AuthState(String),
     /// `(owner, server, hash)`.
     ShareCodeOf(String, String, String),
     Other,
@@ -230,6 +238,7 @@ pub fn classify(key: &[u8]) -> KeyKind {
             None => KeyKind::Other,
         },
         [SHARE_CODE, h] => KeyKind::ShareCode((*h).to_owned()),
+        [AUTH_STATE, u] => KeyKind::AuthState((*u).to_owned()),
         [SHARE_CODE_OF, o, s, h] => {
             KeyKind::ShareCodeOf((*o).to_owned(), (*s).to_owned(), (*h).to_owned())
         }

@@ -119,8 +119,28 @@ pub async fn delete_user(
         tx.clear_range(&begin, &end);
         crate::store::groups::leave_all_groups(tx.as_mut(), name).await?;
         crate::store::shares::forget_user(tx.as_mut(), name).await?;
+        tx.clear(&keys::auth_state(name));
         for h in tokens {
             tx.clear(&keys::token(h));
+        }
+    })?;
+    Ok(v)
+}
+
+/// Stores `user`'s encrypted `auth_state` (a Fernet token), or clears it (`None`); 404
+/// without the user.
+pub async fn set_auth_state(
+    store: &dyn Store,
+    user: &str,
+    token: Option<&str>,
+) -> Result<Version, OpError> {
+    let ((), v) = in_txn!(store, |tx| {
+        if tx.get(&keys::user(user)).await?.is_none() {
+            return Err(OpError::NotFound(format!("No such user: {user}")));
+        }
+        match token {
+            Some(t) => tx.set(&keys::auth_state(user), t.as_bytes()),
+            None => tx.clear(&keys::auth_state(user)),
         }
     })?;
     Ok(v)

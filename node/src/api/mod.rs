@@ -9,6 +9,7 @@ use axum::Router;
 use crate::app::AppState;
 
 mod activity;
+mod auth_state;
 pub mod caller;
 mod groups;
 mod info;

@@ -213,9 +213,17 @@ pub async fn get_one(
         .as_deref()
         .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
     let model = app.replica.read(|s| {
-        s.users
-            .get(user.as_str())
-            .map(|u| user_model(&app, s, u, &id.scopes, include_stopped))
+        s.users.get(user.as_str()).map(|u| {
+            let mut m = user_model(&app, s, u, &id.scopes, include_stopped);
+            // filled on this endpoint only, for those who may read it (§2.13)
+            if let Value::Object(o) = &mut m {
+                if o.contains_key("auth_state") {
+                    let state = crate::api::auth_state::opened(&app, s, u.name.as_str());
+                    o.insert("auth_state".into(), state);
+                }
+            }
+            m
+        })
     });
     model
         .map(|m| Json(m).into_response())
@@ -266,7 +274,7 @@ pub async fn patch(
         json_body(&body)?.ok_or_else(|| HttpError::bad_request("Body must be a JSON object"))?;
     let unknown: Vec<&String> = req
         .keys()
-        .filter(|k| !matches!(k.as_str(), "name" | "admin"))
+        .filter(|k| !matches!(k.as_str(), "name" | "admin" | "auth_state"))
         .collect();
     if !unknown.is_empty() {
         let keys: Vec<String> = unknown.iter().map(|k| clip(k)).collect();
@@ -292,22 +300,39 @@ pub async fn patch(
             return Err(HttpError::bad_request("Renaming users is not supported"));
         }
     }
-    if let Some(admin) = req.get("admin") {
-        let Some(admin) = admin.as_bool() else {
-            return Err(HttpError::bad_request("admin must be a boolean"));
-        };
-        if admin && !id.admin {
-            return Err(HttpError::forbidden(
-                "Only admins can grant admin permissions",
-            ));
-        }
+    let admin = match req.get("admin") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(HttpError::bad_request("admin must be a boolean")),
+    };
+    if admin == Some(true) && !id.admin {
+        return Err(HttpError::forbidden(
+            "Only admins can grant admin permissions",
+        ));
+    }
+    // checked whole before anything is written
+    let auth_state = match req.get("auth_state") {
+        None => None,
+        Some(state) => Some(crate::api::auth_state::sealed(&app, state)?),
+    };
+    if let Some(admin) = admin {
         app.router.set_admin(&user, admin).await?;
+    }
+    if let Some(sealed) = auth_state {
+        let v = galilean_actors::store::users::set_auth_state(
+            app.store.as_ref(),
+            user.as_str(),
+            sealed.as_deref(),
+        )
+        .await?;
+        app.replica.wait_for(v).await;
     }
     let model = app.replica.read(|s| {
         s.users.get(user.as_str()).map(|u| {
             let mut m = user_model(&app, s, u, &id.scopes, false);
             if let Value::Object(o) = &mut m {
-                o.entry("auth_state").or_insert(Value::Null);
+                let state = crate::api::auth_state::opened(&app, s, u.name.as_str());
+                o.insert("auth_state".into(), state);
             }
             m
         })

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use galilean_actors::crypt::CryptKeys;
 use galilean_actors::policy::scopes::{Catalog, CustomScope};
 use toml::{Table, Value};
 
@@ -18,6 +19,9 @@ use super::roles::{read_roles, RoleConfig};
 use super::services::{read_services, ServiceConfig};
 use super::spawner::{default_home_dir_template, read_spawner, SpawnerConfig};
 use super::storage::{read_storage, StorageBackendKind, StorageConfig, DEFAULT_FDB_ROOT};
+
+/// The environment variable of the keys that encrypt `auth_state` (JupyterHub's name).
+pub const ENV_CRYPT_KEY: &str = "JUPYTERHUB_CRYPT_KEY";
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +51,9 @@ pub struct Config {
     /// checked against it.
     pub(super) scopes_catalog: Catalog,
     /// The file this was read from; empty for [`Config::default_for_tests`].
+    /// `JUPYTERHUB_CRYPT_KEY` (environment only, JupyterHub's name): the keys that
+    /// encrypt users' `auth_state`; without it `auth_state` cannot be stored.
+    pub crypt_keys: Option<CryptKeys>,
     pub source: PathBuf,
 }
 
@@ -99,6 +106,19 @@ impl Config {
             &service_names,
         );
         let groups = read_groups(&mut errors, root.get("groups"));
+        let crypt_keys = match env.get(ENV_CRYPT_KEY).map(|k| k.trim()) {
+            None | Some("") => None,
+            Some(text) => match CryptKeys::parse(text) {
+                Ok(keys) => Some(keys),
+                Err(e) => {
+                    errors.push(ConfigError {
+                        key: String::new(),
+                        message: e.to_string(),
+                    });
+                    None
+                }
+            },
+        };
         let cluster = read_cluster(&mut errors, root.get("cluster"), env);
         let storage = read_storage(
             &mut errors,
@@ -119,6 +139,7 @@ impl Config {
             groups,
             custom_scopes: custom.scopes,
             scopes_catalog: custom.catalog.unwrap_or_else(Catalog::builtin),
+            crypt_keys,
             source: path.to_path_buf(),
         })
     }
@@ -171,6 +192,7 @@ impl Config {
             groups: Vec::new(),
             custom_scopes: BTreeMap::new(),
             scopes_catalog: Catalog::builtin(),
+            crypt_keys: None,
             source: PathBuf::new(),
         }
     }

@@ -56,6 +56,7 @@
 //! | `GALILEAN_HUB_DATA_DIR` | `hub.data_dir` |
 //! | `GALILEAN_AUTHENTICATOR_PASSWORD` | `authenticator.password` |
 //! | `GALILEAN_SERVICE_<NAME>_API_TOKEN` | `api_token` of the `[[services]]` entry named NAME, upper-cased, `-` written `_` (see [`service_token_env_var`]) |
+//! | `JUPYTERHUB_CRYPT_KEY` | the keys that encrypt users' `auth_state` (JupyterHub's name and format: `;`-separated 32-byte keys, hex or base64; the first encrypts, all decrypt); environment only, the same on every node of a cluster (compared by a digest); without it `auth_state` is refused |
 //!
 //! Keeping secrets in the environment keeps them out of a file that is often world-readable
 //! or checked in.
@@ -117,7 +118,7 @@ mod tests;
 pub use authenticator::{AuthenticatorClass, AuthenticatorConfig, ENV_AUTHENTICATOR_PASSWORD};
 pub use cluster::{ClusterConfig, ClusterTls, Peer, ENV_CLUSTER_SECRET};
 pub use errors::{ConfigError, ConfigErrors};
-pub use file::Config;
+pub use file::{Config, ENV_CRYPT_KEY};
 pub use galilean_actors::policy::scopes::{Catalog, CustomScope};
 pub use groups::GroupConfig;
 pub use hub::{HubConfig, ENV_HUB_BIND_URL, ENV_HUB_DATA_DIR};

@@ -749,3 +749,25 @@ fn the_cluster_secret_can_come_from_the_environment() {
         "from-the-environment-123"
     );
 }
+
+#[test]
+fn the_crypt_key_comes_from_the_environment_and_a_bad_one_is_named() {
+    let text = "[hub]\n";
+    assert!(parse(text).unwrap().crypt_keys.is_none());
+    let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let c = parse_env(text, &[("JUPYTERHUB_CRYPT_KEY", key)]).unwrap();
+    assert!(c.crypt_keys.is_some());
+    let e = parse_env(text, &[("JUPYTERHUB_CRYPT_KEY", "too-short")]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("JUPYTERHUB_CRYPT_KEY: key 1 is not 32 bytes"),
+        "{e}"
+    );
+    // keys are compared across a cluster by a digest that shows nothing of them
+    let agreed = crate::settings::agreed(&c);
+    let shown = &agreed["JUPYTERHUB_CRYPT_KEY"];
+    assert!(
+        shown.starts_with("fingerprint:") && !shown.contains(key),
+        "{shown}"
+    );
+}
