@@ -570,3 +570,43 @@ async fn config_groups_add_members_and_replace_properties_at_every_start() {
     let (s, _) = call(&hub, admin, Method::GET, "/groups/made-here", None).await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn services_are_listed_and_read_with_their_roles() {
+    let hub = Hub::with_hub("", "", CONFIG);
+    let (s, all) = call(&hub, ADMIN_TOKEN, Method::GET, "/services", None).await;
+    assert_eq!(s, 200, "{all}");
+    let mut names: Vec<&String> = all.as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, vec!["idle-culler", "test-admin"]);
+    let culler = &all["idle-culler"];
+    assert_eq!(culler["kind"], "service");
+    assert_eq!(culler["admin"], false);
+    assert_eq!(culler["roles"], json!(["idle-culler"]));
+    assert_eq!(culler["url"], "");
+    assert_eq!(all["test-admin"]["roles"], json!(["admin"]));
+    let (s, one) = call(
+        &hub,
+        ADMIN_TOKEN,
+        Method::GET,
+        "/services/idle-culler",
+        None,
+    )
+    .await;
+    assert_eq!((s, one["name"].clone()), (200, json!("idle-culler")));
+    let (s, e) = call(&hub, ADMIN_TOKEN, Method::GET, "/services/nope", None).await;
+    assert_eq!(
+        (s, e["message"].clone()),
+        (404, json!("No such service: nope"))
+    );
+    // the culler's role lists users, not services
+    let (s, _) = call(
+        &hub,
+        "culler-token-0123456789",
+        Method::GET,
+        "/services",
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+}

@@ -20,6 +20,7 @@ mod proxy;
 pub mod request;
 mod server_records;
 mod servers;
+mod services;
 mod share_codes;
 mod shared;
 mod shares;
@@ -154,5 +155,7 @@ pub fn routes(api: &str) -> Router<Arc<AppState>> {
                 .post(share_codes::create)
                 .delete(share_codes::delete),
         )
+        .route(&r("/services"), get(services::list))
+        .route(&r("/services/{name}"), get(services::get_one))
         .route(&r("/proxy"), get(proxy::proxy))
 }
