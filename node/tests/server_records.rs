@@ -186,3 +186,137 @@ async fn a_named_server_is_made_read_changed_and_renamed_while_stopped() {
     .await;
     assert_eq!(s, 400);
 }
+
+#[tokio::test]
+async fn a_user_is_renamed_with_what_names_it_and_never_while_a_server_runs() {
+    let hub = Hub::with_hub(
+        "allow_named_servers = true\n",
+        &format!(
+            "cmd = [{}]\nstart_timeout = 20\nhttp_timeout = 20\nstop_grace = 3\n",
+            common::toml_str(common::tiny_server_bin())
+        ),
+        "[authenticator]\nallow_all = true\n",
+    );
+    for u in ["alice", "bob"] {
+        assert_eq!(
+            call(&hub, Method::POST, &format!("/users/{u}"), None)
+                .await
+                .0,
+            201
+        );
+    }
+    let (s, t) = call(&hub, Method::POST, "/users/alice/tokens", Some(json!({}))).await;
+    assert_eq!(s, 201);
+    let token = t["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            &hub,
+            Method::POST,
+            "/groups/g",
+            Some(json!({"users": ["alice"]}))
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        call(&hub, Method::PUT, "/users/alice/servers/nb", None)
+            .await
+            .0,
+        201
+    );
+
+    // refused: a taken name, an invalid one, a running server; nothing moves
+    let (s, e) = call(
+        &hub,
+        Method::PATCH,
+        "/users/alice",
+        Some(json!({"name": "bob"})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["message"].clone()),
+        (
+            400,
+            json!("User bob already exists, username must be unique")
+        )
+    );
+    let (s, _) = call(
+        &hub,
+        Method::PATCH,
+        "/users/alice",
+        Some(json!({"name": "a/b"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = call(&hub, Method::POST, "/users/alice/server", None).await;
+    assert!(s == 201 || s == 202);
+    eventually(
+        "alice's server is ready",
+        Duration::from_secs(30),
+        || async {
+            let (_, u) = call(&hub, Method::GET, "/users/alice", None).await;
+            (u["servers"][""]["ready"] == true).then_some(())
+        },
+    )
+    .await;
+    let (s, e) = call(
+        &hub,
+        Method::PATCH,
+        "/users/alice",
+        Some(json!({"name": "alicia", "admin": true})),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    let (_, u) = call(&hub, Method::GET, "/users/alice", None).await;
+    assert_eq!(u["admin"], false, "a refused rename wrote its admin change");
+    let (s, _) = call(&hub, Method::DELETE, "/users/alice/server", None).await;
+    assert!(s == 204 || s == 202);
+    eventually("alice's server stops", Duration::from_secs(30), || async {
+        let (_, u) = call(&hub, Method::GET, "/users/alice", None).await;
+        u["servers"]
+            .as_object()
+            .is_some_and(|m| m.is_empty())
+            .then_some(())
+    })
+    .await;
+
+    // renamed: the name normalised, her token, group and server follow her
+    let (s, u) = call(
+        &hub,
+        Method::PATCH,
+        "/users/alice",
+        Some(json!({"name": "Alicia"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["name"], "alicia");
+    assert_eq!(call(&hub, Method::GET, "/users/alice", None).await.0, 404);
+    let me: Value = hub
+        .client()
+        .get(hub.api("/user"))
+        .header("Authorization", format!("token {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "alicia");
+    assert_eq!(me["groups"], json!(["g"]));
+    let (s, m) = call(&hub, Method::GET, "/users/alicia/servers/nb", None).await;
+    assert_eq!((s, m["url"].clone()), (200, json!("/user/alicia/nb/")));
+    // a new alice is someone else: the old token is not hers
+    assert_eq!(call(&hub, Method::POST, "/users/alice", None).await.0, 201);
+    let me: Value = hub
+        .client()
+        .get(hub.api("/user"))
+        .header("Authorization", format!("token {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "alicia");
+}

@@ -9,6 +9,7 @@ pub mod groups;
 pub mod keys;
 pub mod meta;
 pub mod oauth;
+pub mod rename;
 pub mod server_edits;
 pub mod servers;
 pub mod shares;

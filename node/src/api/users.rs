@@ -12,7 +12,7 @@ use galilean_actors::policy::scopes::{Target, Visible};
 use galilean_actors::policy::text::clip;
 use galilean_actors::store::users;
 use galilean_proto::names::UserName;
-use galilean_proto::records::{ServerPhase, UserRecord};
+use galilean_proto::records::{Owner, ServerPhase, UserRecord};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -292,14 +292,16 @@ pub async fn patch(
     if currently_admin && !id.admin {
         return Err(HttpError::forbidden("Only admins can modify admin users"));
     }
-    if let Some(new_name) = req.get("name") {
-        let Some(new_name) = new_name.as_str() else {
-            return Err(HttpError::bad_request("name must be a string"));
-        };
-        if new_name != user.as_str() {
-            return Err(HttpError::bad_request("Renaming users is not supported"));
+    let rename = match req.get("name") {
+        None => None,
+        Some(Value::String(raw)) if raw == user.as_str() => None,
+        Some(Value::String(raw)) => {
+            let new = UserName::normalize(raw)
+                .map_err(|_| HttpError::bad_request(format!("Invalid username: {}", clip(raw))))?;
+            (new.as_str() != user.as_str()).then_some(new)
         }
-    }
+        Some(_) => return Err(HttpError::bad_request("name must be a string")),
+    };
     let admin = match req.get("admin") {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
@@ -314,6 +316,32 @@ pub async fn patch(
     let auth_state = match req.get("auth_state") {
         None => None,
         Some(state) => Some(crate::api::auth_state::sealed(&app, state)?),
+    };
+    // the rename first: it refuses a taken name or an active server before anything is
+    // written, and the other changes then go to the user under its new name
+    let user = match rename {
+        None => user,
+        Some(new) => {
+            let owner = Owner::User(user.as_str().to_owned());
+            let tokens_at = |version| {
+                let (app, owner) = (app.clone(), owner.clone());
+                async move {
+                    app.replica.wait_for(version).await;
+                    app.replica
+                        .read(|s| s.tokens_of(&owner).map(|(h, _)| h.clone()).collect())
+                }
+            };
+            let (_, v) = galilean_actors::store::rename::rename_user(
+                app.store.as_ref(),
+                user.as_str(),
+                new.as_str(),
+                tokens_at,
+            )
+            .await?;
+            app.replica.wait_for(v).await;
+            tracing::info!(from = %user, to = %new, "user renamed");
+            new
+        }
     };
     if let Some(admin) = admin {
         app.router.set_admin(&user, admin).await?;
