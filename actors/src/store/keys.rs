@@ -55,6 +55,11 @@ pub fn code(hash_hex: &str) -> Vec<u8> {
     pack(&[CODE, hash_hex])
 }
 
+/// Every OAuth code.
+pub fn codes() -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[CODE]))
+}
+
 pub fn group(name: &str) -> Vec<u8> {
     pack(&[GROUP, name])
 }
@@ -169,6 +174,15 @@ mod tests {
             KeyKind::UserGroup("alice".into(), "g".into())
         );
         assert_eq!(classify(b"junk\xff"), KeyKind::Other);
+    }
+
+    #[test]
+    fn the_code_range_holds_every_code_and_no_client() {
+        let (b, e) = codes();
+        let within = |k: &[u8]| k >= b.as_slice() && k < e.as_slice();
+        assert!(within(&code("00")) && within(&code("ff")) && within(&code("")));
+        assert!(!within(&client("code")) && !within(&client("codex")));
+        assert!(!within(&token("ab")) && !within(&meta("code")));
     }
 
     #[test]
