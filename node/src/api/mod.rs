@@ -1,5 +1,6 @@
 //! The REST API under `/hub/api/` (§2), one file per resource, plus who calls it
-//! (`caller`), what a request names (`request`) and the models it answers with.
+//! (`caller`), what a request names (`request`, and a new token's body:
+//! `token_request`) and the models it answers with.
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ mod progress;
 mod proxy;
 pub mod request;
 mod servers;
+mod token_request;
 mod tokens;
 mod users;
 mod whoami;
