@@ -1,5 +1,6 @@
 //! Settings every node of a cluster must share (authenticator, spawner, services, roles,
-//! groups and custom scopes, cookie and URL policies, the member list). The first node to start records them in the store;
+//! groups and custom scopes, cookie, token and URL policies, the member list). The first
+//! node to start records them in the store;
 //! a node whose config differs is refused with the keys that differ, unless it is started
 //! with `--update-cluster-settings`, which makes its settings the recorded ones.
 //!
@@ -56,13 +57,21 @@ pub fn agreed(config: &Config) -> BTreeMap<String, String> {
     put("hub.cookie_max_age_days", format!("{:?}", h.cookie_max_age));
     put("hub.public_url", format!("{:?}", h.public_url));
     // the same keys on every node, or a user's auth_state written through one node
-    // would not decrypt on another: compared by a digest, never shown
-    put(
-        "JUPYTERHUB_CRYPT_KEY",
-        config.crypt_keys.as_ref().map_or("none".into(), |k| {
-            format!("fingerprint:{}", k.fingerprint())
-        }),
-    );
+    // would not decrypt on another: compared by a digest, never shown; only when set,
+    // so settings recorded before this key agree with a hub that has none
+    if let Some(keys) = config.crypt_keys.as_ref() {
+        put(
+            "JUPYTERHUB_CRYPT_KEY",
+            format!("fingerprint:{}", keys.fingerprint()),
+        );
+    }
+    // only when set: settings recorded before this key agree with its default
+    if h.token_expires_in_max_seconds != 0 {
+        put(
+            "hub.token_expires_in_max_seconds",
+            h.token_expires_in_max_seconds.to_string(),
+        );
+    }
     for (i, s) in config.services.iter().enumerate() {
         let token = s.api_token.as_ref().map_or("none".into(), |t| {
             format!("sha256:{}", sha256_hex(t.expose()))
@@ -230,6 +239,14 @@ mod tests {
         let reordered = config(r#""2@127.0.0.1:7103", "1@127.0.0.1:7101""#);
         assert_eq!(on_fdb(a.clone()), on_fdb(reordered));
         assert_ne!(on_fdb(a)["cluster.peers"], on_fdb(b)["cluster.peers"]);
+    }
+
+    #[test]
+    fn the_token_expiry_maximum_must_agree_and_its_default_is_not_recorded() {
+        let unset = rbac("");
+        let set = rbac("[hub]\ntoken_expires_in_max_seconds = 3600\n");
+        assert!(!agreed(&unset).contains_key("hub.token_expires_in_max_seconds"));
+        assert_eq!(agreed(&set)["hub.token_expires_in_max_seconds"], "3600");
     }
 
     fn rbac(text: &str) -> Config {

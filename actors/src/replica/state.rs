@@ -1,6 +1,6 @@
 //! What the replica holds: every record decoded, the indexes the hot paths read (users
-//! by id, group members both ways), and the generations that tell caches when what they
-//! derived went stale.
+//! by id, group members both ways, tokens by owner and by expiry), and the generations
+//! that tell caches when what they derived went stale.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use galilean_proto::records::{
     GroupRecord, OAuthClientRecord, Owner, ServerRecord, ShareCodeRecord, ShareRecord, ShareWith,
     TokenRecord, UserRecord,
 };
+use galilean_proto::time::Micros;
 use galilean_storage::tuple;
 use galilean_storage::{ChangeBatch, Mutation, Version};
 
@@ -32,6 +33,9 @@ pub struct State {
     pub token_ids: HashMap<u64, String>,
     /// Owner → the hashes of its tokens.
     pub tokens_by_owner: HashMap<Owner, BTreeSet<String>>,
+    /// (expiry, hash) of every token that expires, soonest first: the purge of expired
+    /// tokens finds them without a walk over every token.
+    pub tokens_by_expiry: BTreeSet<(Micros, String)>,
     pub clients: HashMap<String, Arc<OAuthClientRecord>>,
     pub groups: BTreeMap<String, Arc<GroupRecord>>,
     /// Group → its members.
@@ -89,7 +93,15 @@ impl State {
                         .entry(rec.owner.clone())
                         .or_default()
                         .insert(hash.clone());
-                    self.tokens.insert(hash, Arc::new(rec));
+                    let expires_at = rec.expires_at;
+                    if let Some(e) = expires_at {
+                        self.tokens_by_expiry.insert((e, hash.clone()));
+                    }
+                    if let Some(old) = self.tokens.insert(hash.clone(), Arc::new(rec)) {
+                        if let Some(e) = old.expires_at.filter(|e| Some(*e) != expires_at) {
+                            self.tokens_by_expiry.remove(&(e, hash));
+                        }
+                    }
                 }
             }
             KeyKind::Client(id) => {
@@ -165,6 +177,9 @@ impl State {
             KeyKind::Token(hash) => {
                 if let Some(rec) = self.tokens.remove(&hash) {
                     self.token_ids.remove(&rec.id);
+                    if let Some(e) = rec.expires_at {
+                        self.tokens_by_expiry.remove(&(e, hash.clone()));
+                    }
                     if let Some(hashes) = self.tokens_by_owner.get_mut(&rec.owner) {
                         hashes.remove(&hash);
                         if hashes.is_empty() {
@@ -386,6 +401,17 @@ impl State {
             .filter_map(|h| self.tokens.get(h).map(|t| (h, t)))
     }
 
+    /// The tokens expired by `now` (an expiry at or before it), soonest expired first.
+    pub fn expired_tokens(
+        &self,
+        now: Micros,
+    ) -> impl Iterator<Item = (&String, &Arc<TokenRecord>)> + '_ {
+        self.tokens_by_expiry
+            .iter()
+            .take_while(move |(e, _)| *e <= now)
+            .filter_map(|(_, h)| self.tokens.get(h).map(|t| (h, t)))
+    }
+
     /// The groups `user` is in, by name.
     pub fn groups_of(&self, user: &str) -> &BTreeSet<String> {
         self.user_groups.get(user).unwrap_or(&NO_GROUPS)
@@ -559,6 +585,56 @@ mod tests {
         ));
         assert!(ids(&s).is_empty());
         assert!(!s.tokens_by_owner.contains_key(&alice));
+    }
+
+    #[test]
+    fn expired_tokens_are_found_by_expiry_until_they_are_deleted() {
+        let token = |id: u64, expires_at: Option<i64>, last_activity: Option<i64>| {
+            encode(&TokenRecord {
+                v: FORMAT,
+                id,
+                prefix: "abcd".into(),
+                owner: Owner::User("alice".into()),
+                scopes: vec![],
+                note: String::new(),
+                created: 0,
+                last_activity,
+                expires_at,
+                session_id: None,
+                client_id: "jupyterhub".into(),
+            })
+            .unwrap()
+        };
+        let mut s = State::default();
+        s.apply(&batch(
+            1,
+            vec![
+                set(keys::token("late"), token(1, Some(300), None)),
+                set(keys::token("never"), token(2, None, None)),
+                set(keys::token("soon"), token(3, Some(100), None)),
+            ],
+        ));
+        let expired = |s: &State, now: i64| -> Vec<u64> {
+            s.expired_tokens(now).map(|(_, t)| t.id).collect()
+        };
+        assert!(expired(&s, 99).is_empty());
+        assert_eq!(expired(&s, 100), vec![3]);
+        assert_eq!(expired(&s, i64::MAX), vec![3, 1]);
+        // a rewrite (its activity) keeps it indexed once
+        s.apply(&batch(
+            2,
+            vec![set(keys::token("soon"), token(3, Some(100), Some(50)))],
+        ));
+        assert_eq!(expired(&s, i64::MAX), vec![3, 1]);
+        assert_eq!(s.tokens_by_expiry.len(), 2);
+        s.apply(&batch(
+            3,
+            vec![Mutation::Clear {
+                key: keys::token("soon"),
+            }],
+        ));
+        assert_eq!(expired(&s, i64::MAX), vec![1]);
+        assert_eq!(s.tokens_by_expiry.len(), 1);
     }
 
     #[test]

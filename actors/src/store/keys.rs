@@ -73,6 +73,11 @@ pub fn code(hash_hex: &str) -> Vec<u8> {
     pack(&[CODE, hash_hex])
 }
 
+/// Every OAuth code.
+pub fn codes() -> (Vec<u8>, Vec<u8>) {
+    tuple::range(&pack(&[CODE]))
+}
+
 pub fn group(name: &str) -> Vec<u8> {
     pack(&[GROUP, name])
 }
@@ -278,6 +283,15 @@ mod tests {
             KeyKind::ShareTo(bob, "alice".into(), "nb".into())
         );
         assert_eq!(classify(&share_code("h")), KeyKind::ShareCode("h".into()));
+    }
+
+    #[test]
+    fn the_code_range_holds_every_code_and_no_client() {
+        let (b, e) = codes();
+        let within = |k: &[u8]| k >= b.as_slice() && k < e.as_slice();
+        assert!(within(&code("00")) && within(&code("ff")) && within(&code("")));
+        assert!(!within(&client("code")) && !within(&client("codex")));
+        assert!(!within(&token("ab")) && !within(&meta("code")));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Token records: stored under the SHA-256 of their secret, never the secret itself.
 //! Created for users (by their actor, fenced), for servers and OAuth clients, and from
-//! config for services; deleted by hash.
+//! config for services; deleted by hash, and purged once expired.
 
 use galilean_proto::records::{Owner, TokenRecord, FORMAT};
-use galilean_proto::time::now_micros;
+use galilean_proto::time::{now_micros, Micros};
 use galilean_proto::wire::NewToken;
 use galilean_storage::{Store, Transaction, Version};
 
@@ -12,7 +12,7 @@ use crate::in_txn;
 use crate::secrets::{new_token_secret, sha256_hex};
 use crate::store::fence::{check_fence, Fence};
 use crate::store::keys;
-use crate::store::txn::{next_id, put};
+use crate::store::txn::{get, next_id, put};
 
 /// Writes a token record for `secret` in `tx` (a transaction of `store`).
 pub async fn insert_token(
@@ -108,4 +108,91 @@ pub async fn delete_tokens(
         }
     })?;
     Ok(v)
+}
+
+/// Deletes those of `hashes` whose token has expired by `now`, in one transaction: each
+/// record is read again inside it, so a token that is gone already, or does not expire,
+/// is left alone, and two purges at once delete each token once. Unfenced: an expired
+/// token is refused everywhere already, whoever owns its user. Returns how many it
+/// deleted; callers keep `hashes` to a batch.
+pub async fn purge_expired_tokens(
+    store: &dyn Store,
+    hashes: &[String],
+    now: Micros,
+) -> Result<(usize, Version), OpError> {
+    in_txn!(store, |tx| {
+        let mut deleted = 0;
+        for h in hashes {
+            let key = keys::token(h);
+            let Some(rec) = get::<TokenRecord>(tx.as_mut(), &key).await? else {
+                continue;
+            };
+            if rec.expires_at.is_some_and(|e| e <= now) {
+                tx.clear(&key);
+                deleted += 1;
+            }
+        }
+        deleted
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use galilean_storage::MemoryStore;
+
+    fn spec(expires_in: Option<u64>) -> NewToken {
+        NewToken {
+            owner: Owner::User("alice".into()),
+            scopes: vec![],
+            note: String::new(),
+            expires_in,
+            session_id: None,
+            client_id: "jupyterhub".into(),
+        }
+    }
+
+    async fn stored(
+        store: &MemoryStore,
+        spec: &NewToken,
+    ) -> Result<(String, TokenRecord), OpError> {
+        let secret = new_token_secret();
+        let (rec, _) = in_txn!(store, |tx| {
+            insert_token(store, tx.as_mut(), &secret, spec).await?
+        })?;
+        Ok((sha256_hex(&secret), rec))
+    }
+
+    async fn present(store: &MemoryStore, hash: &str) -> bool {
+        let mut tx = store.begin().await.unwrap();
+        tx.get(&keys::token(hash)).await.unwrap().is_some()
+    }
+
+    #[tokio::test]
+    async fn only_expired_tokens_are_purged_and_each_once() {
+        let store = MemoryStore::new();
+        let (expiring, rec) = stored(&store, &spec(Some(60))).await.unwrap();
+        let (lasting, _) = stored(&store, &spec(None)).await.unwrap();
+        let (later, _) = stored(&store, &spec(Some(3600))).await.unwrap();
+        let all = [
+            expiring.clone(),
+            lasting.clone(),
+            later.clone(),
+            "no-such-token".to_owned(),
+        ];
+
+        // before its expiry nothing goes
+        let (n, _) = purge_expired_tokens(&store, &all, rec.created)
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        let after = rec.expires_at.unwrap();
+        let (n, _) = purge_expired_tokens(&store, &all, after).await.unwrap();
+        assert_eq!(n, 1);
+        assert!(!present(&store, &expiring).await);
+        assert!(present(&store, &lasting).await && present(&store, &later).await);
+        // a second purge (another node's, or the next round) finds nothing to do
+        let (n, _) = purge_expired_tokens(&store, &all, after).await.unwrap();
+        assert_eq!(n, 0);
+    }
 }

@@ -68,15 +68,26 @@ fn identify(parts: &Parts, app: &AppState) -> Option<Identity> {
     Some(id)
 }
 
-/// Records token and user activity in memory; flushed in batches.
+/// What a single-user server's own token is noted as (JupyterHub's mark of it).
+const SERVER_TOKEN_NOTE: &str = "Server at ";
+
+/// Records token and user activity in memory; flushed in batches. As in JupyterHub, the
+/// use of a token whose note starts `Server at ` (a server's own token) is the token's
+/// activity but not its user's: a server calling the hub does not make its user active.
 fn note_activity(app: &AppState, id: &Identity) {
     let now = now_micros();
+    let mut of_user = true;
     if let Some(h) = &id.token_hash {
         if let Ok(mut m) = app.token_activity.lock() {
             crate::set_entry(&mut m, h, now);
         }
+        of_user = !app.replica.read(|s| {
+            s.tokens
+                .get(h)
+                .is_some_and(|t| t.note.starts_with(SERVER_TOKEN_NOTE))
+        });
     }
-    if let Some(u) = id.user_name() {
+    if let Some(u) = id.user_name().filter(|_| of_user) {
         if let Ok(mut m) = app.user_activity.lock() {
             crate::set_entry(&mut m, u, now);
         }

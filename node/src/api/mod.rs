@@ -1,5 +1,6 @@
 //! The REST API under `/hub/api/` (§2), one file per resource, plus who calls it
-//! (`caller`), what a request names (`request`) and the models it answers with.
+//! (`caller`), what a request names (`request`, and a new token's body:
+//! `token_request`) and the models it answers with.
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ mod services;
 mod share_codes;
 mod shared;
 mod shares;
+mod token_request;
 mod tokens;
 mod users;
 mod whoami;

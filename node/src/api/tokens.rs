@@ -12,12 +12,12 @@ use galilean_actors::policy::text::clip;
 use galilean_proto::records::{Owner, TokenRecord};
 use galilean_proto::time::now_micros;
 use galilean_proto::wire::NewToken;
-use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::api::caller::{require, Caller};
 use crate::api::models::token_model;
 use crate::api::request::{json_body, path_user};
+use crate::api::token_request::parse_token_request;
 use crate::app::AppState;
 use crate::error::{ApiResult, HttpError};
 
@@ -66,7 +66,8 @@ pub async fn list(
             .map(|(_, t)| t)
             .filter(|t| t.expires_at.is_none_or(|e| e > now))
             .collect();
-        list.sort_by_key(|t| std::cmp::Reverse(t.last_activity.unwrap_or(t.created)));
+        // JupyterHub's order: the least recently used (or made, if never used) first
+        list.sort_by_key(|t| (t.last_activity.unwrap_or(t.created), t.id));
         Some(
             list.into_iter()
                 .map(|t| model_of(&app, s, t))
@@ -75,15 +76,6 @@ pub async fn list(
     });
     let tokens = tokens.ok_or_else(|| HttpError::not_found(format!("No such user: {user}")))?;
     Ok(Json(json!({ "api_tokens": tokens })).into_response())
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    note: Option<String>,
-    expires_in: Option<i64>,
-    scopes: Option<Vec<String>>,
-    roles: Option<Vec<String>>,
 }
 
 pub async fn create(
@@ -101,12 +93,10 @@ pub async fn create(
             "User {user} not found or no permissions to generate tokens"
         )));
     }
-    let req: CreateToken = json_body(&body)?.unwrap_or_default();
-    if req.scopes.is_some() && req.roles.is_some() {
-        return Err(HttpError::bad_request(
-            "Specify only one of scopes or roles",
-        ));
-    }
+    // the body's shape and the expiry's bounds first: nothing is created on a bad body
+    let body: Value = json_body(&body)?.unwrap_or(Value::Null);
+    let req = parse_token_request(&body, app.config.hub.token_expires_in_max_seconds)
+        .map_err(HttpError::bad_request)?;
     let raw = match (req.scopes, req.roles) {
         (Some(s), _) => s,
         (None, Some(roles)) => {
@@ -181,15 +171,7 @@ pub async fn create(
             listed(&beyond_requester)
         )));
     }
-    let expires_in = match req.expires_in {
-        None => None,
-        Some(n) if n >= 1 => Some(n as u64),
-        Some(_) => {
-            return Err(HttpError::bad_request(
-                "expires_in must be a positive number of seconds",
-            ))
-        }
-    };
+    let expires_in = req.expires_in;
     let mut note = req.note.unwrap_or_else(|| "Requested via api".to_owned());
     if note.chars().count() > 1024 {
         return Err(HttpError::bad_request(

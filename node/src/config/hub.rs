@@ -16,6 +16,13 @@ pub const ENV_HUB_BIND_URL: &str = "GALILEAN_HUB_BIND_URL";
 /// Replaces `hub.data_dir`.
 pub const ENV_HUB_DATA_DIR: &str = "GALILEAN_HUB_DATA_DIR";
 
+/// For tests only: a number of seconds (> 0) that replaces the default
+/// [`HubConfig::purge_expired_interval`], which is no key of the file.
+pub const ENV_TEST_PURGE_EXPIRED_INTERVAL: &str = "GALILEAN_TEST_PURGE_EXPIRED_INTERVAL";
+
+/// [`HubConfig::purge_expired_interval`]'s default.
+pub const DEFAULT_PURGE_EXPIRED_INTERVAL: Duration = Duration::from_secs(60);
+
 /// `hub.data_dir`'s default.
 pub(super) const DEFAULT_DATA_DIR: &str = "galilean-data";
 
@@ -63,6 +70,18 @@ pub struct HubConfig {
     /// `hub.log_level`: one of `"error"`, `"warn"`, `"info"`, `"debug"`, `"trace"`.
     /// Default `"info"`.
     pub log_level: LogLevel,
+    /// `hub.token_expires_in_max_seconds` (JupyterHub's `token_expires_in_max_seconds`):
+    /// the longest expiry, in seconds, of a token made through the API
+    /// (`POST /hub/api/users/{name}/tokens`), and the expiry of one made there without
+    /// `expires_in`; 0 means no maximum, and such tokens never expire unless asked to.
+    /// Tokens of servers and of OAuth, and tokens made before it was set, are left as
+    /// they are. Default `0`.
+    pub token_expires_in_max_seconds: u64,
+    /// How often the hub deletes expired tokens and OAuth codes never redeemed. Not a key
+    /// of the file: JupyterHub's `purge_expired_tokens_interval` (an hour there) is not
+    /// configurable either. Only tests change it, through
+    /// `GALILEAN_TEST_PURGE_EXPIRED_INTERVAL`. Default one minute.
+    pub purge_expired_interval: Duration,
 }
 
 impl Default for HubConfig {
@@ -82,6 +101,8 @@ impl Default for HubConfig {
             public_url: None,
             connect_url: None,
             log_level: LogLevel::Info,
+            token_expires_in_max_seconds: 0,
+            purge_expired_interval: DEFAULT_PURGE_EXPIRED_INTERVAL,
         }
     }
 }
@@ -103,6 +124,7 @@ pub(super) fn read_hub(
         "public_url",
         "connect_url",
         "log_level",
+        "token_expires_in_max_seconds",
     ];
     let d = HubConfig::default();
     let mut r = Reader::open(errors, "hub".into(), value, KEYS);
@@ -115,6 +137,13 @@ pub(super) fn read_hub(
         data_dir = dir;
     }
     let limit = r.integer("named_server_limit_per_user", 0, u32::MAX.into());
+    let expires_max = r.integer("token_expires_in_max_seconds", 0, i64::MAX);
+    let purge = r.env_override(
+        env,
+        ENV_TEST_PURGE_EXPIRED_INTERVAL,
+        "purge_expired_interval",
+        parse_seconds,
+    );
     HubConfig {
         bind_url,
         base_url: r.parsed("base_url", parse_base_url).unwrap_or(d.base_url),
@@ -135,5 +164,20 @@ pub(super) fn read_hub(
         log_level: r
             .parsed("log_level", |s| choice(s, LogLevel::ALL))
             .unwrap_or(d.log_level),
+        token_expires_in_max_seconds: expires_max
+            .map_or(d.token_expires_in_max_seconds, |n| n.unsigned_abs()),
+        purge_expired_interval: purge.unwrap_or(d.purge_expired_interval),
     }
+}
+
+/// A positive number of seconds, as text.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let n: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number of seconds".to_owned())?;
+    if n.is_nan() || n <= 0.0 {
+        return Err("must be greater than 0".into());
+    }
+    Duration::try_from_secs_f64(n).map_err(|_| "is too large".into())
 }

@@ -57,6 +57,7 @@
 //! | `GALILEAN_AUTHENTICATOR_PASSWORD` | `authenticator.password` |
 //! | `GALILEAN_SERVICE_<NAME>_API_TOKEN` | `api_token` of the `[[services]]` entry named NAME, upper-cased, `-` written `_` (see [`service_token_env_var`]) |
 //! | `JUPYTERHUB_CRYPT_KEY` | the keys that encrypt users' `auth_state` (JupyterHub's name and format: `;`-separated 32-byte keys, hex or base64; the first encrypts, all decrypt); environment only, the same on every node of a cluster (compared by a digest); without it `auth_state` is refused |
+//! | `GALILEAN_TEST_PURGE_EXPIRED_INTERVAL` | no key: how often expired tokens are purged, in seconds, for tests only (see [`HubConfig::purge_expired_interval`]) |
 //!
 //! Keeping secrets in the environment keeps them out of a file that is often world-readable
 //! or checked in.
@@ -121,7 +122,10 @@ pub use errors::{ConfigError, ConfigErrors};
 pub use file::{Config, ENV_CRYPT_KEY};
 pub use galilean_actors::policy::scopes::{Catalog, CustomScope};
 pub use groups::GroupConfig;
-pub use hub::{HubConfig, ENV_HUB_BIND_URL, ENV_HUB_DATA_DIR};
+pub use hub::{
+    HubConfig, DEFAULT_PURGE_EXPIRED_INTERVAL, ENV_HUB_BIND_URL, ENV_HUB_DATA_DIR,
+    ENV_TEST_PURGE_EXPIRED_INTERVAL,
+};
 pub use roles::RoleConfig;
 pub use services::{service_token_env_var, ServiceConfig};
 pub use spawner::{SpawnerClass, SpawnerConfig};

@@ -59,6 +59,8 @@ fn an_empty_file_gives_every_default() {
     );
     assert_eq!(config.hub.public_url, None);
     assert_eq!(config.hub.log_level, LogLevel::Info);
+    assert_eq!(config.hub.token_expires_in_max_seconds, 0);
+    assert_eq!(config.hub.purge_expired_interval, Duration::from_secs(60));
     assert_eq!(config.authenticator.class, AuthenticatorClass::Dummy);
     assert_eq!(config.authenticator.password, None);
     assert!(
@@ -110,6 +112,7 @@ fn every_key_takes_a_non_default_value() {
             cookie_max_age_days = 0.5
             public_url = "https://hub.example.org/jupyter/"
             log_level = "debug"
+            token_expires_in_max_seconds = 3600
 
             [authenticator]
             class = "dummy"
@@ -165,6 +168,7 @@ fn every_key_takes_a_non_default_value() {
     );
     assert_eq!(c.hub.log_level, LogLevel::Debug);
     assert_eq!(c.hub.log_level.as_str(), "debug");
+    assert_eq!(c.hub.token_expires_in_max_seconds, 3600);
     assert_eq!(c.authenticator.class, AuthenticatorClass::Dummy);
     assert_eq!(
         c.authenticator.password.as_ref().map(Secret::expose),
@@ -229,6 +233,7 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
             named_server_limit_per_user = -1
             log_level = "verbose"
             cookie_max_age_days = 0
+            token_expires_in_max_seconds = -1
             listen = 1
 
             [authenticator]
@@ -299,6 +304,10 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
         "must be greater than 0"
     );
     assert_eq!(
+        error_for(&errs, "hub.token_expires_in_max_seconds"),
+        "must be 0 or more"
+    );
+    assert_eq!(
         error_for(&errs, "authenticator.class"),
         "\"pam\" is not one of the accepted values: \"dummy\""
     );
@@ -322,10 +331,10 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
         error_for(&errs, "services[2].name"),
         "missing: every service needs a name"
     );
-    assert_eq!(errs.len(), 21, "{errs:#?}");
+    assert_eq!(errs.len(), 22, "{errs:#?}");
 
     let shown = err.to_string();
-    assert_eq!(shown.lines().count(), 21);
+    assert_eq!(shown.lines().count(), 22);
     assert!(
         shown
             .lines()
@@ -466,6 +475,25 @@ fn the_environment_wins_over_the_file() {
         service_token_env_var("idle-culler"),
         "GALILEAN_SERVICE_IDLE_CULLER_API_TOKEN"
     );
+}
+
+#[test]
+fn only_the_test_variable_sets_the_purge_interval() {
+    let c = parse_env("", &[(ENV_TEST_PURGE_EXPIRED_INTERVAL, "0.5")]).unwrap();
+    assert_eq!(c.hub.purge_expired_interval, Duration::from_millis(500));
+    let errs = parse("[hub]\npurge_expired_interval = 1\n").unwrap_err();
+    assert!(errs.errors[0].message.starts_with("unknown key"));
+    for bad in ["0", "-1", "soon", "NaN"] {
+        let err = parse_env("", &[(ENV_TEST_PURGE_EXPIRED_INTERVAL, bad)]).unwrap_err();
+        assert_eq!(err.errors.len(), 1, "{bad}");
+        assert!(
+            err.errors[0]
+                .message
+                .starts_with("from GALILEAN_TEST_PURGE_EXPIRED_INTERVAL: "),
+            "{bad}: {}",
+            err.errors[0].message
+        );
+    }
 }
 
 #[test]

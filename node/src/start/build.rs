@@ -24,6 +24,7 @@ use crate::start::background::{feed_routes, flush_activity_forever};
 use crate::start::listen::Door;
 use crate::start::node::Node;
 use crate::start::peers::{actor_addr, actor_link};
+use crate::start::purge::purge_expired_forever;
 use crate::start::reconcile::{reconcile_admins, reconcile_services, reconcile_users_and_groups};
 use crate::start::stores::Leadership;
 
@@ -196,6 +197,7 @@ pub(crate) async fn build_at(
         serving,
         tokio::spawn(feed_routes(replica.clone(), base_url.clone(), routes_tx)),
         tokio::spawn(flush_activity_forever(app.clone(), shutdown_rx.clone())),
+        tokio::spawn(purge_expired_forever(app.clone(), shutdown_rx.clone())),
     ];
     tasks.extend(cluster_tasks);
 

@@ -8,6 +8,7 @@ mod build;
 mod listen;
 mod node;
 mod peers;
+mod purge;
 mod reconcile;
 mod stores;
 

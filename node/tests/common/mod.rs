@@ -32,6 +32,8 @@ pub struct Hub {
     pub config: PathBuf,
     pub log: PathBuf,
     pub url: String,
+    /// Variables the process gets besides the tests' own environment.
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -53,6 +55,11 @@ impl Hub {
 
     /// As [`Hub::with`], with more `[hub]` keys.
     pub fn with_hub(hub_extra: &str, spawner: &str, rest: &str) -> Hub {
+        Hub::with_hub_env(hub_extra, spawner, rest, &[])
+    }
+
+    /// As [`Hub::with_hub`], the process started with the variables `env` set too.
+    pub fn with_hub_env(hub_extra: &str, spawner: &str, rest: &str, env: &[(&str, &str)]) -> Hub {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let config = dir.path().join("hub.toml");
@@ -71,6 +78,10 @@ impl Hub {
             config,
             log,
             url: String::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
         };
         hub.start();
@@ -90,6 +101,7 @@ impl Hub {
             .arg(&self.config)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
