@@ -11,6 +11,7 @@
 pub mod context;
 pub mod error;
 pub mod membership;
+pub mod metrics;
 pub mod policy;
 pub mod replica;
 pub mod router;

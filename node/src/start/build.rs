@@ -103,6 +103,7 @@ pub(crate) async fn build_at(
         spawning_now: Default::default(),
         spawning_peak: Default::default(),
         probe: probe_client(),
+        timings: Default::default(),
     });
     let router = match &config.cluster {
         Some(c) => {
