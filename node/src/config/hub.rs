@@ -63,6 +63,16 @@ pub struct HubConfig {
     /// `hub.log_level`: one of `"error"`, `"warn"`, `"info"`, `"debug"`, `"trace"`.
     /// Default `"info"`.
     pub log_level: LogLevel,
+    /// `hub.authenticate_prometheus` (JupyterHub's `authenticate_prometheus`): whether
+    /// `GET /hub/metrics` asks for the `read:metrics` scope. When false, anyone who can
+    /// reach the node reads its metrics (user, server and request counts, no names).
+    /// Default `true`.
+    pub authenticate_prometheus: bool,
+    /// `hub.admin_access` (JupyterHub's `admin_access`, deprecated there since 2.0): its
+    /// only effect left is that the legacy `POST /hub/api/users/{name}/admin-access`
+    /// answers 200 (doing nothing) instead of 403. Admins reach users' servers through
+    /// their scopes (`access:servers`), whatever this says. Default `false`.
+    pub admin_access: bool,
 }
 
 impl Default for HubConfig {
@@ -82,6 +92,8 @@ impl Default for HubConfig {
             public_url: None,
             connect_url: None,
             log_level: LogLevel::Info,
+            authenticate_prometheus: true,
+            admin_access: false,
         }
     }
 }
@@ -103,6 +115,8 @@ pub(super) fn read_hub(
         "public_url",
         "connect_url",
         "log_level",
+        "authenticate_prometheus",
+        "admin_access",
     ];
     let d = HubConfig::default();
     let mut r = Reader::open(errors, "hub".into(), value, KEYS);
@@ -135,5 +149,9 @@ pub(super) fn read_hub(
         log_level: r
             .parsed("log_level", |s| choice(s, LogLevel::ALL))
             .unwrap_or(d.log_level),
+        authenticate_prometheus: r
+            .boolean("authenticate_prometheus")
+            .unwrap_or(d.authenticate_prometheus),
+        admin_access: r.boolean("admin_access").unwrap_or(d.admin_access),
     }
 }

@@ -50,6 +50,8 @@ fn an_empty_file_gives_every_default() {
     assert_eq!(config.hub.base_url, "/");
     assert_eq!(config.hub.data_dir, Path::new("galilean-data"));
     assert!(!config.hub.cleanup_servers);
+    assert!(config.hub.authenticate_prometheus);
+    assert!(!config.hub.admin_access);
     assert!(!config.hub.allow_named_servers);
     assert_eq!(config.hub.named_server_limit_per_user, 0);
     assert!(config.hub.template_paths.is_empty());
@@ -110,6 +112,8 @@ fn every_key_takes_a_non_default_value() {
             cookie_max_age_days = 0.5
             public_url = "https://hub.example.org/jupyter/"
             log_level = "debug"
+            authenticate_prometheus = false
+            admin_access = true
 
             [authenticator]
             class = "dummy"
@@ -165,6 +169,7 @@ fn every_key_takes_a_non_default_value() {
     );
     assert_eq!(c.hub.log_level, LogLevel::Debug);
     assert_eq!(c.hub.log_level.as_str(), "debug");
+    assert!(!c.hub.authenticate_prometheus && c.hub.admin_access);
     assert_eq!(c.authenticator.class, AuthenticatorClass::Dummy);
     assert_eq!(
         c.authenticator.password.as_ref().map(Secret::expose),
@@ -226,6 +231,7 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
             bind_url = "http://127.0.0.1:8000/hub/"
             base_url = "http://example.org/hub/"
             cleanup_servers = "yes"
+            authenticate_prometheus = "no"
             named_server_limit_per_user = -1
             log_level = "verbose"
             cookie_max_age_days = 0
@@ -266,6 +272,10 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
     assert!(error_for(&errs, "services[0].port").starts_with("unknown key"));
     assert_eq!(
         error_for(&errs, "hub.cleanup_servers"),
+        "expected a boolean, found a string"
+    );
+    assert_eq!(
+        error_for(&errs, "hub.authenticate_prometheus"),
         "expected a boolean, found a string"
     );
     assert_eq!(
@@ -322,10 +332,10 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
         error_for(&errs, "services[2].name"),
         "missing: every service needs a name"
     );
-    assert_eq!(errs.len(), 21, "{errs:#?}");
+    assert_eq!(errs.len(), 22, "{errs:#?}");
 
     let shown = err.to_string();
-    assert_eq!(shown.lines().count(), 21);
+    assert_eq!(shown.lines().count(), 22);
     assert!(
         shown
             .lines()
