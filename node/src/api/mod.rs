@@ -1,5 +1,6 @@
-//! The REST API under `/hub/api/` (§2), one file per resource, plus who calls it
-//! (`caller`), what a request names (`request`) and the models it answers with.
+//! The REST API under `/hub/api/` (§2), one file per resource (the hub's own operations:
+//! `proxy`, `shutdown`; the deprecated endpoints: `legacy`), plus who calls it (`caller`),
+//! what a request names (`request`) and the models it answers with.
 
 use std::sync::Arc;
 
@@ -12,12 +13,14 @@ mod activity;
 pub mod caller;
 mod groups;
 mod info;
+mod legacy;
 pub mod models;
 mod paging;
 mod progress;
 mod proxy;
 pub mod request;
 mod servers;
+mod shutdown;
 mod tokens;
 mod users;
 mod whoami;
@@ -78,5 +81,23 @@ pub fn routes(api: &str) -> Router<Arc<AppState>> {
             &r("/groups/{name}/properties"),
             axum::routing::put(groups::set_properties),
         )
-        .route(&r("/proxy"), get(proxy::proxy))
+        .route(
+            &r("/proxy"),
+            get(proxy::get).post(proxy::post).patch(proxy::patch),
+        )
+        .route(&r("/shutdown"), post(shutdown::shutdown))
+        .route(&r("/users/{name}/admin-access"), post(legacy::admin_access))
+        .route(&r("/authorizations/token"), post(legacy::token_request))
+        .route(
+            &r("/authorizations/token/{token}"),
+            get(legacy::token_owner).post(legacy::token_request),
+        )
+        .route(
+            &r("/authorizations/cookie/{cookie_name}"),
+            get(legacy::cookie_owner_in_body),
+        )
+        .route(
+            &r("/authorizations/cookie/{cookie_name}/{cookie_value}"),
+            get(legacy::cookie_owner_in_path),
+        )
 }
