@@ -1,11 +1,13 @@
 //! `HubCtx`: what every actor of a node shares: the store, the local replica, the
-//! spawner, the spawn queue and the settings that shape spawned servers.
+//! spawner, the spawn queue, the settings that shape spawned servers, and the timings
+//! of spawns and stops.
 
 use std::sync::Arc;
 
 use galilean_storage::Store;
 use tokio::sync::Semaphore;
 
+use crate::metrics::ServerTimings;
 use crate::replica::Replica;
 use crate::settings::SpawnSettings;
 use crate::spawner::Spawner;
@@ -24,4 +26,6 @@ pub struct HubCtx {
     pub spawning_peak: std::sync::atomic::AtomicUsize,
     /// Client for readiness probes.
     pub probe: reqwest::Client,
+    /// How long this node's spawns and stops took, for its metrics page.
+    pub timings: ServerTimings,
 }

@@ -12,6 +12,7 @@ pub mod context;
 pub mod crypt;
 pub mod error;
 pub mod membership;
+pub mod metrics;
 pub mod policy;
 pub mod replica;
 pub mod router;

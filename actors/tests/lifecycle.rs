@@ -74,6 +74,7 @@ async fn hub_with(
         spawning_now: Default::default(),
         spawning_peak: Default::default(),
         probe: probe_client(),
+        timings: Default::default(),
     });
     (Router::new(ctx), dir)
 }

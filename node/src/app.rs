@@ -8,15 +8,21 @@ use galilean_actors::policy::scopes::{Access, Target};
 use galilean_actors::{HubCtx, Replica, Router};
 use galilean_storage::Store;
 
+use crate::admin::measures::HubMeasures;
 use crate::config::Config;
 use crate::pages::templates::Templates;
 use crate::proxy::ActivityRecorder;
+use crate::start::control::NodeControl;
 
 /// A service from config: a named holder of an API token for now.
 #[derive(Debug, Clone)]
 pub struct ServiceInfo {
     pub name: String,
     pub admin: bool,
+    /// Where the service serves HTTP (JupyterHub's `url`), routed at
+    /// `P + "services/<name>/"`; `None` for a service that serves nothing (every service
+    /// from today's config).
+    pub url: Option<String>,
 }
 
 pub struct AppState {
@@ -44,6 +50,10 @@ pub struct AppState {
     pub user_activity: std::sync::Mutex<HashMap<String, i64>>,
     /// Token checks (resolved against the replica, cached per replica version).
     pub tokens: crate::auth::Tokens,
+    /// What the node measures for its metrics page (beside `ctx.timings`).
+    pub measures: Arc<HubMeasures>,
+    /// What requests may ask of the running node: a route re-sync, its stop.
+    pub control: NodeControl,
 }
 
 impl AppState {

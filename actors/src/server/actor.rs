@@ -360,11 +360,15 @@ impl ServerState {
         let me = myself.clone();
         let instance = self.instance;
         tokio::spawn(async move {
+            let began = std::time::Instant::now();
+            let mut ok = true;
             for state in states {
                 if let Err(e) = ctx.spawner.stop(&state, ctx.settings.stop_grace).await {
                     tracing::error!(error = %e, "stopping a server process");
+                    ok = false;
                 }
             }
+            ctx.timings.stopped(ok, began.elapsed());
             let _ = me.cast(ServerMsg::StopFinished { instance });
         });
         Ok(self.stopped.subscribe())

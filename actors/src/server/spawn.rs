@@ -15,6 +15,7 @@ use crate::context::HubCtx;
 use crate::error::OpError;
 use crate::membership::lease::ServeLease;
 use crate::membership::live_set::read_live_set;
+use crate::metrics::SpawnOutcome;
 use crate::policy::placement::{LiveSetRules, Owned};
 use crate::server::messages::{push_progress, Progress, ServerMsg};
 use crate::spawner::logs::tail_log;
@@ -48,12 +49,19 @@ impl SpawnTask {
         Ok(())
     }
 
-    /// Runs the spawn and tells the actor how it ended.
+    /// Runs the spawn, counts how long it took and how it ended, and tells the actor.
     pub async fn run(self) {
+        let began = std::time::Instant::now();
         let result = self.spawn().await;
+        let outcome = match &result {
+            Ok(_) => SpawnOutcome::Success,
+            Err(f) if f.exited => SpawnOutcome::Exited,
+            Err(_) => SpawnOutcome::Error,
+        };
+        self.ctx.timings.spawned(outcome, began.elapsed());
         let _ = self.myself.cast(ServerMsg::SpawnFinished {
             instance: self.instance,
-            result,
+            result: result.map_err(|f| f.message),
         });
     }
 
@@ -61,7 +69,7 @@ impl SpawnTask {
         push_progress(&self.progress, ev);
     }
 
-    async fn spawn(&self) -> Result<Started, String> {
+    async fn spawn(&self) -> Result<Started, SpawnFailure> {
         use std::sync::atomic::Ordering;
         let ctx = &self.ctx;
         if ctx.spawn_slots.available_permits() == 0 {
@@ -109,7 +117,7 @@ impl SpawnTask {
                 .spawner
                 .stop(&started.state, ctx.settings.stop_grace)
                 .await;
-            return Err(format!("Spawn failed: could not record the server: {e}"));
+            return Err(format!("Spawn failed: could not record the server: {e}").into());
         }
         let state = started.state.clone();
         let spawner = ctx.spawner.clone();
@@ -139,7 +147,9 @@ impl SpawnTask {
         match ready {
             Ok(_) => Ok(started),
             Err(e) => {
+                let exited = matches!(e, NotReady::GaveUp(_));
                 let why = match e {
+                    // only the process's exit gives up the wait
                     NotReady::GaveUp(reason) => reason,
                     NotReady::Timeout(_) => format!(
                         "the server did not answer at {}{}api within {} seconds",
@@ -149,12 +159,28 @@ impl SpawnTask {
                     ),
                 };
                 let log = tail_log(&log_path, log_from, 20, 4096);
-                Err(if log.trim().is_empty() {
+                let message = if log.trim().is_empty() {
                     format!("Spawn failed: {why}")
                 } else {
                     format!("Spawn failed: {why}. Last lines of the server's log:\n{log}")
-                })
+                };
+                Err(SpawnFailure { message, exited })
             }
+        }
+    }
+}
+
+/// Why a spawn failed, and whether because its process exited before it answered.
+struct SpawnFailure {
+    message: String,
+    exited: bool,
+}
+
+impl From<String> for SpawnFailure {
+    fn from(message: String) -> SpawnFailure {
+        SpawnFailure {
+            message,
+            exited: false,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! What operators and load balancers ask a node: its health, its metrics, and the status
-//! documents of the cluster (`galilean cluster status` and the chaos harness read them).
+//! What operators and load balancers ask a node: its health, its metrics (and what it
+//! measures for them), and the status documents of the cluster (`galilean cluster status`
+//! and the chaos harness read them).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::Router;
 use crate::app::AppState;
 
 mod health;
+pub mod measures;
 mod metrics;
 pub mod status;
 
@@ -18,5 +20,6 @@ pub fn routes(h: &str, api: &str) -> Router<Arc<AppState>> {
     Router::new()
         .route(&format!("{h}health"), get(health::health))
         .route(&format!("{api}/health"), get(health::health))
+        .route(&format!("{h}metrics"), get(metrics::metrics))
         .route(&format!("{api}/metrics"), get(metrics::metrics))
 }

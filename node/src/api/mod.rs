@@ -1,6 +1,7 @@
-//! The REST API under `/hub/api/` (§2), one file per resource, plus who calls it
-//! (`caller`), what a request names (`request`, and a new token's body:
-//! `token_request`) and the models it answers with.
+//! The REST API under `/hub/api/` (§2), one file per resource (the hub's own operations:
+//! `proxy`, `shutdown`; the deprecated endpoints: `legacy`), plus who calls it (`caller`),
+//! what a request names (`request`, and a new token's body: `token_request`) and the
+//! models it answers with.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ mod auth_state;
 pub mod caller;
 mod groups;
 mod info;
+mod legacy;
 pub mod models;
 mod paging;
 mod progress;
@@ -25,6 +27,7 @@ mod services;
 mod share_codes;
 mod shared;
 mod shares;
+mod shutdown;
 mod token_request;
 mod tokens;
 mod users;
@@ -159,5 +162,23 @@ pub fn routes(api: &str) -> Router<Arc<AppState>> {
         )
         .route(&r("/services"), get(services::list))
         .route(&r("/services/{name}"), get(services::get_one))
-        .route(&r("/proxy"), get(proxy::proxy))
+        .route(
+            &r("/proxy"),
+            get(proxy::get).post(proxy::post).patch(proxy::patch),
+        )
+        .route(&r("/shutdown"), post(shutdown::shutdown))
+        .route(&r("/users/{name}/admin-access"), post(legacy::admin_access))
+        .route(&r("/authorizations/token"), post(legacy::token_request))
+        .route(
+            &r("/authorizations/token/{token}"),
+            get(legacy::token_owner).post(legacy::token_request),
+        )
+        .route(
+            &r("/authorizations/cookie/{cookie_name}"),
+            get(legacy::cookie_owner_in_body),
+        )
+        .route(
+            &r("/authorizations/cookie/{cookie_name}/{cookie_value}"),
+            get(legacy::cookie_owner_in_path),
+        )
 }

@@ -82,6 +82,16 @@ pub struct HubConfig {
     /// configurable either. Only tests change it, through
     /// `GALILEAN_TEST_PURGE_EXPIRED_INTERVAL`. Default one minute.
     pub purge_expired_interval: Duration,
+    /// `hub.authenticate_prometheus` (JupyterHub's `authenticate_prometheus`): whether
+    /// `GET /hub/metrics` asks for the `read:metrics` scope. When false, anyone who can
+    /// reach the node reads its metrics (user, server and request counts, no names).
+    /// Default `true`.
+    pub authenticate_prometheus: bool,
+    /// `hub.admin_access` (JupyterHub's `admin_access`, deprecated there since 2.0): its
+    /// only effect left is that the legacy `POST /hub/api/users/{name}/admin-access`
+    /// answers 200 (doing nothing) instead of 403. Admins reach users' servers through
+    /// their scopes (`access:servers`), whatever this says. Default `false`.
+    pub admin_access: bool,
 }
 
 impl Default for HubConfig {
@@ -103,6 +113,8 @@ impl Default for HubConfig {
             log_level: LogLevel::Info,
             token_expires_in_max_seconds: 0,
             purge_expired_interval: DEFAULT_PURGE_EXPIRED_INTERVAL,
+            authenticate_prometheus: true,
+            admin_access: false,
         }
     }
 }
@@ -125,6 +137,8 @@ pub(super) fn read_hub(
         "connect_url",
         "log_level",
         "token_expires_in_max_seconds",
+        "authenticate_prometheus",
+        "admin_access",
     ];
     let d = HubConfig::default();
     let mut r = Reader::open(errors, "hub".into(), value, KEYS);
@@ -167,6 +181,10 @@ pub(super) fn read_hub(
         token_expires_in_max_seconds: expires_max
             .map_or(d.token_expires_in_max_seconds, |n| n.unsigned_abs()),
         purge_expired_interval: purge.unwrap_or(d.purge_expired_interval),
+        authenticate_prometheus: r
+            .boolean("authenticate_prometheus")
+            .unwrap_or(d.authenticate_prometheus),
+        admin_access: r.boolean("admin_access").unwrap_or(d.admin_access),
     }
 }
 

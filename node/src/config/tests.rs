@@ -50,6 +50,8 @@ fn an_empty_file_gives_every_default() {
     assert_eq!(config.hub.base_url, "/");
     assert_eq!(config.hub.data_dir, Path::new("galilean-data"));
     assert!(!config.hub.cleanup_servers);
+    assert!(config.hub.authenticate_prometheus);
+    assert!(!config.hub.admin_access);
     assert!(!config.hub.allow_named_servers);
     assert_eq!(config.hub.named_server_limit_per_user, 0);
     assert!(config.hub.template_paths.is_empty());
@@ -113,6 +115,8 @@ fn every_key_takes_a_non_default_value() {
             public_url = "https://hub.example.org/jupyter/"
             log_level = "debug"
             token_expires_in_max_seconds = 3600
+            authenticate_prometheus = false
+            admin_access = true
 
             [authenticator]
             class = "dummy"
@@ -169,6 +173,7 @@ fn every_key_takes_a_non_default_value() {
     assert_eq!(c.hub.log_level, LogLevel::Debug);
     assert_eq!(c.hub.log_level.as_str(), "debug");
     assert_eq!(c.hub.token_expires_in_max_seconds, 3600);
+    assert!(!c.hub.authenticate_prometheus && c.hub.admin_access);
     assert_eq!(c.authenticator.class, AuthenticatorClass::Dummy);
     assert_eq!(
         c.authenticator.password.as_ref().map(Secret::expose),
@@ -230,6 +235,7 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
             bind_url = "http://127.0.0.1:8000/hub/"
             base_url = "http://example.org/hub/"
             cleanup_servers = "yes"
+            authenticate_prometheus = "no"
             named_server_limit_per_user = -1
             log_level = "verbose"
             cookie_max_age_days = 0
@@ -271,6 +277,10 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
     assert!(error_for(&errs, "services[0].port").starts_with("unknown key"));
     assert_eq!(
         error_for(&errs, "hub.cleanup_servers"),
+        "expected a boolean, found a string"
+    );
+    assert_eq!(
+        error_for(&errs, "hub.authenticate_prometheus"),
         "expected a boolean, found a string"
     );
     assert_eq!(

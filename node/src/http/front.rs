@@ -1,6 +1,7 @@
 //! The node's HTTP front door: every connection is served by one hyper service that sends
 //! requests matching a proxy route to the single-user server, unmodified, and everything
-//! else to the hub's own handlers (axum). Route lookups read an in-memory snapshot.
+//! else to the hub's own handlers (axum), timing each of those. Route lookups read an
+//! in-memory snapshot. A stopping node finishes the answers in flight.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::MatchedPath;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use galilean_actors::membership::await_everywhere;
 use http_body_util::{BodyExt, Either};
@@ -17,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::admin::measures::UNMATCHED;
 use crate::app::AppState;
 use crate::http::routes::{hub_router, MAX_HUB_BODY};
 use crate::pages::error_page;
@@ -152,7 +155,9 @@ impl Front {
             self.stamp(&mut response, is_api);
             return Ok(response.map(Either::Right));
         }
-        let may_write = may_write(req.method(), req.uri().path(), &self.app.hub_prefix);
+        let began = std::time::Instant::now();
+        let method = req.method().clone();
+        let may_write = may_write(&method, req.uri().path(), &self.app.hub_prefix);
         let before = self.app.replica.version();
         let mut req = req.map(Body::new);
         req.extensions_mut()
@@ -164,10 +169,17 @@ impl Front {
         if may_write && self.app.replica.version() > before {
             await_everywhere(&self.app.router).await;
         }
+        let handler = response.extensions_mut().remove::<MatchedPath>();
         if response.status().is_client_error() || response.status().is_server_error() {
             response = describe_bare_error(&self.app, response, is_api).await;
         }
         self.stamp(&mut response, is_api);
+        self.app.measures.request(
+            &method,
+            handler.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
+            response.status().as_u16(),
+            began.elapsed(),
+        );
         Ok(response.map(Either::Right))
     }
 
@@ -264,20 +276,29 @@ async fn describe_bare_error(
     out
 }
 
+/// How long a stopping node waits for the answers in flight on its connections.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Accepts connections until `shutdown` turns true. Until `front` holds the hub (while
-/// the node starts, e.g. waiting for its cluster), every request gets 503.
+/// the node starts, e.g. waiting for its cluster), every request gets 503. Then it stops
+/// accepting, and waits (at most [`DRAIN_TIMEOUT`]) while each connection finishes the
+/// request it is answering (idle connections close at once): an answer already decided,
+/// such as the 202 of `POST /hub/api/shutdown`, reaches its client before the node ends.
 pub async fn serve(
     listener: TcpListener,
     front: watch::Receiver<Option<Arc<Front>>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
         TokioExecutor::new(),
     ));
+    // every connection holds a receiver: the channel closes when the last one ends
+    let (open, _) = watch::channel(());
     loop {
+        let mut stop = shutdown.clone();
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.changed() => return,
+            _ = stop.wait_for(|s| *s) => break,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -291,6 +312,8 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let front = front.clone();
         let builder = builder.clone();
+        let held = open.subscribe();
+        let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let current = front.borrow().clone();
@@ -303,13 +326,35 @@ pub async fn serve(
                     }
                 }
             });
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!("connection from {peer} ended: {e}");
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    ended = conn.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!("connection from {peer} ended: {e}");
+                        }
+                        break;
+                    }
+                    _ = stop.wait_for(|s| *s), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
             }
+            drop(held);
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, open.closed())
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            connections = open.receiver_count(),
+            "stopping with answers still in flight after {DRAIN_TIMEOUT:?}"
+        );
     }
 }
 

@@ -1,5 +1,6 @@
 //! Logging in and out (§8.1, §8.2): the root redirects, the login form and its post
-//! with the dummy authenticator, and logout, which ends the browser session's tokens.
+//! with the dummy authenticator, and logout, which ends the browser session's tokens;
+//! both timed for the metrics page.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,7 +116,27 @@ fn authenticate(app: &AppState, name: &UserName, password: &str) -> Option<bool>
     allowed.then_some(admin)
 }
 
+/// `POST H/login`, timed (JupyterHub's `login_duration_seconds`): a login that lets the
+/// user in counts as a success, a refused one (403) as a failure.
 pub(crate) async fn login_post(
+    state: App,
+    ci: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    query: RawQuery,
+    body: Bytes,
+) -> Response {
+    let began = std::time::Instant::now();
+    let app = state.0.clone();
+    let r = login_attempt(state, ci, headers, query, body).await;
+    match r.status() {
+        StatusCode::FOUND => app.measures.login[0].observe(began.elapsed()),
+        StatusCode::FORBIDDEN => app.measures.login[1].observe(began.elapsed()),
+        _ => {}
+    }
+    r
+}
+
+async fn login_attempt(
     State(app): App,
     ci: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -218,7 +239,16 @@ pub(crate) async fn login_post(
     r
 }
 
-pub(crate) async fn logout(State(app): App, headers: HeaderMap) -> Response {
+/// `GET H/logout`, timed (JupyterHub's `logout_duration_seconds`).
+pub(crate) async fn logout(state: App, headers: HeaderMap) -> Response {
+    let began = std::time::Instant::now();
+    let app = state.0.clone();
+    let r = logout_now(state, headers).await;
+    app.measures.logout.observe(began.elapsed());
+    r
+}
+
+async fn logout_now(State(app): App, headers: HeaderMap) -> Response {
     let jar = auth::jar(&headers);
     if let Some((name, _)) = auth::cookie_user(&app, &jar) {
         if let Some(session) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) {

@@ -1,6 +1,6 @@
-//! What a node runs beside its requests: the proxy's route table fed from the replica,
-//! batched activity flushed to the store, and, when it stops with `cleanup_servers`, the
-//! stop of every server it runs.
+//! What a node runs beside its requests: the proxy's route table fed from the replica
+//! (and rebuilt when a request asks), batched activity flushed to the store, and, when it
+//! stops with `cleanup_servers`, the stop of every server it runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,25 +11,34 @@ use galilean_actors::Replica;
 use galilean_proto::records::ServerPhase;
 use tokio::sync::watch;
 
+use crate::admin::measures::HubMeasures;
 use crate::app::AppState;
 use crate::http::front::PublishedRoutes;
 use crate::proxy::{Route, RouteKey, RouteTable};
+use crate::start::control::ResyncRequests;
 
 /// How often batched activity (proxy, tokens, users) is written to the store.
 pub const ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Keeps the proxy's route table equal to the running servers in the replica, stamped
-/// with the servers generation it was built at.
+/// with the servers generation it was built at; rebuilds it also when a request asks
+/// (`POST /hub/api/proxy`), answering once the rebuilt table is published. Each rebuild's
+/// time is JupyterHub's `check_routes_duration_seconds`.
 pub(crate) async fn feed_routes(
     replica: Arc<Replica>,
     base_url: String,
     tx: watch::Sender<PublishedRoutes>,
+    mut resyncs: ResyncRequests,
+    measures: Arc<HubMeasures>,
 ) {
     let mut changes = replica.watch();
     let mut generation = u64::MAX;
+    let mut asked: Option<u64> = None;
+    let mut requests_open = true;
     loop {
+        let began = std::time::Instant::now();
         let next = replica.read(|s| {
-            if s.servers_generation == generation {
+            if s.servers_generation == generation && asked.is_none() {
                 return None;
             }
             let routes: Vec<Route> = s
@@ -50,9 +59,32 @@ pub(crate) async fn feed_routes(
         if let Some(published) = next {
             generation = published.servers_generation;
             tx.send_replace(published);
+            measures.check_routes.observe(began.elapsed());
         }
-        if changes.changed().await.is_err() {
-            return;
+        if let Some(n) = asked.take() {
+            tracing::info!(
+                servers_generation = generation,
+                "the proxy's routes were rebuilt from the replica, as asked"
+            );
+            resyncs.answer(n);
+        }
+        let request = async {
+            if requests_open {
+                resyncs.next().await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            n = request => match n {
+                Some(n) => asked = Some(n),
+                None => requests_open = false,
+            },
         }
     }
 }

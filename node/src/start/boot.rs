@@ -1,5 +1,6 @@
-//! Starting a node: `run` (listen, start, wait for a signal, stop), and the start on a
-//! listener with the store its config names, or with a store handed in (tests).
+//! Starting a node: `run` (listen, start, wait for a signal or the API's stop request,
+//! stop), and the start on a listener with the store its config names, or with a store
+//! handed in (tests).
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ pub struct StartOptions {
     pub update_cluster_settings: bool,
 }
 
-/// Runs a hub until SIGTERM or SIGINT.
+/// Runs a hub until SIGTERM or SIGINT, or until `POST /hub/api/shutdown` asks it to stop.
 pub async fn run(config: Config, options: StartOptions) -> anyhow::Result<()> {
     let authority = config.hub.bind_url.authority();
     let listener = listen(&authority)
@@ -34,8 +35,13 @@ pub async fn run(config: Config, options: StartOptions) -> anyhow::Result<()> {
     let node = start_with_options(config, listener, options).await?;
     let url = format!("http://{}{}hub/", node.addr, node.app.base_url);
     tracing::info!("Galilean is running at {url}");
-    wait_for_signal().await;
-    tracing::info!("shutting down");
+    tokio::select! {
+        () = wait_for_signal() => tracing::info!("shutting down"),
+        asked = node.app.control.stopping() => tracing::info!(
+            servers = ?asked.cleanup_servers,
+            "shutting down, as asked through the API"
+        ),
+    }
     node.shutdown().await;
     Ok(())
 }
@@ -54,6 +60,7 @@ pub async fn start_with_options(
     listener: TcpListener,
     options: StartOptions,
 ) -> anyhow::Result<Node> {
+    let began = std::time::Instant::now();
     // answer (503) while the store comes up
     let door = Door::open(listener)?;
     let tls = node_tls(&config)?;
@@ -100,7 +107,7 @@ pub async fn start_with_options(
         .await?;
     }
     let leadership = cluster.as_ref().map(ClusterStore::leadership);
-    let mut node = build_at(config, store.clone(), tls, leadership, door).await?;
+    let mut node = build_at(config, store.clone(), tls, leadership, door, began).await?;
     node.tasks.extend(extra);
     let Some(cluster) = cluster else {
         return Ok(node);
@@ -144,7 +151,8 @@ pub async fn start_with_store(
     listener: TcpListener,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<Node> {
+    let began = std::time::Instant::now();
     let door = Door::open(listener)?;
     let tls = node_tls(&config)?;
-    build_at(config, store, tls, None, door).await
+    build_at(config, store, tls, None, door, began).await
 }

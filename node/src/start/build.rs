@@ -14,6 +14,7 @@ use galilean_proto::names::UserName;
 use galilean_storage::Store;
 use tokio::sync::watch;
 
+use crate::admin::measures::{measure_event_loop, HubMeasures};
 use crate::app::AppState;
 use crate::auth::{Grants, Tokens};
 use crate::config::Config;
@@ -21,6 +22,7 @@ use crate::http::front::{Front, PublishedRoutes};
 use crate::pages::templates::Templates;
 use crate::proxy::ActivityRecorder;
 use crate::start::background::{feed_routes, flush_activity_forever};
+use crate::start::control::NodeControl;
 use crate::start::listen::Door;
 use crate::start::node::Node;
 use crate::start::peers::{actor_addr, actor_link};
@@ -35,6 +37,7 @@ pub(crate) async fn build_at(
     tls: Option<galilean_storage::raft::tls::NodeTls>,
     leadership: Option<Leadership>,
     door: Door,
+    began: std::time::Instant,
 ) -> anyhow::Result<Node> {
     let Door {
         addr,
@@ -104,6 +107,7 @@ pub(crate) async fn build_at(
         spawning_now: Default::default(),
         spawning_peak: Default::default(),
         probe: probe_client(),
+        timings: Default::default(),
     });
     let router = match &config.cluster {
         Some(c) => {
@@ -173,6 +177,8 @@ pub(crate) async fn build_at(
     }
     let activity = ActivityRecorder::new();
     let (routes_tx, routes_rx) = watch::channel(PublishedRoutes::default());
+    let (control, resyncs) = NodeControl::new();
+    let measures = Arc::new(HubMeasures::default());
     let app = Arc::new(AppState {
         cookie_max_age_secs: config.hub.cookie_max_age.as_secs().max(1) as i64,
         config,
@@ -191,25 +197,37 @@ pub(crate) async fn build_at(
         token_activity: Default::default(),
         user_activity: Default::default(),
         tokens,
+        measures: measures.clone(),
+        control,
     });
 
     let mut tasks = vec![
-        serving,
-        tokio::spawn(feed_routes(replica.clone(), base_url.clone(), routes_tx)),
+        tokio::spawn(feed_routes(
+            replica.clone(),
+            base_url.clone(),
+            routes_tx,
+            resyncs,
+            measures.clone(),
+        )),
         tokio::spawn(flush_activity_forever(app.clone(), shutdown_rx.clone())),
         tokio::spawn(purge_expired_forever(app.clone(), shutdown_rx.clone())),
+        tokio::spawn(measure_event_loop(measures.clone())),
     ];
     tasks.extend(cluster_tasks);
 
     // servers a previous run left running: re-adopted if their process runs, else stopped
+    let adopting = std::time::Instant::now();
     app.router.adopt_servers().await;
+    measures.init_spawners.observe(adopting.elapsed());
 
     let front = Arc::new(Front::new(app.clone(), routes_rx, activity));
     front_tx.send_replace(Some(front));
+    measures.hub_startup.observe(began.elapsed());
     Ok(Node {
         addr,
         app,
         shutdown,
+        serving,
         tasks,
     })
 }

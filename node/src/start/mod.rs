@@ -5,6 +5,7 @@
 mod background;
 mod boot;
 mod build;
+pub mod control;
 mod listen;
 mod node;
 mod peers;

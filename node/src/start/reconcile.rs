@@ -28,6 +28,7 @@ pub(crate) async fn reconcile_services(
             ServiceInfo {
                 name: svc.name.clone(),
                 admin: svc.admin,
+                url: None,
             },
         );
         let existing: Vec<String> = replica.read(|s| {

@@ -145,6 +145,22 @@ impl Hub {
         status
     }
 
+    /// Waits, at most `within`, for the process to exit on its own (no signal sent).
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let status =
+            eventually_blocking("galilean exits", within, || child.try_wait().ok().flatten());
+        self.child = None;
+        status
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
