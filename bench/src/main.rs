@@ -7,6 +7,7 @@ mod load;
 mod logins;
 mod ports;
 mod procfs;
+mod rbac;
 mod report;
 mod rounds;
 mod run;
@@ -55,8 +56,8 @@ struct RunArgs {
     /// The results folder (default bench/results).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7), e.g. to profile one; W3
-    /// and W1's second pass need W2's users, so they bring W2 along.
+    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7, w1-rbac, w3-group),, e.g. to profile one; W3, W3 by group and W1's second pass need W2's
+    /// users, so they bring W2 along; W1 with RBAC brings plain W1.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Another `galilean` binary (e.g. the release build from before a change): an A/B
@@ -218,7 +219,7 @@ fn run_command(args: RunArgs) -> ExitCode {
     if let Some(baseline) = &paths.baseline {
         // both builds' binaries read afresh from disk, alike (see uncache)
         for p in [&paths.galilean, baseline] {
-            if let Err(e) = systems::uncache(p) {
+            if let Err(e) = rounds::uncache(p) {
                 eprintln!(
                     "galilean-bench: cannot drop {} from the cache: {e}",
                     p.display()
