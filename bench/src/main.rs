@@ -3,6 +3,7 @@
 //! figure for each system and their ratio. See bench/README.md.
 
 mod ceilings;
+mod disturb;
 mod load;
 mod logins;
 mod ports;
@@ -56,7 +57,8 @@ struct RunArgs {
     /// The results folder (default bench/results).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7, w1-rbac, w3-group),, e.g. to profile one; W3, W3 by group and W1's second pass need W2's
+    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7, w1-rbac, w3-group,
+    /// w1-disturbed), e.g. to profile one; W3, W3 by group and W1's second pass need W2's
     /// users, so they bring W2 along; W1 with RBAC brings plain W1.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,

@@ -6,7 +6,7 @@ use crate::rounds;
 use crate::systems::{Hub, Kind, Paths};
 use crate::table::Table;
 use crate::workloads::{self, Size, Subject};
-use crate::{logins, rbac, spawns};
+use crate::{disturb, logins, rbac, spawns};
 
 /// Which workloads run.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +23,8 @@ pub struct Selection {
     whoami_rbac: bool,
     /// W3 by group (after W2, which it brings along).
     read_group: bool,
+    /// W1 disturbed.
+    disturbed: bool,
     /// Everything: a run whose results are written.
     pub all: bool,
 }
@@ -41,6 +43,7 @@ impl Selection {
                 memory: true,
                 whoami_rbac: true,
                 read_group: true,
+                disturbed: true,
                 all: true,
             });
         }
@@ -55,6 +58,7 @@ impl Selection {
             memory: false,
             whoami_rbac: false,
             read_group: false,
+            disturbed: false,
             all: false,
         };
         for w in only {
@@ -69,10 +73,11 @@ impl Selection {
                 "w7" => s.logins = true,
                 "w1-rbac" => s.whoami_rbac = true,
                 "w3-group" => s.read_group = true,
+                "w1-disturbed" => s.disturbed = true,
                 other => {
                     return Err(format!(
                         "unknown workload {other:?}: expected l, w1, w2, w3, w4, w5, w6, w7, \
-                         w1-rbac, w3-group"
+                         w1-rbac, w3-group, w1-disturbed"
                     ))
                 }
             }
@@ -84,7 +89,7 @@ impl Selection {
 
     /// Whether the hubs need the RBAC workloads' roles and groups.
     pub fn rbac(&self) -> bool {
-        self.whoami_rbac || self.read_group
+        self.whoami_rbac || self.read_group || self.disturbed
     }
 }
 
@@ -218,6 +223,12 @@ async fn run_round(
     if only.logins {
         eprintln!("W7: form logins");
         logins::logins(&mut table, &subjects, 8, size.duration).await;
+    }
+    if only.disturbed {
+        // last: it deletes and makes users and tokens, which the figures before it
+        // (memory above all) would count
+        eprintln!("W1 disturbed: users deleted, tokens created");
+        disturb::disturbed(&mut table, &subjects, size).await;
     }
     debug_assert_eq!(workloads::kinds(&subjects), kinds);
     for s in subjects {

@@ -33,8 +33,10 @@ pub struct Size {
     pub many_users: usize,
     /// W3 by group: every this many-th W2 user is in the group listed.
     pub listed_every: usize,
-    /// W1's open loop, requests a second (W1, W1 with RBAC).
+    /// W1's open loop, requests a second (W1, W1 with RBAC, W1 disturbed).
     pub whoami_rate: f64,
+    /// W1 disturbed: users deleted, or tokens created, a second.
+    pub disturb_rate: f64,
 }
 
 impl Size {
@@ -48,6 +50,7 @@ impl Size {
         many_users: 100_000,
         listed_every: 10,
         whoami_rate: 1_000.0,
+        disturb_rate: 100.0,
     };
     /// For the smoke test: every code path, seconds in all.
     pub const SMOKE: Size = Size {
@@ -60,6 +63,7 @@ impl Size {
         many_users: 1_000,
         listed_every: 10,
         whoami_rate: 1_000.0,
+        disturb_rate: 100.0,
     };
 }
 
