@@ -90,6 +90,10 @@ enum Command {
         /// The path to GET; only 200 answers count.
         #[arg(long)]
         path: String,
+        /// An API token to send (`Authorization: token ...`), e.g. to profile
+        /// `/hub/api/user`.
+        #[arg(long)]
+        token: Option<String>,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
         Command::Load {
             addr,
             path,
+            token,
             concurrency,
             secs,
             pid,
@@ -138,7 +143,10 @@ fn main() -> ExitCode {
                 .build()
                 .expect("a runtime");
             let before = procfs::cpu_time_of(&pid);
-            let make: load::MakeCall = std::sync::Arc::new(move |_, _| load::Call::get(&path));
+            let make: load::MakeCall = std::sync::Arc::new(move |_, _| match &token {
+                Some(t) => load::Call::get(&path).token(t),
+                None => load::Call::get(&path),
+            });
             let m = rt.block_on(load::closed_loop(
                 &[addr],
                 make,
