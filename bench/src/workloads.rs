@@ -54,7 +54,7 @@ impl Size {
     };
     /// For the smoke test: every code path, seconds in all.
     pub const SMOKE: Size = Size {
-        duration: Duration::from_millis(500),
+        duration: Duration::from_millis(250),
         users: 200,
         batch: 100,
         singles: 20,
