@@ -34,6 +34,31 @@ fn holder(i: u64) -> String {
     format!("holder{}", i % HOLDERS as u64)
 }
 
+/// Which token W1 runs with.
+#[derive(Clone, Copy)]
+enum Token {
+    /// `bench0`'s, in no group.
+    Plain,
+    /// [`crate::rbac::RBAC_USER`]'s.
+    Rbac,
+}
+
+impl Token {
+    fn label(self) -> &'static str {
+        match self {
+            Token::Plain => "",
+            Token::Rbac => ", owner in 100 groups with 20 roles",
+        }
+    }
+
+    fn of(self, s: &Subject) -> Option<String> {
+        match self {
+            Token::Plain => Some(s.token.clone()),
+            Token::Rbac => s.rbac_token.clone(),
+        }
+    }
+}
+
 /// What disturbs W1.
 #[derive(Clone, Copy)]
 enum Change {
@@ -94,13 +119,9 @@ pub async fn disturbed(table: &mut Table, subjects: &[Subject], size: Size) {
         }
     }
     let rate = size.whoami_rate;
-    let tokens: [(&str, fn(&Subject) -> Option<String>); 2] = [
-        ("", |s| Some(s.token.clone())),
-        (", owner in 100 groups with 20 roles", |s| {
-            s.rbac_token.clone()
-        }),
-    ];
-    for (t, (label, token_of)) in tokens.into_iter().enumerate() {
+    for (t, token) in [Token::Plain, Token::Rbac].into_iter().enumerate() {
+        let label = token.label();
+        let token_of = |s: &Subject| token.of(s);
         let base = format!("W1 disturbed{label}, open loop {rate:.0} req/s");
         let mut undisturbed: Vec<Option<Measured>> = Vec::new();
         let undisturbed_row = format!("{base}, undisturbed");

@@ -114,7 +114,7 @@ pub fn galilean_toml() -> String {
     for r in roles() {
         out.push_str(&format!(
             "\n[[roles]]\nname = {}\nscopes = {}\nusers = {}\ngroups = {}\n",
-            toml::Value::String(r.name).to_string(),
+            toml::Value::String(r.name),
             toml_list(&r.scopes),
             toml_list(&r.users),
             toml_list(&r.groups),
@@ -123,7 +123,7 @@ pub fn galilean_toml() -> String {
     for g in groups() {
         out.push_str(&format!(
             "\n[[groups]]\nname = {}\nusers = {}\n",
-            toml::Value::String(g.name).to_string(),
+            toml::Value::String(g.name),
             toml_list(&g.users),
         ));
     }
