@@ -18,10 +18,14 @@
 #                        request, hub-generated ones with one
 #   BENCH_PASSWORD       the password every user logs in with (form login)
 #   BENCH_SPAWN_LIMIT    optional: JupyterHub.concurrent_spawn_limit (default: JupyterHub's, 100)
+#   BENCH_ROLES          optional: more load_roles entries, a JSON list (the RBAC workloads'
+#                        roles, made by bench/src/rbac.rs as the Galilean nodes' [[roles]])
+#   BENCH_GROUPS         optional: load_groups, a JSON object (their groups, likewise)
 #
 # Settings left at JupyterHub's defaults are not repeated here unless the benchmark
 # depends on them; each setting below says why it is there.
 
+import json
 import os
 import sys
 
@@ -130,4 +134,10 @@ c.Authenticator.allow_all = True
 
 # --- the driver's bootstrap credential ---------------------------------------------------
 c.JupyterHub.services = [{"name": "bench", "api_token": service_token}]
-c.JupyterHub.load_roles = [{"name": "admin", "services": ["bench"]}]
+bootstrap_roles = [{"name": "admin", "services": ["bench"]}]
+
+# --- the RBAC workloads' roles and groups (bench/README.md: W1 with RBAC, W3 by group) ---
+# the same roles and groups as the Galilean nodes' [[roles]] and [[groups]], when the
+# driver runs a workload that uses them
+c.JupyterHub.load_roles = bootstrap_roles + json.loads(os.environ.get("BENCH_ROLES") or "[]")
+c.JupyterHub.load_groups = json.loads(os.environ.get("BENCH_GROUPS") or "{}")

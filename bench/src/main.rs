@@ -3,10 +3,12 @@
 //! figure for each system and their ratio. See bench/README.md.
 
 mod ceilings;
+mod disturb;
 mod load;
 mod logins;
 mod ports;
 mod procfs;
+mod rbac;
 mod report;
 mod rounds;
 mod run;
@@ -55,8 +57,9 @@ struct RunArgs {
     /// The results folder (default bench/results).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7), e.g. to profile one; W3
-    /// and W1's second pass need W2's users, so they bring W2 along.
+    /// Only these workloads (l, w1, w2, w3, w4, w5, w6, w7, w1-rbac, w3-group,
+    /// w1-disturbed), e.g. to profile one; W3, W3 by group and W1's second pass need W2's
+    /// users, so they bring W2 along; W1 with RBAC brings plain W1.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Another `galilean` binary (e.g. the release build from before a change): an A/B
@@ -87,6 +90,10 @@ enum Command {
         /// The path to GET; only 200 answers count.
         #[arg(long)]
         path: String,
+        /// An API token to send (`Authorization: token ...`), e.g. to profile
+        /// `/hub/api/user`.
+        #[arg(long)]
+        token: Option<String>,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
@@ -126,6 +133,7 @@ fn main() -> ExitCode {
         Command::Load {
             addr,
             path,
+            token,
             concurrency,
             secs,
             pid,
@@ -135,7 +143,10 @@ fn main() -> ExitCode {
                 .build()
                 .expect("a runtime");
             let before = procfs::cpu_time_of(&pid);
-            let make: load::MakeCall = std::sync::Arc::new(move |_, _| load::Call::get(&path));
+            let make: load::MakeCall = std::sync::Arc::new(move |_, _| match &token {
+                Some(t) => load::Call::get(&path).token(t),
+                None => load::Call::get(&path),
+            });
             let m = rt.block_on(load::closed_loop(
                 &[addr],
                 make,
@@ -218,7 +229,7 @@ fn run_command(args: RunArgs) -> ExitCode {
     if let Some(baseline) = &paths.baseline {
         // both builds' binaries read afresh from disk, alike (see uncache)
         for p in [&paths.galilean, baseline] {
-            if let Err(e) = systems::uncache(p) {
+            if let Err(e) = rounds::uncache(p) {
                 eprintln!(
                     "galilean-bench: cannot drop {} from the cache: {e}",
                     p.display()

@@ -6,7 +6,7 @@ use crate::rounds;
 use crate::systems::{Hub, Kind, Paths};
 use crate::table::Table;
 use crate::workloads::{self, Size, Subject};
-use crate::{logins, spawns};
+use crate::{disturb, logins, rbac, spawns};
 
 /// Which workloads run.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,12 @@ pub struct Selection {
     storms: bool,
     logins: bool,
     memory: bool,
+    /// W1 with RBAC (beside plain W1, which it brings along).
+    whoami_rbac: bool,
+    /// W3 by group (after W2, which it brings along).
+    read_group: bool,
+    /// W1 disturbed.
+    disturbed: bool,
     /// Everything: a run whose results are written.
     pub all: bool,
 }
@@ -35,6 +41,9 @@ impl Selection {
                 storms: true,
                 logins: true,
                 memory: true,
+                whoami_rbac: true,
+                read_group: true,
+                disturbed: true,
                 all: true,
             });
         }
@@ -47,6 +56,9 @@ impl Selection {
             storms: false,
             logins: false,
             memory: false,
+            whoami_rbac: false,
+            read_group: false,
+            disturbed: false,
             all: false,
         };
         for w in only {
@@ -59,16 +71,25 @@ impl Selection {
                 "w5" => s.storms = true,
                 "w6" => s.memory = true,
                 "w7" => s.logins = true,
+                "w1-rbac" => s.whoami_rbac = true,
+                "w3-group" => s.read_group = true,
+                "w1-disturbed" => s.disturbed = true,
                 other => {
                     return Err(format!(
-                        "unknown workload {other:?}: expected l, w1, w2, w3, w4, w5, w6, w7"
+                        "unknown workload {other:?}: expected l, w1, w2, w3, w4, w5, w6, w7, \
+                         w1-rbac, w3-group, w1-disturbed"
                     ))
                 }
             }
         }
-        // W3 reads W2's users
-        s.create |= s.read;
+        // W3 (by group too) reads W2's users
+        s.create |= s.read || s.read_group;
         Ok(s)
+    }
+
+    /// Whether the hubs need the RBAC workloads' roles and groups.
+    pub fn rbac(&self) -> bool {
+        self.whoami_rbac || self.read_group || self.disturbed
     }
 }
 
@@ -139,16 +160,19 @@ async fn run_round(
     let mut subjects: Vec<Subject> = Vec::new();
     for kind in kinds {
         eprintln!("starting {}", kind.name());
-        let hub = Hub::start(*kind, paths).await?;
+        let hub = Hub::start(*kind, paths, only.rbac()).await?;
         subjects.push(workloads::bootstrap(hub).await?);
     }
     if only.memory {
         workloads::memory(&mut table, &subjects, "idle");
     }
-    if only.whoami {
+    if only.whoami_rbac {
+        eprintln!("W1: whoami, and with RBAC");
+        rbac::whoami_rbac(&mut table, &subjects, size, size.whoami_rate).await;
+    } else if only.whoami {
         eprintln!("W1: whoami");
         workloads::whoami(&mut table, &subjects, size, "").await;
-        workloads::whoami_open(&mut table, &subjects, size, 1000.0).await;
+        workloads::whoami_open(&mut table, &subjects, size, size.whoami_rate).await;
     }
     if only.create {
         eprintln!("W2: creating users");
@@ -170,6 +194,10 @@ async fn run_round(
     if only.read {
         eprintln!("W3: reading users");
         workloads::read_users(&mut table, &subjects, size, size.users, "").await;
+    }
+    if only.read_group {
+        eprintln!("W3 by group: listing one group's members");
+        rbac::list_by_group(&mut table, &subjects, size).await;
     }
     if only.proxy {
         eprintln!("W4: the proxy");
@@ -196,6 +224,12 @@ async fn run_round(
         eprintln!("W7: form logins");
         logins::logins(&mut table, &subjects, 8, size.duration).await;
     }
+    if only.disturbed {
+        // last: it deletes and makes users and tokens, which the figures before it
+        // (memory above all) would count
+        eprintln!("W1 disturbed: users deleted, tokens created");
+        disturb::disturbed(&mut table, &subjects, size).await;
+    }
     debug_assert_eq!(workloads::kinds(&subjects), kinds);
     for s in subjects {
         s.hub.stop().await;
@@ -213,7 +247,7 @@ async fn run_round(
         eprintln!("Galilean with {many} users");
         let mut g = Vec::new();
         for kind in singles {
-            g.push(workloads::bootstrap(Hub::start(kind, paths).await?).await?);
+            g.push(workloads::bootstrap(Hub::start(kind, paths, false).await?).await?);
         }
         workloads::grow_users(&g, 0, many, size.batch).await?;
         if only.memory {

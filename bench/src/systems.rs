@@ -112,6 +112,8 @@ pub struct Hub {
     /// The processes whose memory is the system's (every node; hub and proxy for
     /// JupyterHub).
     pub pids: Vec<u32>,
+    /// Whether it has the RBAC workloads' roles and groups ([`crate::rbac`]).
+    pub rbac: bool,
     children: Vec<Process>,
     dir: tempfile::TempDir,
 }
@@ -135,16 +137,24 @@ fn toml_str(s: &str) -> String {
 }
 
 impl Hub {
-    pub async fn start(kind: Kind, paths: &Paths) -> anyhow::Result<Hub> {
+    /// Starts a `kind` hub; with `rbac`, configured with the RBAC workloads' roles and
+    /// groups (left out otherwise, so that a baseline binary from before roles and groups
+    /// still starts for the other workloads).
+    pub async fn start(kind: Kind, paths: &Paths, rbac: bool) -> anyhow::Result<Hub> {
         match kind {
-            Kind::Galilean | Kind::GalileanBaseline => Hub::galilean(kind, paths).await,
-            Kind::JupyterHub => Hub::jupyterhub(paths).await,
-            Kind::GalileanCluster => Hub::galilean_cluster(paths).await,
+            Kind::Galilean | Kind::GalileanBaseline => Hub::galilean(kind, paths, rbac).await,
+            Kind::JupyterHub => Hub::jupyterhub(paths, rbac).await,
+            Kind::GalileanCluster => Hub::galilean_cluster(paths, rbac).await,
         }
     }
 
     /// The configuration every Galilean of the bench shares, `[cluster]` aside.
-    fn galilean_config(paths: &Paths, dir: &Path, port: u16, node: &str) -> String {
+    fn galilean_config(paths: &Paths, dir: &Path, port: u16, node: &str, rbac: bool) -> String {
+        let roles = if rbac {
+            crate::rbac::galilean_toml()
+        } else {
+            String::new()
+        };
         // cleanup_servers: the servers stop with the hub, as JupyterHub's do here
         format!(
             "[hub]\nbind_url = \"http://127.0.0.1:{port}/\"\ndata_dir = {data}\n\
@@ -152,7 +162,7 @@ impl Hub {
              [authenticator]\nclass = \"dummy\"\nallow_all = true\npassword = {password}\n\n\
              [spawner]\ncmd = [{tiny}]\nstart_timeout = 60\nhttp_timeout = 60\n\
              home_dir_template = {home}\n\n\
-             [[services]]\nname = \"bench\"\napi_token = {token}\nadmin = true\n",
+             [[services]]\nname = \"bench\"\napi_token = {token}\nadmin = true\n{roles}",
             data = toml_str(&dir.join(format!("data{node}")).to_string_lossy()),
             password = toml_str(PASSWORD),
             tiny = toml_str(&paths.tiny.to_string_lossy()),
@@ -194,7 +204,7 @@ impl Hub {
 
     /// One node, from the current binary or (for [`Kind::GalileanBaseline`]) the
     /// baseline's, with the same settings and the same `tiny_server` either way.
-    async fn galilean(kind: Kind, paths: &Paths) -> anyhow::Result<Hub> {
+    async fn galilean(kind: Kind, paths: &Paths, rbac: bool) -> anyhow::Result<Hub> {
         let binary = match kind {
             Kind::GalileanBaseline => paths
                 .baseline
@@ -204,7 +214,7 @@ impl Hub {
         };
         let dir = hub_dir()?;
         let port = free_port()?;
-        let config = Hub::galilean_config(paths, dir.path(), port, "");
+        let config = Hub::galilean_config(paths, dir.path(), port, "", rbac);
         let process = Hub::galilean_process(binary, dir.path(), "galilean", config)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut hub = Hub {
@@ -212,6 +222,7 @@ impl Hub {
             addr,
             addrs: vec![addr],
             pids: vec![process.child.id()],
+            rbac,
             children: vec![process],
             dir,
         };
@@ -221,7 +232,7 @@ impl Hub {
 
     /// [`CLUSTER_NODES`] nodes on 127.0.0.1, each with its public port and its cluster
     /// port (the actor port after it), formed from the same peer list.
-    async fn galilean_cluster(paths: &Paths) -> anyhow::Result<Hub> {
+    async fn galilean_cluster(paths: &Paths, rbac: bool) -> anyhow::Result<Hub> {
         let dir = hub_dir()?;
         let mut ports = Vec::new();
         for _ in 0..CLUSTER_NODES {
@@ -237,6 +248,7 @@ impl Hub {
             addr: SocketAddr::from(([127, 0, 0, 1], ports[0].0)),
             addrs: Vec::new(),
             pids: Vec::new(),
+            rbac,
             children: Vec::new(),
             dir,
         };
@@ -245,7 +257,7 @@ impl Hub {
             let config = format!(
                 "{}\n[cluster]\nnode_id = {id}\nbind = \"127.0.0.1:{cluster}\"\n\
                  peers = [{peers}]\nsecret = {secret}\n",
-                Hub::galilean_config(paths, hub.dir.path(), *public, &id.to_string()),
+                Hub::galilean_config(paths, hub.dir.path(), *public, &id.to_string(), rbac),
                 peers = peers.join(", "),
                 secret = toml_str(CLUSTER_SECRET),
             );
@@ -263,7 +275,7 @@ impl Hub {
         Ok(hub)
     }
 
-    async fn jupyterhub(paths: &Paths) -> anyhow::Result<Hub> {
+    async fn jupyterhub(paths: &Paths, rbac: bool) -> anyhow::Result<Hub> {
         let dir = hub_dir()?;
         let port = free_port()?;
         let jupyterhub = paths.peer.join("venv/bin/jupyterhub");
@@ -283,6 +295,11 @@ impl Hub {
             venv_bin.display(),
             std::env::var("PATH").unwrap_or_default()
         );
+        let (roles, groups) = if rbac {
+            crate::rbac::jupyterhub_json()
+        } else {
+            ("[]".to_owned(), "{}".to_owned())
+        };
         let child = Command::new(&jupyterhub)
             .arg("-f")
             .arg(&paths.peer_config)
@@ -297,6 +314,8 @@ impl Hub {
             .env("BENCH_SERVICE_TOKEN", BOOTSTRAP_TOKEN)
             .env("BENCH_PASSWORD", PASSWORD)
             .env("BENCH_PROXY_TOKEN", "bench-proxy-token-0123456789abcdef")
+            .env("BENCH_ROLES", roles)
+            .env("BENCH_GROUPS", groups)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -310,6 +329,7 @@ impl Hub {
             addr,
             addrs: vec![addr],
             pids: vec![pid],
+            rbac,
             children: vec![Process {
                 child,
                 log: log_path,
@@ -354,9 +374,26 @@ impl Hub {
     /// Waits until `call` succeeds on every node (a change made through one node has
     /// reached the others' replicas, which follow by milliseconds).
     pub async fn settle(&self, call: &Call) -> anyhow::Result<()> {
+        self.settle_until(call, |_| true).await
+    }
+
+    /// Waits until `call` succeeds on every node with a body that `ok` accepts.
+    pub async fn settle_until(
+        &self,
+        call: &Call,
+        ok: impl Fn(&[u8]) -> bool,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         for addr in &self.addrs {
-            while let Err(e) = once(*addr, call).await {
+            loop {
+                let e = match once(*addr, call).await {
+                    Ok(body) if ok(&body) => break,
+                    Ok(body) => format!(
+                        "an unexpected answer: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    ),
+                    Err(e) => e,
+                };
                 if Instant::now() > deadline {
                     anyhow::bail!("{}: {addr} never answered: {e}", self.kind.name());
                 }
@@ -437,25 +474,6 @@ impl Drop for Hub {
             }
         }
     }
-}
-
-/// Has the kernel forget the cached pages of the binary at `path` (written out first),
-/// so that its next start reads it from disk. A hub's resident memory counts the pages
-/// of its binary it has mapped, and how many a page fault maps depends on how the file
-/// came into the cache: on this machine a node started from a `cp` of the binary, just
-/// written, had 2.4 MiB more of them than one started from the linker's output. An A/B
-/// run starts both builds from files read afresh, alike.
-pub fn uncache(path: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::File::open(path)?;
-    file.sync_all()?;
-    nix::fcntl::posix_fadvise(
-        file.as_raw_fd(),
-        0,
-        0,
-        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    )
-    .map_err(std::io::Error::from)
 }
 
 /// A hub's directory (configs, data, logs): removed with the hub, unless

@@ -10,6 +10,7 @@ use http::{Method, StatusCode};
 
 use crate::ceilings::Ceiling;
 use crate::load::{self, once, Call, MakeCall};
+use crate::rbac;
 use crate::systems::{Hub, Kind, Paths, BOOTSTRAP_TOKEN};
 use crate::table::{Figure, Table};
 
@@ -30,6 +31,12 @@ pub struct Size {
     /// Users Galilean holds for W3's and W6's largest figures (JupyterHub is not taken
     /// there: it creates about 150 users a second).
     pub many_users: usize,
+    /// W3 by group: every this many-th W2 user is in the group listed.
+    pub listed_every: usize,
+    /// W1's open loop, requests a second (W1, W1 with RBAC, W1 disturbed).
+    pub whoami_rate: f64,
+    /// W1 disturbed: users deleted, or tokens created, a second.
+    pub disturb_rate: f64,
 }
 
 impl Size {
@@ -41,16 +48,22 @@ impl Size {
         echoes: 2_000,
         storms: &[200, 1_000],
         many_users: 100_000,
+        listed_every: 10,
+        whoami_rate: 1_000.0,
+        disturb_rate: 100.0,
     };
     /// For the smoke test: every code path, seconds in all.
     pub const SMOKE: Size = Size {
-        duration: Duration::from_millis(500),
+        duration: Duration::from_millis(250),
         users: 200,
         batch: 100,
         singles: 20,
         echoes: 50,
         storms: &[5, 10],
         many_users: 1_000,
+        listed_every: 10,
+        whoami_rate: 1_000.0,
+        disturb_rate: 100.0,
     };
 }
 
@@ -59,6 +72,9 @@ pub struct Subject {
     pub hub: Hub,
     /// A hub-generated token of `bench0` (an ordinary user).
     pub token: String,
+    /// A hub-generated token of [`rbac::RBAC_USER`] (in every group of the RBAC
+    /// workloads), when the hub has their roles and groups.
+    pub rbac_token: Option<String>,
 }
 
 impl Subject {
@@ -83,7 +99,8 @@ pub fn post(path: impl Into<String>, body: serde_json::Value, expect: StatusCode
     .header("content-type", "application/json")
 }
 
-/// Creates `bench0` and has the hub generate a token for it.
+/// Creates `bench0` and has the hub generate a token for it, and one for
+/// [`rbac::RBAC_USER`] when the hub has the RBAC workloads' roles and groups.
 pub async fn bootstrap(hub: Hub) -> anyhow::Result<Subject> {
     once(
         hub.addr,
@@ -112,7 +129,15 @@ pub async fn bootstrap(hub: Hub) -> anyhow::Result<Subject> {
         .to_owned();
     hub.settle(&Call::get("/hub/api/user").token(&token))
         .await?;
-    Ok(Subject { hub, token })
+    let rbac_token = match hub.rbac {
+        true => Some(rbac::token_of(&hub, rbac::RBAC_USER, None).await?),
+        false => None,
+    };
+    Ok(Subject {
+        hub,
+        token,
+        rbac_token,
+    })
 }
 
 /// L: the bare hyper server at c16 — W1's ceiling.
