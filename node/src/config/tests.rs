@@ -341,10 +341,10 @@ fn every_problem_is_reported_at_once_with_its_key_and_the_file() {
         error_for(&errs, "services[2].name"),
         "missing: every service needs a name"
     );
-    assert_eq!(errs.len(), 22, "{errs:#?}");
+    assert_eq!(errs.len(), 23, "{errs:#?}");
 
     let shown = err.to_string();
-    assert_eq!(shown.lines().count(), 22);
+    assert_eq!(shown.lines().count(), 23);
     assert!(
         shown
             .lines()
