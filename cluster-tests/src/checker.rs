@@ -10,6 +10,9 @@
 //! - nothing deleted comes back ([`ViolationKind::ResurrectedDelete`]);
 //! - no token is accepted after its revocation was acknowledged
 //!   ([`ViolationKind::RevokedTokenAccepted`]);
+//! - no node honours a group's grant on a user after the user's removal from the group
+//!   was acknowledged ([`ViolationKind::RevokedGrantHonoured`]), nor refuses it after the
+//!   user's addition was ([`ViolationKind::AddedGrantRefused`]);
 //! - at most one live process per (user, server name) ([`ViolationKind::DoubleServer`]);
 //! - every running server is reachable through every node ([`ViolationKind::Unreachable`]);
 //! - all nodes converge ([`ViolationKind::NotConverged`], [`ViolationKind::Diverged`]);
@@ -18,13 +21,14 @@
 //!
 //! This file holds the verdict, the history's index the rules share and the run's
 //! problems; each rule has a file of its own: `writes.rs` (rules 1 and 2), `tokens.rs`
-//! (3), `servers.rs` (4 and 5), `convergence.rs` (6), `quorum.rs` (8).
+//! (3), `servers.rs` (4 and 5), `convergence.rs` (6), `quorum.rs` (8), `grants.rs` (9).
 //!
 //! Besides violations the verdict holds run problems: reasons the run cannot support a
 //! judgement (too few operations, too many unknown outcomes, no final states). They fail
 //! the run too, because a run that judged nothing must not pass.
 
 mod convergence;
+mod grants;
 mod quorum;
 mod servers;
 mod tokens;
@@ -92,10 +96,16 @@ pub enum ViolationKind {
     NotConverged,
     /// A write was acknowledged while no quorum could have committed it.
     AckedWithoutQuorum,
+    /// A group's grant on a user was honoured after the user's removal from the group (or
+    /// deletion) was acknowledged.
+    RevokedGrantHonoured,
+    /// A group's grant on a user was refused after the user's addition to the group was
+    /// acknowledged.
+    AddedGrantRefused,
 }
 
 impl ViolationKind {
-    pub const ALL: [ViolationKind; 8] = [
+    pub const ALL: [ViolationKind; 10] = [
         ViolationKind::LostWrite,
         ViolationKind::ResurrectedDelete,
         ViolationKind::RevokedTokenAccepted,
@@ -104,6 +114,8 @@ impl ViolationKind {
         ViolationKind::Diverged,
         ViolationKind::NotConverged,
         ViolationKind::AckedWithoutQuorum,
+        ViolationKind::RevokedGrantHonoured,
+        ViolationKind::AddedGrantRefused,
     ];
 
     /// The kind's name, as serialized (`lost_write`, ...).
@@ -117,6 +129,8 @@ impl ViolationKind {
             ViolationKind::Diverged => "diverged",
             ViolationKind::NotConverged => "not_converged",
             ViolationKind::AckedWithoutQuorum => "acked_without_quorum",
+            ViolationKind::RevokedGrantHonoured => "revoked_grant_honoured",
+            ViolationKind::AddedGrantRefused => "added_grant_refused",
         }
     }
 }
@@ -136,6 +150,9 @@ pub fn check(entries: &[Entry]) -> Verdict {
     verdict
         .violations
         .extend(tokens::revoked_tokens_accepted(&h));
+    let (grants, grant_notes) = grants::grants(&h);
+    verdict.violations.extend(grants);
+    verdict.notes.extend(grant_notes);
     let (doubles, server_notes) = servers::double_servers(&h.server_events);
     verdict.violations.extend(doubles);
     verdict.notes.extend(server_notes);

@@ -10,9 +10,9 @@ use crate::history::{Entry, FaultKind, Op, OpKind};
 const QUORUM_MARGIN_MS: u64 = 500;
 
 /// Rule 8: a fault that keeps a majority of the nodes down (killed, hung, or each cut
-/// off) for its whole window leaves no quorum, so a user or token write invoked and
-/// acknowledged within that window (by [`QUORUM_MARGIN_MS`]) was acknowledged without
-/// being committed. Restarts come straight back and flaps reconnect within the window,
+/// off) for its whole window leaves no quorum, so a user, token or membership write
+/// invoked and acknowledged within that window (by [`QUORUM_MARGIN_MS`]) was acknowledged
+/// without being committed. Restarts come straight back and flaps reconnect within the window,
 /// so they are not judged; nor are server starts and stops, whose answers may come from
 /// what the owner already knows. One violation per fault, naming every such write.
 pub(super) fn acked_without_quorum(h: &History) -> Vec<Violation> {
@@ -42,6 +42,8 @@ pub(super) fn acked_without_quorum(h: &History) -> Vec<Violation> {
                         | OpKind::DeleteUser { .. }
                         | OpKind::CreateToken { .. }
                         | OpKind::RevokeToken { .. }
+                        | OpKind::AddToGroup { .. }
+                        | OpKind::RemoveFromGroup { .. }
                 )
             })
             .filter(|op| {
