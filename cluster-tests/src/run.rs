@@ -128,8 +128,9 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
     let urls: Vec<String> = nodes.ids().iter().map(|id| nodes.url(*id)).collect();
     let ctx = Arc::new(Ctx::new(urls, started)?);
 
-    // the stable users, and servers for half of them
-    for user in workload::stable_users() {
+    // the stable users, the probes' group member, and servers for half of the former
+    let members = std::iter::once(faults::PROBE_MEMBER.to_owned());
+    for user in workload::stable_users().into_iter().chain(members) {
         let op = ctx
             .perform(0, 1, OpKind::CreateUser { user: user.clone() }, None)
             .await;
