@@ -1011,6 +1011,25 @@ fn report_measures_availability_and_recovery() {
 }
 
 #[test]
+fn report_counts_the_group_operations_by_kind() {
+    let entries = fixture("revoked-grant-honoured.jsonl");
+    let verdict = check(&entries);
+    let report = report::build(&entries, &verdict);
+    assert_eq!(report.total_ops, 25);
+    assert_eq!(report.ops_by_kind["add_to_group"]["ok"], 1);
+    assert_eq!(report.ops_by_kind["remove_from_group"]["ok"], 1);
+    assert_eq!(report.ops_by_kind["check_grant"]["ok"], 3);
+    let md = report.markdown();
+    assert!(md.contains("| check_grant | 3 | 0 | 0 | 3 |"), "{md}");
+    assert!(md.contains("revoked_grant_honoured"));
+    // and how many checks the rule judged
+    assert!(
+        md.contains("grant checks: 3 answered (3 honoured, 0 refused)"),
+        "{md}"
+    );
+}
+
+#[test]
 fn fault_without_a_later_ok_op_is_not_recovered() {
     let mut entries = history(states(&[]));
     entries.push(Entry::Fault(Fault {
