@@ -3,8 +3,8 @@
 //! three, two of five), unless the pace allows a majority.
 //!
 //! A hang also probes what the hung nodes serve when they resume ([`HangProbe`]): the
-//! workload's own token checks rarely reach a resumed node in its first milliseconds, when
-//! it may still believe what it knew before it hung.
+//! workload's own token and grant checks rarely reach a resumed node in its first
+//! milliseconds, when it may still believe what it knew before it hung.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,12 +15,17 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::history::{Fault, FaultKind, OpKind, Outcome};
-use crate::nodes::Nodes;
+use crate::nodes::{Nodes, GRANT_GROUP};
 use crate::workload::{self, Ctx};
 
 /// The client number the probes' operations are recorded under (the workload's clients
 /// are numbered from 1, the set-up is 0).
 pub const PROBE_CLIENT: u32 = u32::MAX;
+
+/// The user the probes add to the grant group before a hang and remove from it while the
+/// hang lasts; no client changes its membership, so no other change excuses a grant a
+/// resumed node honours. The run's set-up makes it.
+pub const PROBE_MEMBER: &str = "probe";
 
 /// How long a probe's revocation may take: a hung leader is noticed and replaced first,
 /// and the hang lasts until the revocation is answered (or this long).
@@ -230,8 +235,10 @@ async fn apply(
 /// to every hung node from the moment it resumes. The operations go into the history
 /// like the workload's, so the checker's rule on revoked tokens judges them: a resumed
 /// node that accepts the token after its revocation was acknowledged served from a view
-/// older than an acknowledged write. A hang of a majority has none: nothing could
-/// acknowledge the revocation.
+/// older than an acknowledged write. Likewise for a grant: [`PROBE_MEMBER`] joins the
+/// grant group before the hang and leaves it through the same node while the hang lasts,
+/// and the resumed nodes are asked for the reader's grant on it. A hang of a majority has
+/// none: nothing could acknowledge the revocation.
 #[derive(Clone)]
 struct HangProbe {
     user: String,
@@ -258,6 +265,11 @@ impl HangProbe {
             secret: None,
         };
         let op = ctx.perform(PROBE_CLIENT, via, kind, None).await;
+        let join = OpKind::AddToGroup {
+            group: GRANT_GROUP.into(),
+            user: PROBE_MEMBER.into(),
+        };
+        ctx.perform(PROBE_CLIENT, via, join, None).await;
         match op.kind {
             OpKind::CreateToken {
                 token_id: Some(token_id),
@@ -273,21 +285,31 @@ impl HangProbe {
         }
     }
 
-    /// Revokes the token through the spared node, once, waiting up to
-    /// [`PROBE_REVOKE_WAIT`] for the answer: a second attempt after one that timed out
-    /// would find the token gone, and acknowledge nothing.
+    /// Revokes the token and removes [`PROBE_MEMBER`] from the group through the spared
+    /// node, at once, each once, waiting up to [`PROBE_REVOKE_WAIT`] for the answers: a
+    /// second attempt after one that timed out would find the token gone, and acknowledge
+    /// nothing.
     async fn revoke(self, ctx: Arc<Ctx>) {
         let kind = OpKind::RevokeToken {
             user: self.user.clone(),
             token_id: self.token_id.clone(),
         };
-        ctx.perform_within(PROBE_CLIENT, self.via, kind, None, Some(PROBE_REVOKE_WAIT))
-            .await;
+        let leave = OpKind::RemoveFromGroup {
+            group: GRANT_GROUP.into(),
+            user: PROBE_MEMBER.into(),
+        };
+        let wait = Some(PROBE_REVOKE_WAIT);
+        tokio::join!(
+            ctx.perform_within(PROBE_CLIENT, self.via, kind, None, wait),
+            ctx.perform_within(PROBE_CLIENT, self.via, leave, None, wait),
+        );
     }
 
-    /// Presents the token to each of `hit`, in turn, for [`PROBE_CHECKS`] from now.
+    /// Presents the token, and the reader's token for its grant on [`PROBE_MEMBER`], to
+    /// each of `hit`, in turn, for [`PROBE_CHECKS`] from now.
     async fn check(&self, ctx: &Ctx, hit: &[u32]) {
         let start = Instant::now();
+        let reader = ctx.reader.get().map(String::as_str);
         while start.elapsed() < PROBE_CHECKS {
             for node in hit {
                 let kind = OpKind::CheckToken {
@@ -297,6 +319,8 @@ impl HangProbe {
                 };
                 ctx.perform(PROBE_CLIENT, *node, kind, Some(&self.secret))
                     .await;
+                let grant = workload::grant_check(PROBE_MEMBER.into());
+                ctx.perform(PROBE_CLIENT, *node, grant, reader).await;
             }
             let every = if start.elapsed() < PROBE_FIRST {
                 PROBE_EVERY_FIRST

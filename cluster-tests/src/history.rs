@@ -127,6 +127,19 @@ pub enum OpKind {
     },
     /// A WebSocket to `/user/{user}/echo` through the node's proxy, one message echoed.
     ProxyWs { user: String },
+    /// `POST /hub/api/groups/{group}/users` with `{"users": [user]}`.
+    AddToGroup { group: String, user: String },
+    /// `DELETE /hub/api/groups/{group}/users` with `{"users": [user]}`.
+    RemoveFromGroup { group: String, user: String },
+    /// `GET /hub/api/users/{user}` with the reader's token, whose role reads the members
+    /// of `group` (`read:users!group=...`) and no one else but the reader: `honoured`
+    /// when it answered 200 (true) or 404 (false).
+    CheckGrant {
+        group: String,
+        user: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        honoured: Option<bool>,
+    },
 }
 
 impl OpKind {
@@ -143,6 +156,9 @@ impl OpKind {
             OpKind::StopServer { .. } => "stop_server",
             OpKind::ProxyHttp { .. } => "proxy_http",
             OpKind::ProxyWs { .. } => "proxy_ws",
+            OpKind::AddToGroup { .. } => "add_to_group",
+            OpKind::RemoveFromGroup { .. } => "remove_from_group",
+            OpKind::CheckGrant { .. } => "check_grant",
         }
     }
 
@@ -157,7 +173,10 @@ impl OpKind {
             | OpKind::StartServer { user }
             | OpKind::StopServer { user }
             | OpKind::ProxyHttp { user, .. }
-            | OpKind::ProxyWs { user } => user,
+            | OpKind::ProxyWs { user }
+            | OpKind::AddToGroup { user, .. }
+            | OpKind::RemoveFromGroup { user, .. }
+            | OpKind::CheckGrant { user, .. } => user,
         }
     }
 }

@@ -24,6 +24,15 @@ pub const CLUSTER_PORT: u16 = 7100;
 pub const SECRET: &str = "the-chaos-harness-cluster-secret";
 /// The admin service token the clients use.
 pub const ADMIN_TOKEN: &str = "chaos-admin-token-0123456789abcdef";
+/// The group the clients add users to and remove them from. The config names it with no
+/// members: a node adds a config group's members each time it starts, which would be a
+/// membership change the history does not show.
+pub const GRANT_GROUP: &str = "chaos";
+/// The user whose token checks the group's grant: its role (`chaos-reader`) reads the
+/// members of [`GRANT_GROUP`] (`read:users!group=chaos`), so a user's model is shown to it
+/// (200) while the user is a member and hidden (404) otherwise. The config names it, so
+/// every node makes it at start.
+pub const READER: &str = "reader";
 
 pub struct Nodes {
     network: Mutex<Network>,
@@ -131,13 +140,18 @@ impl Nodes {
              [authenticator]\nallow_all = true\n\n\
              [spawner]\ncmd = [{tiny}]\nip = \"{ip}\"\nstart_timeout = 20\nhttp_timeout = 10\n\
              stop_grace = 3\nenvironment = {{ TINY_EVENTS_FILE = {events} }}\n\n\
-             [[services]]\nname = \"chaos\"\napi_token = {admin}\nadmin = true\n",
+             [[services]]\nname = \"chaos\"\napi_token = {admin}\nadmin = true\n\n\
+             [[roles]]\nname = \"chaos-reader\"\nscopes = [{scope}]\nusers = [{reader}]\n\n\
+             [[groups]]\nname = {group}\n",
             data = s(&data.to_string_lossy()),
             peers = peers.join(", "),
             secret = s(SECRET),
             tiny = s(&self.tiny.to_string_lossy()),
             events = s(&self.events_file().to_string_lossy()),
             admin = s(ADMIN_TOKEN),
+            scope = s(&format!("read:users!group={GRANT_GROUP}")),
+            reader = s(READER),
+            group = s(GRANT_GROUP),
         );
         std::fs::write(self.config_path(id), config)?;
         Ok(())

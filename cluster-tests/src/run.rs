@@ -16,7 +16,7 @@ use crate::history::{
     UserState,
 };
 use crate::net::{Choice, Network};
-use crate::nodes::{Nodes, CLUSTER_PORT};
+use crate::nodes::{Nodes, CLUSTER_PORT, READER};
 use crate::workload::{self, Ctx};
 
 /// How long and how hard a run is.
@@ -128,8 +128,9 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
     let urls: Vec<String> = nodes.ids().iter().map(|id| nodes.url(*id)).collect();
     let ctx = Arc::new(Ctx::new(urls, started)?);
 
-    // the stable users, and servers for half of them
-    for user in workload::stable_users() {
+    // the stable users, the probes' group member, and servers for half of the former
+    let members = std::iter::once(faults::PROBE_MEMBER.to_owned());
+    for user in workload::stable_users().into_iter().chain(members) {
         let op = ctx
             .perform(0, 1, OpKind::CreateUser { user: user.clone() }, None)
             .await;
@@ -141,6 +142,22 @@ pub async fn run(o: &Options) -> anyhow::Result<Vec<Entry>> {
     }
     for user in workload::stable_users().into_iter().step_by(2) {
         ctx.perform(0, 1, OpKind::StartServer { user }, None).await;
+    }
+    // the reader's token, for the grant checks (its user comes from the config)
+    let kind = OpKind::CreateToken {
+        user: READER.into(),
+        token_id: None,
+        secret: None,
+    };
+    let op = ctx.perform(0, 1, kind, None).await;
+    match op.kind {
+        OpKind::CreateToken {
+            secret: Some(secret),
+            ..
+        } if op.outcome == Outcome::Ok => {
+            let _ = ctx.reader.set(secret);
+        }
+        _ => anyhow::bail!("cannot make {READER}'s token: {:?}", op.detail),
     }
 
     let plan = faults::schedule(o.seed, o.nodes, o.duration, &o.faults, o.profile.pace());

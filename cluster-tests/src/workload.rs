@@ -3,12 +3,18 @@
 //! operations; only arguments that depend on earlier answers (which of the client's
 //! tokens to revoke or check) are resolved as the run goes.
 //!
+//! Besides users, tokens and servers, the clients change the members of the group
+//! [`GRANT_GROUP`] and check the grant it carries: the reader's token asks for a user's
+//! model, which the reader may see while the user is a member. A change of membership
+//! is followed at once by such a check through another node, where a view older than
+//! the acknowledged change would show.
+//!
 //! Every operation is recorded with its invocation and completion times and outcome:
 //! a 2xx answer is `ok`; an error answer or a refused connection `failed`; no answer in
 //! time `unknown`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -17,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
 use crate::history::{Op, OpKind, Outcome};
-use crate::nodes::ADMIN_TOKEN;
+use crate::nodes::{ADMIN_TOKEN, GRANT_GROUP};
 
 /// Users that exist for the whole run (servers and tokens are theirs).
 pub fn stable_users() -> Vec<String> {
@@ -36,6 +42,9 @@ pub struct Ctx {
     pub http: reqwest::Client,
     pub next_id: AtomicU64,
     pub ops: Mutex<Vec<Op>>,
+    /// The secret of the reader's token, made in the run's set-up: grant checks present
+    /// it.
+    pub reader: OnceLock<String>,
 }
 
 impl Ctx {
@@ -51,6 +60,7 @@ impl Ctx {
                 .build()?,
             next_id: AtomicU64::new(1),
             ops: Mutex::new(Vec::new()),
+            reader: OnceLock::new(),
         })
     }
 
@@ -82,6 +92,7 @@ impl Ctx {
         method: reqwest::Method,
         path: &str,
         token: &str,
+        body: Option<&serde_json::Value>,
         timeout: Option<Duration>,
     ) -> Answer {
         let url = format!("{}{path}", self.urls[node as usize - 1]);
@@ -89,6 +100,9 @@ impl Ctx {
             .http
             .request(method, url)
             .header("Authorization", format!("token {token}"));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         if let Some(timeout) = timeout {
             request = request.timeout(timeout);
         }
@@ -141,7 +155,10 @@ impl Ctx {
         let invoke_ms = self.ms();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut answer = match request_of(&kind, secret) {
-            Some((method, path, token)) => self.request(node, method, &path, token, timeout).await,
+            Some((method, path, token, body)) => {
+                self.request(node, method, &path, token, body.as_ref(), timeout)
+                    .await
+            }
             None => self.websocket(node, kind.user()).await,
         };
         // what the answer says, into the operation
@@ -167,6 +184,18 @@ impl Ctx {
                 };
                 // a rejection is a correct answer, not an unavailable hub
                 if *accepted == Some(false) {
+                    answer.outcome = Outcome::Ok;
+                    answer.detail = None;
+                }
+            }
+            OpKind::CheckGrant { honoured, .. } => {
+                *honoured = match answer.status {
+                    Some(200) => Some(true),
+                    Some(404) => Some(false),
+                    _ => None,
+                };
+                // a refusal is a correct answer, not an unavailable hub
+                if *honoured == Some(false) {
                     answer.outcome = Outcome::Ok;
                     answer.detail = None;
                 }
@@ -233,14 +262,15 @@ impl Ctx {
     }
 }
 
-/// The HTTP request of an operation: method, path and token (`None` for the
-/// WebSocket echo). `secret` is the token a token check presents.
-fn request_of<'a>(
-    kind: &OpKind,
-    secret: Option<&'a str>,
-) -> Option<(reqwest::Method, String, &'a str)> {
+/// An HTTP request: method, path, token and JSON body.
+type Request<'a> = (reqwest::Method, String, &'a str, Option<serde_json::Value>);
+
+/// The HTTP request of an operation (`None` for the WebSocket echo). `secret` is the
+/// token a token or grant check presents.
+fn request_of<'a>(kind: &OpKind, secret: Option<&'a str>) -> Option<Request<'a>> {
     use reqwest::Method;
-    Some(match kind {
+    let members = |user: &str| Some(serde_json::json!({ "users": [user] }));
+    let (method, path, token) = match kind {
         OpKind::CreateUser { user } => {
             (Method::POST, format!("/hub/api/users/{user}"), ADMIN_TOKEN)
         }
@@ -279,7 +309,30 @@ fn request_of<'a>(
         ),
         OpKind::ProxyHttp { user, .. } => (Method::GET, format!("/user/{user}/whoami"), ""),
         OpKind::ProxyWs { .. } => return None,
-    })
+        OpKind::AddToGroup { group, user } => {
+            let path = format!("/hub/api/groups/{group}/users");
+            return Some((Method::POST, path, ADMIN_TOKEN, members(user)));
+        }
+        OpKind::RemoveFromGroup { group, user } => {
+            let path = format!("/hub/api/groups/{group}/users");
+            return Some((Method::DELETE, path, ADMIN_TOKEN, members(user)));
+        }
+        OpKind::CheckGrant { user, .. } => (
+            Method::GET,
+            format!("/hub/api/users/{user}"),
+            secret.unwrap_or(""),
+        ),
+    };
+    Some((method, path, token, None))
+}
+
+/// A check of the reader's grant on `user`.
+pub fn grant_check(user: String) -> OpKind {
+    OpKind::CheckGrant {
+        group: GRANT_GROUP.into(),
+        user,
+        honoured: None,
+    }
 }
 
 /// A token a client made: (user, id, secret).
@@ -296,7 +349,9 @@ pub async fn client(ctx: Arc<Ctx>, seed: u64, client: u32, until: Instant) {
     let mut revoked: Vec<Token> = Vec::new();
     while Instant::now() < until {
         let node = rng.gen_range(1..=nodes);
-        let roll = rng.gen_range(0..100u32);
+        // where a membership change's check goes: another node, when there is one
+        let other = (node + rng.gen_range(1..nodes.max(2)) - 1) % nodes + 1;
+        let roll = rng.gen_range(0..120u32);
         let s = stable[rng.gen_range(0..stable.len())].clone();
         let c = churn[rng.gen_range(0..churn.len())].clone();
         let pick: usize = rng.gen();
@@ -358,9 +413,30 @@ pub async fn client(ctx: Arc<Ctx>, seed: u64, client: u32, until: Instant) {
             70..=77 => (OpKind::StartServer { user: s }, None),
             78..=80 => (OpKind::StopServer { user: s }, None),
             81..=91 => (OpKind::CreateUser { user: c }, None),
-            _ => (OpKind::DeleteUser { user: c }, None),
+            92..=99 => (OpKind::DeleteUser { user: c }, None),
+            100..=109 => (grant_check(s), ctx.reader.get().cloned()),
+            110..=114 => (
+                OpKind::AddToGroup {
+                    group: GRANT_GROUP.into(),
+                    user: s,
+                },
+                None,
+            ),
+            _ => (
+                OpKind::RemoveFromGroup {
+                    group: GRANT_GROUP.into(),
+                    user: s,
+                },
+                None,
+            ),
         };
         let op = ctx.perform(client, node, kind, secret.as_deref()).await;
+        if let OpKind::AddToGroup { user, .. } | OpKind::RemoveFromGroup { user, .. } = &op.kind {
+            // whatever the answer: a check through another node at once
+            let reader = ctx.reader.get().map(String::as_str);
+            ctx.perform(client, other, grant_check(user.clone()), reader)
+                .await;
+        }
         match &op.kind {
             OpKind::CreateToken {
                 user,

@@ -23,7 +23,7 @@ fn fixture(name: &str) -> Vec<Entry> {
     history::read(&fixture_path(name)).expect("fixture parses")
 }
 
-const BAD_FIXTURES: [(&str, ViolationKind); 6] = [
+const BAD_FIXTURES: [(&str, ViolationKind); 8] = [
     ("lost-write.jsonl", ViolationKind::LostWrite),
     ("resurrected-delete.jsonl", ViolationKind::ResurrectedDelete),
     ("double-server.jsonl", ViolationKind::DoubleServer),
@@ -35,6 +35,14 @@ const BAD_FIXTURES: [(&str, ViolationKind); 6] = [
     (
         "acked-without-quorum.jsonl",
         ViolationKind::AckedWithoutQuorum,
+    ),
+    (
+        "revoked-grant-honoured.jsonl",
+        ViolationKind::RevokedGrantHonoured,
+    ),
+    (
+        "added-grant-refused.jsonl",
+        ViolationKind::AddedGrantRefused,
     ),
 ];
 
@@ -109,6 +117,18 @@ fn fixture_violations_name_the_culprit() {
     assert!(
         quorum.contains("op 22 ") && !quorum.contains("21"),
         "{quorum}"
+    );
+    // op 24 began before the removal was acknowledged
+    let honoured = message("revoked-grant-honoured.jsonl");
+    assert!(
+        honoured.contains("op 25 ") && honoured.contains("op 23 ") && !honoured.contains("op 24"),
+        "{honoured}"
+    );
+    // op 22 began before the addition was acknowledged; op 25 came after a removal
+    let refused = message("added-grant-refused.jsonl");
+    assert!(
+        refused.contains("op 23 ") && refused.contains("op 21 ") && !refused.contains("op 25"),
+        "{refused}"
     );
     let diverged = message("diverged-node.jsonl");
     assert!(diverged.contains("erin"), "{diverged}");
@@ -469,6 +489,208 @@ fn token_of_a_recreated_user_is_not_ended_by_the_earlier_delete() {
     assert_clean(&check(&history(entries)));
 }
 
+// ---- rule 9: group grants ----
+
+fn add_to_group(user: &str) -> OpKind {
+    OpKind::AddToGroup {
+        group: "chaos".into(),
+        user: user.into(),
+    }
+}
+
+fn remove_from_group(user: &str) -> OpKind {
+    OpKind::RemoveFromGroup {
+        group: "chaos".into(),
+        user: user.into(),
+    }
+}
+
+fn check_grant(user: &str, honoured: bool) -> OpKind {
+    OpKind::CheckGrant {
+        group: "chaos".into(),
+        user: user.into(),
+        honoured: Some(honoured),
+    }
+}
+
+/// ann joins the group (acknowledged at 110), leaves it (invoked at 300, acknowledged at
+/// 350), then `extra`; then a check invoked at `check_invoke` that saw `honoured`.
+fn grant_history(check_invoke: u64, honoured: bool, extra: Vec<Entry>) -> Vec<Entry> {
+    let mut entries = vec![
+        op(1, 100, 110, Outcome::Ok, add_to_group("ann")),
+        op(2, 300, 350, Outcome::Ok, remove_from_group("ann")),
+        op(
+            3,
+            check_invoke,
+            check_invoke + 5,
+            Outcome::Ok,
+            check_grant("ann", honoured),
+        ),
+    ];
+    entries.extend(extra);
+    entries.extend(states(&[("ann", &[])]));
+    history(entries)
+}
+
+#[test]
+fn a_grant_checked_before_the_removal_completed_may_be_honoured() {
+    assert_clean(&check(&grant_history(340, true, vec![])));
+    assert_clean(&check(&grant_history(350, true, vec![])));
+    // and refused, the removal having perhaps taken effect
+    assert_clean(&check(&grant_history(340, false, vec![])));
+}
+
+#[test]
+fn a_grant_honoured_after_the_removal_was_acknowledged_is_flagged() {
+    assert_clean(&check(&grant_history(351, false, vec![])));
+    let verdict = check(&grant_history(351, true, vec![]));
+    assert_eq!(kinds(&verdict), vec![ViolationKind::RevokedGrantHonoured]);
+    let v = &verdict.violations[0];
+    assert!(
+        v.message.contains("op 3 ") && v.message.contains("op 2 "),
+        "{}",
+        v.message
+    );
+    assert!(v.message.contains("removal from group \"chaos\""));
+    assert_eq!(v.excerpt.len(), 2, "removal and check");
+}
+
+#[test]
+fn an_addition_that_may_have_followed_the_removal_excuses_an_honoured_grant() {
+    let add =
+        |id, invoke, complete, outcome| op(id, invoke, complete, outcome, add_to_group("ann"));
+    let excusing = [
+        // overlapping the removal: it may have taken effect after it
+        add(4, 200, 320, Outcome::Ok),
+        // acknowledged after the removal, before the check
+        add(4, 360, 380, Outcome::Ok),
+        // invoked while the check was under way
+        add(4, 402, 420, Outcome::Ok),
+        // failed answers may still have been applied
+        add(4, 360, 380, Outcome::Failed),
+        // never answered: it may take effect at any later time
+        add(4, 50, 3050, Outcome::Unknown),
+    ];
+    for a in excusing {
+        assert_clean(&check(&grant_history(400, true, vec![a.clone()])));
+    }
+    let not_excusing = [
+        // done before the removal began
+        add(4, 200, 290, Outcome::Ok),
+        // invoked after the check was answered
+        add(4, 406, 420, Outcome::Ok),
+    ];
+    for a in not_excusing {
+        let verdict = check(&grant_history(400, true, vec![a.clone()]));
+        assert_eq!(
+            kinds(&verdict),
+            vec![ViolationKind::RevokedGrantHonoured],
+            "{a:?}"
+        );
+    }
+}
+
+#[test]
+fn only_the_same_user_and_group_judge_a_grant() {
+    let other_user = op(4, 360, 380, Outcome::Ok, add_to_group("bob"));
+    let verdict = check(&grant_history(400, true, vec![other_user]));
+    assert_eq!(kinds(&verdict), vec![ViolationKind::RevokedGrantHonoured]);
+    let other_group = op(
+        4,
+        360,
+        380,
+        Outcome::Ok,
+        OpKind::AddToGroup {
+            group: "physics".into(),
+            user: "ann".into(),
+        },
+    );
+    let verdict = check(&grant_history(400, true, vec![other_group]));
+    assert_eq!(kinds(&verdict), vec![ViolationKind::RevokedGrantHonoured]);
+    // a check of bob after ann's removal is not judged by it
+    let mut entries = vec![
+        op(1, 300, 350, Outcome::Ok, remove_from_group("ann")),
+        op(2, 400, 405, Outcome::Ok, check_grant("bob", true)),
+    ];
+    entries.extend(states(&[]));
+    assert_clean(&check(&history(entries)));
+}
+
+#[test]
+fn a_grant_honoured_after_the_users_deletion_was_acknowledged_is_flagged() {
+    let mut entries = vec![
+        op(1, 100, 110, Outcome::Ok, add_to_group("ann")),
+        op(2, 300, 350, Outcome::Ok, delete_user("ann")),
+        op(3, 400, 405, Outcome::Ok, check_grant("ann", true)),
+    ];
+    entries.extend(states(&[]));
+    let verdict = check(&history(entries));
+    assert_eq!(kinds(&verdict), vec![ViolationKind::RevokedGrantHonoured]);
+    assert!(verdict.violations[0].message.contains("deletion"));
+}
+
+#[test]
+fn a_grant_refused_after_the_addition_was_acknowledged_is_flagged() {
+    let history_of = |check_invoke: u64, extra: Vec<Entry>| {
+        let mut entries = vec![
+            op(1, 100, 150, Outcome::Ok, add_to_group("ann")),
+            op(
+                2,
+                check_invoke,
+                check_invoke + 5,
+                Outcome::Ok,
+                check_grant("ann", false),
+            ),
+        ];
+        entries.extend(extra);
+        entries.extend(states(&[("ann", &[])]));
+        history(entries)
+    };
+    // under way while the addition was: either answer is right
+    assert_clean(&check(&history_of(150, vec![])));
+    let verdict = check(&history_of(151, vec![]));
+    assert_eq!(kinds(&verdict), vec![ViolationKind::AddedGrantRefused]);
+    assert!(verdict.violations[0].message.contains("addition to group"));
+    // a removal or a deletion racing the check excuses it; one begun after it does not
+    let remove = op(3, 120, 200, Outcome::Ok, remove_from_group("ann"));
+    assert_clean(&check(&history_of(300, vec![remove])));
+    let delete = op(3, 290, 302, Outcome::Unknown, delete_user("ann"));
+    assert_clean(&check(&history_of(300, vec![delete])));
+    let late = op(3, 306, 310, Outcome::Ok, remove_from_group("ann"));
+    assert_eq!(
+        kinds(&check(&history_of(300, vec![late]))),
+        vec![ViolationKind::AddedGrantRefused]
+    );
+}
+
+#[test]
+fn a_grant_check_without_an_answer_is_not_judged_and_judged_ones_are_counted() {
+    let unanswered = op(
+        4,
+        400,
+        3400,
+        Outcome::Unknown,
+        OpKind::CheckGrant {
+            group: "chaos".into(),
+            user: "ann".into(),
+            honoured: None,
+        },
+    );
+    let verdict = check(&grant_history(400, false, vec![unanswered]));
+    assert_clean(&verdict);
+    let note = verdict
+        .notes
+        .iter()
+        .find(|n| n.starts_with("grant checks:"))
+        .expect("a note on grant checks");
+    assert!(
+        note.contains("1 answered (0 honoured, 1 refused)")
+            && note.contains("0 began after an acknowledged addition")
+            && note.contains("1 after such a removal"),
+        "{note}"
+    );
+}
+
 // ---- rule 4: double servers ----
 
 #[test]
@@ -625,11 +847,15 @@ fn during_a_fault(kind: FaultKind, nodes: &[u32]) -> Vec<Entry> {
         fault(kind, nodes, 1000, 3000),
         op(1, 1600, 1700, Outcome::Ok, create_user("ann")),
         op(2, 1800, 1900, Outcome::Ok, create_token("ann", "t1")),
-        // failed, too early, too late, or not a user or token write: not judged
+        op(7, 2000, 2100, Outcome::Ok, add_to_group("dee")),
+        op(8, 2200, 2300, Outcome::Ok, remove_from_group("dee")),
+        // failed, too early, too late, or not a user, token or membership write: not
+        // judged
         op(3, 1600, 1700, Outcome::Failed, delete_user("bob")),
         op(4, 1200, 1300, Outcome::Ok, revoke_token("ann", "t0")),
         op(5, 2000, 2800, Outcome::Ok, delete_user("cid")),
         op(6, 1600, 1700, Outcome::Ok, check_token("ann", "t1", true)),
+        op(9, 2400, 2410, Outcome::Ok, check_grant("dee", false)),
     ];
     entries.extend(states(&[("ann", &["t1"])]));
     history(entries)
@@ -650,10 +876,10 @@ fn a_write_acknowledged_while_a_majority_is_down_is_flagged() {
             "{kind:?}"
         );
         let message = &verdict.violations[0].message;
-        assert!(message.contains("op 1, 2 "), "{message}");
+        assert!(message.contains("op 1, 2, 7, 8 "), "{message}");
         assert!(message.contains("node 2, 3"), "{message}");
-        // the fault and the two writes
-        assert_eq!(verdict.violations[0].excerpt.len(), 3);
+        // the fault and the four writes
+        assert_eq!(verdict.violations[0].excerpt.len(), 5);
     }
 }
 
@@ -782,6 +1008,25 @@ fn report_measures_availability_and_recovery() {
     assert_eq!(report.longest_recovery_ms["partition"], Some(240));
     let json: serde_json::Value = serde_json::from_str(&report.json()).expect("json");
     assert_eq!(json["total_ops"], 20);
+}
+
+#[test]
+fn report_counts_the_group_operations_by_kind() {
+    let entries = fixture("revoked-grant-honoured.jsonl");
+    let verdict = check(&entries);
+    let report = report::build(&entries, &verdict);
+    assert_eq!(report.total_ops, 25);
+    assert_eq!(report.ops_by_kind["add_to_group"]["ok"], 1);
+    assert_eq!(report.ops_by_kind["remove_from_group"]["ok"], 1);
+    assert_eq!(report.ops_by_kind["check_grant"]["ok"], 3);
+    let md = report.markdown();
+    assert!(md.contains("| check_grant | 3 | 0 | 0 | 3 |"), "{md}");
+    assert!(md.contains("revoked_grant_honoured"));
+    // and how many checks the rule judged
+    assert!(
+        md.contains("grant checks: 3 answered (3 honoured, 0 refused)"),
+        "{md}"
+    );
 }
 
 #[test]
