@@ -15,6 +15,24 @@ pub fn server_filter(owner: &str, server: &str) -> String {
     format!("server={owner}/{server}")
 }
 
+/// `scopes` (each with any filter or none) with the filter of `owner`'s `server`,
+/// sorted, without repeats: what a share's scopes become when its server is renamed.
+pub fn refiltered(scopes: &[String], owner: &str, server: &str) -> Vec<String> {
+    let filter = server_filter(owner, server);
+    let mut out: Vec<String> = scopes
+        .iter()
+        .map(|s| {
+            format!(
+                "{}!{filter}",
+                s.split_once('!').map_or(s.as_str(), |(b, _)| b)
+            )
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The scopes a share of `owner`'s `server` grants, asked as `requested` (none or empty:
 /// access to the server): each with the server's filter, sorted, without repeats. A
 /// scope with another filter is refused (JupyterHub's `_apply_filter`). Whether each

@@ -13,26 +13,9 @@ use galilean_storage::{Store, Transaction, Version};
 
 use crate::error::OpError;
 use crate::in_txn;
-use crate::policy::shares::server_filter;
+use crate::policy::shares::refiltered;
 use crate::store::keys::{self, KeyKind};
 use crate::store::txn::{get, put};
-
-/// `scopes` with the filter of `owner`'s server `server`.
-fn refiltered(scopes: &[String], owner: &str, server: &str) -> Vec<String> {
-    let filter = server_filter(owner, server);
-    let mut out: Vec<String> = scopes
-        .iter()
-        .map(|s| {
-            format!(
-                "{}!{filter}",
-                s.split_once('!').map_or(s.as_str(), |(b, _)| b)
-            )
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
 
 /// Renames `old` to `new`, with its tokens: `tokens_at(version)` lists the hashes of
 /// `old`'s tokens as of a store version (the replica, once it has applied that version:

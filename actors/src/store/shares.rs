@@ -341,21 +341,7 @@ pub async fn rename_server(
     from: &str,
     to: &str,
 ) -> Result<(), OpError> {
-    let refilter = |scopes: &[String]| -> Vec<String> {
-        let filter = crate::policy::shares::server_filter(owner, to);
-        let mut out: Vec<String> = scopes
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}!{filter}",
-                    s.split_once('!').map_or(s.as_str(), |(b, _)| b)
-                )
-            })
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    };
+    let refilter = |scopes: &[String]| crate::policy::shares::refiltered(scopes, owner, to);
     let (begin, end) = keys::shares_of_server(owner, from);
     for (key, _) in tx.get_range(&begin, &end, 0, false).await? {
         let Some(mut rec) = get::<ShareRecord>(tx, &key).await? else {

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::api::caller::{require, Caller};
 use crate::api::models::server_model;
 use crate::api::request::{json_body, path_user};
+use crate::api::servers::server_request;
 use crate::app::AppState;
 use crate::auth::Identity;
 use crate::error::{ApiResult, HttpError};
@@ -77,35 +78,6 @@ pub async fn get_default(app: App, id: Caller, Path(name): Path<String>) -> ApiR
     get_named(app, id, Path((name, String::new()))).await
 }
 
-/// The `display_name` and `user_options` of a ServerRequest (§2.6): a body without
-/// either key is all `user_options`.
-fn server_request(body: &[u8]) -> ApiResult<(Option<String>, Option<String>)> {
-    let Some(v) = json_body::<Value>(body)? else {
-        return Ok((None, None));
-    };
-    let Value::Object(obj) = v else {
-        return Err(HttpError::bad_request("body must be a JSON object"));
-    };
-    if !obj.contains_key("display_name") && !obj.contains_key("user_options") {
-        return Ok((None, Some(Value::Object(obj).to_string())));
-    }
-    let display = match obj.get("display_name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(display_name(s).map_err(bad)?),
-        Some(_) => return Err(HttpError::bad_request("display_name must be a string")),
-    };
-    let options = match obj.get("user_options") {
-        None | Some(Value::Null) => None,
-        Some(v @ Value::Object(_)) => Some(v.to_string()),
-        Some(_) => {
-            return Err(HttpError::bad_request(
-                "user_options must be an object or null",
-            ))
-        }
-    };
-    Ok((display, options))
-}
-
 /// `PUT`: a new named server, not started (201 with its model).
 pub async fn put_named(
     State(app): App,
@@ -132,7 +104,7 @@ pub async fn put_named(
             }
             e => bad(e),
         })?;
-    let (display, options) = server_request(&body)?;
+    let (options, display) = server_request(&body)?;
     let limit = app.config.hub.named_server_limit_per_user;
     app.replica
         .read(|s| within_named_limit(s, &user, &server, limit.into()))

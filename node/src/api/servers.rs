@@ -42,7 +42,7 @@ fn refused(e: ServerRefusal) -> HttpError {
 }
 
 /// Splits a ServerRequest body (§2.6) into (`user_options` JSON text, `display_name`).
-fn server_request(body: &[u8]) -> ApiResult<(Option<String>, Option<String>)> {
+pub(crate) fn server_request(body: &[u8]) -> ApiResult<(Option<String>, Option<String>)> {
     let Some(v) = json_body::<Value>(body)? else {
         return Ok((None, None));
     };
